@@ -1,0 +1,176 @@
+//! CStorPoolCluster (cspc): the user's declaration of pools, one per node.
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::common::{ConditionStatus, VersionDetails};
+
+/// A CStorPoolCluster: pools across nodes, each turned into a CStorPoolInstance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", remote = "Self")]
+pub struct CStorPoolCluster {
+    #[schemars(skip)]
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: CStorPoolClusterSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CStorPoolClusterStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_details: Option<VersionDetails>,
+}
+
+crate::cstor_resource!(CStorPoolCluster {
+    group: "cstor.openebs.io",
+    version: "v1",
+    kind: "CStorPoolCluster",
+    plural: "cstorpoolclusters",
+    namespaced: true,
+    short_names: ["cspc"],
+    status_subresource: true,
+    printer_columns: [
+        ("HealthyInstances", "integer", ".status.healthyInstances", "CSPIs whose pool is ONLINE", 0),
+        ("ProvisionedInstances", "integer", ".status.provisionedInstances", "CSPIs that exist", 0),
+        ("DesiredInstances", "integer", ".status.desiredInstances", "pools in the spec", 0),
+        ("Age", "date", ".metadata.creationTimestamp", "", 0),
+    ],
+    categories: ["cstor", "openebs"],
+});
+
+/// `spec` of a CStorPoolCluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CStorPoolClusterSpec {
+    /// One pool per node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolSpec>,
+    /// Default `cstor-pool` container resources, used when a pool's `poolConfig.resources` is nil.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Default sidecar resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_resources: Option<ResourceRequirements>,
+    /// Default tolerations, used if a pool's list is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Default priority class, used if the pool's is nil.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority_class_name: String,
+}
+
+/// One pool of a CSPC, copied into its CSPI's spec.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSpec {
+    /// Labels selecting exactly one node.
+    pub node_selector: BTreeMap<String, String>,
+    /// Data vdevs.
+    pub data_raid_groups: Vec<RaidGroup>,
+    /// Write-cache vdevs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_cache_raid_groups: Option<Vec<RaidGroup>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_config: Option<PoolConfig>,
+}
+
+/// `poolConfig` of a pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolConfig {
+    /// `stripe` | `mirror` | `raidz` | `raidz2`.
+    pub data_raid_group_type: String,
+    /// Same values; required by the webhook when write-cache groups exist.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub write_cache_group_type: String,
+    /// Thick provisioning (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thick_provision: bool,
+    /// "", on, off, lzjb, gzip, zle, lz4; "" means lz4.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub compression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// nil means the CSPC default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Percent used at which the pool turns read-only; nil means 85, 100 never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ro_threshold_limit: Option<i32>,
+}
+
+/// A raid group (vdev).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RaidGroup {
+    pub block_devices: Vec<CStorPoolInstanceBlockDevice>,
+}
+
+/// A disk of a raid group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CStorPoolInstanceBlockDevice {
+    /// BlockDevice name.
+    pub block_device_name: String,
+    /// Bytes; filled by the system.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capacity: u64,
+    /// Filled by the system.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dev_link: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// `status` of a CStorPoolCluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CStorPoolClusterStatus {
+    /// CSPIs that exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_instances: Option<i32>,
+    /// Pools in the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_instances: Option<i32>,
+    /// CSPIs that are healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_instances: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<CStorPoolClusterCondition>,
+}
+
+/// A CSPC condition (type `PoolManagerAvailable`, and ours).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CStorPoolClusterCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Ours (spec/reconcilers.md A.1): the generation the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Pool raid types (`poolConfig.dataRaidGroupType`).
+pub mod pool_type {
+    pub const STRIPE: &str = "stripe";
+    pub const MIRROR: &str = "mirror";
+    pub const RAIDZ: &str = "raidz";
+    pub const RAIDZ2: &str = "raidz2";
+}

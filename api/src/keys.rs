@@ -1,0 +1,120 @@
+//! Label, annotation and finalizer keys shared by every component (spec/reconcilers.md B §0.2).
+//! They are on-API compatibility with clusters run by the Go operators: never rename one.
+
+/// Label keys.
+pub mod labels {
+    /// CSPC name; on CSPI, pool Deployment and pod, BDC, PDB, and the CVC (chosen CSPC).
+    pub const CSTOR_POOL_CLUSTER: &str = "openebs.io/cstor-pool-cluster";
+    /// CSPI name; on the pool Deployment and pod, and in the PDB selector.
+    pub const CSTOR_POOL_INSTANCE: &str = "openebs.io/cstor-pool-instance";
+    /// The node's hostname label; on CSPI and BlockDevice.
+    pub const HOSTNAME: &str = "kubernetes.io/hostname";
+    /// Operator version.
+    pub const VERSION: &str = "openebs.io/version";
+    /// `cstor`, on CSPI, Service, target Deployment.
+    pub const CAS_TYPE: &str = "openebs.io/cas-type";
+    /// The value of [`CAS_TYPE`] for cStor.
+    pub const CAS_TYPE_CSTOR: &str = "cstor";
+    /// CSPI name, on CVR, CStorBackup, CStorRestore.
+    pub const CSPI_NAME: &str = "cstorpoolinstance.openebs.io/name";
+    /// CSPI UID, on CVR, CStorBackup, CStorRestore.
+    pub const CSPI_UID: &str = "cstorpoolinstance.openebs.io/uid";
+    /// Volume (PV) name, on CVR, CV, Service, target, backups, restores.
+    pub const CSTOR_VOLUME_NAME: &str = "cstorvolume.openebs.io/name";
+    /// Volume (PV) name.
+    pub const PERSISTENT_VOLUME: &str = "openebs.io/persistent-volume";
+    /// PVC name, on CV and the target Deployment.
+    pub const PERSISTENT_VOLUME_CLAIM: &str = "openebs.io/persistent-volume-claim";
+    /// PDB name, on the CVC.
+    pub const POD_DISRUPTION_BUDGET: &str = "openebs.io/pod-disruption-budget";
+    /// Hash of `cvc.spec.policy`, on the CVC.
+    pub const TEMPLATE_HASH: &str = "cstor.openebs.io/template-hash";
+    /// `"true"` on a CVR of a clone.
+    pub const CLONED: &str = "openebs.io/cloned";
+    /// Source volume name, on a clone's CV and on a CVC built for a local restore.
+    pub const SOURCE_VOLUME: &str = "openebs.io/source-volume";
+    /// Backup name, on CStorBackup.
+    pub const BACKUP: &str = "openebs.io/backup";
+    /// Restore name, on CStorRestore.
+    pub const RESTORE: &str = "openebs.io/restore";
+    /// Old SPC name, on CSP and old BDCs.
+    pub const STORAGE_POOL_CLAIM: &str = "openebs.io/storage-pool-claim";
+    /// Old CSP name, on the old pool Deployment.
+    pub const CSTOR_POOL: &str = "openebs.io/cstor-pool";
+    /// Old CSP name / uid, on old CVRs.
+    pub const CSP_NAME: &str = "cstorpool.openebs.io/name";
+    pub const CSP_UID: &str = "cstorpool.openebs.io/uid";
+    /// NDM device type of a BlockDevice.
+    pub const NDM_BLOCKDEVICE_TYPE: &str = "ndm.io/blockdevice-type";
+    /// BlockDevice tag, matched against the CSPC's allowed tags.
+    pub const BLOCK_DEVICE_TAG: &str = "openebs.io/block-device-tag";
+    /// `openebs.io/<cspiName>` = `"true"` on PDBs, one per pool covered.
+    pub fn pdb_pool(cspi_name: &str) -> String {
+        format!("openebs.io/{cspi_name}")
+    }
+}
+
+/// Annotation keys.
+pub mod annotations {
+    /// `"true"`: CSPC events are dropped; the pool manager skips a CSPI.
+    pub const RECONCILE_DISABLE: &str = "reconcile.openebs.io/disable";
+    /// `"true"` on a CSPC: new CSPIs are created with [`RECONCILE_DISABLE`].
+    pub const RECONCILE_DISABLE_DEPENDANTS: &str = "reconcile.openebs.io/disable-dependants";
+    /// Comma list of allowed values of the BlockDevice label `openebs.io/block-device-tag`.
+    pub const ALLOWED_BD_TAGS: &str = "openebs.io/allowed-bd-tags";
+    /// CSPI: import an existing zpool under this old name and rename it.
+    pub const EXISTING_POOL_NAME: &str = "import.cspi.cstor.openebs.io/existing-pool-name";
+    /// BDC of a replacement BlockDevice: the name of the BlockDevice it replaces.
+    pub const BD_PREDECESSOR: &str = "openebs.io/bd-predecessor";
+    /// CVC keys set by cstor-csi or the restore endpoint.
+    pub const VOLUME_ID: &str = "openebs.io/volumeID";
+    pub const VOLUME_POLICY: &str = "openebs.io/volume-policy";
+    pub const PERSISTENT_VOLUME_CLAIM: &str = "openebs.io/persistent-volume-claim";
+    pub const CREATED_THROUGH: &str = "openebs.io/created-through";
+    /// CVR: the CSPI's hostname label.
+    pub const CSPI_HOSTNAME: &str = "cstorpoolinstance.openebs.io/hostname";
+    /// Old CVR: the CSP's hostname.
+    pub const CSP_HOSTNAME: &str = "cstorpool.openebs.io/hostname";
+    /// Clone source volume / snapshot.
+    pub const SOURCE_VOLUME: &str = "openebs.io/source-volume";
+    pub const SNAPSHOT: &str = "openebs.io/snapshot";
+    /// CVR: create the replica without a target IP (restore in progress).
+    pub const IS_RESTORE_VOL: &str = "isRestoreVol";
+    /// CVR: set by the velero plugin when a restore completed.
+    pub const RESTORE_COMPLETED: &str = "openebs.io/restore-completed";
+    /// Old CV: filesystem type.
+    pub const FS_TYPE: &str = "openebs.io/fs-type";
+    /// SPC: skip the old operator's validations.
+    pub const SKIP_VALIDATIONS: &str = "openebs.io/skip-validations";
+    /// SPC: the CSPC it was migrated to.
+    pub const MIGRATED_TO_CSPC: &str = "openebs.io/cstor-pool-cluster";
+    /// Legacy BlockDevice annotation that blocks claiming.
+    pub const UUID_SCHEME: &str = "internal.openebs.io/uuid-scheme";
+    /// Ours: what one CSPC/CSPI version can't express, kept for a lossless round trip
+    /// (spec/conversion.md A).
+    pub const CONVERSION_DATA: &str = "cstor.openebs.io/conversion-data";
+}
+
+/// Finalizers.
+pub mod finalizers {
+    /// On CSPC, CSPI and BDC; added and removed by the cspc-operator.
+    pub const CSPC: &str = "cstorpoolcluster.openebs.io/finalizer";
+    /// On a CSPI until its zpool is destroyed; pool-manager.
+    pub const POOL_PROTECTION: &str = "openebs.io/pool-protection";
+    /// On a CVC; removed by the cvc-operator.
+    pub const CVC: &str = "cvc.openebs.io/finalizer";
+    /// On a CVR; removed by the pool-manager.
+    pub const CVR: &str = "cstorvolumereplica.openebs.io/finalizer";
+    /// On an SPC and its BDCs (legacy).
+    pub const SPC: &str = "storagepoolclaim.openebs.io/finalizer";
+}
+
+/// zpool name of a CSPC's pools: `cstor-<CSPC UID>`.
+pub fn zpool_name(cspc_uid: &str) -> String {
+    format!("cstor-{cspc_uid}")
+}
+
+/// BlockDeviceClaim name used by cStor for a BlockDevice: `bdc-cstor-<BD UID>`.
+pub fn bdc_name(bd_uid: &str) -> String {
+    format!("bdc-cstor-{bd_uid}")
+}

@@ -1,0 +1,2 @@
+//! `/validate`, `/mutate` and `/convert` handlers: decode reviews, gather facts, call policy.
+//! Filled by the webhooks and conversion issues.
