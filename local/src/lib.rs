@@ -1,1 +1,65 @@
-//! placeholder
+//! The embedded local default: control-plane binaries (resolve, build, start, stop), the
+//! cluster objects a local run needs, and shared test support. Used by `cstor up`, tests/ and
+//! xtask; never by in-cluster code.
+
+pub mod binaries;
+pub mod cluster;
+pub mod controlplane;
+pub mod pki;
+pub mod process;
+pub mod testing;
+pub mod up;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the local mode; each names what failed and where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    GoMissing(String),
+    #[error("building the control plane failed: {0}")]
+    Build(String),
+    #[error("certificates: {0}")]
+    Pki(String),
+    #[error("kubernetes API: {0}")]
+    Kube(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("CRD generation: {0}")]
+    Crd(String),
+    #[error("{name} exited ({status}); log {log}:\n{log_tail}", log = log.display())]
+    Exited {
+        name: String,
+        status: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+    #[error(
+        "cstor up is already running (pid {pid}) with state in {state_dir}; its kubeconfig is {kubeconfig}. Stop it with Ctrl-C in its terminal or `kill -TERM {pid}`.",
+        state_dir = state_dir.display(), kubeconfig = kubeconfig.display()
+    )]
+    AlreadyRunning {
+        pid: String,
+        state_dir: PathBuf,
+        kubeconfig: PathBuf,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
