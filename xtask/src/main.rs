@@ -1,0 +1,113 @@
+//! `cargo xtask …`: developer tasks built on api/ and local/.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Write deploy/crds/*.yaml from the Rust types (`--check`: fail if they differ).
+    Crds {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Resolve (or build once with Go) the local control-plane binaries and print their paths.
+    Controlplane,
+    /// Everything CI runs: format and lint checks, the control plane, every test.
+    Test {
+        /// Arguments passed to `cargo test` after `--workspace`.
+        #[arg(trailing_var_arg = true)]
+        cargo_args: Vec<String>,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Crds { check } => crds(check),
+        Task::Controlplane => controlplane().map(|_| ()),
+        Task::Test { cargo_args } => test(&cargo_args),
+    }
+}
+
+fn crds(check: bool) -> anyhow::Result<()> {
+    let dir = root().join("deploy/crds");
+    let files = cstor_api::crdgen::render_all()?;
+    if check {
+        let drift = cstor_api::crdgen::drift(&dir, &files)?;
+        if !drift.is_empty() {
+            bail!(
+                "deploy/crds is out of date ({}); run `cargo xtask crds`",
+                drift.join(", ")
+            );
+        }
+        println!("deploy/crds matches the types ({} CRDs)", files.len());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for (name, yaml) in &files {
+        std::fs::write(dir.join(name), yaml)?;
+    }
+    println!("wrote {} CRDs to {}", files.len(), dir.display());
+    Ok(())
+}
+
+fn controlplane() -> anyhow::Result<cstor_local::binaries::Binaries> {
+    let started = Instant::now();
+    let bins = cstor_local::binaries::resolve(&mut |line| println!("{line}"))?;
+    println!(
+        "control plane binaries ready in {:.1}s:\n  {}\n  {}\n  {}\n  {}",
+        started.elapsed().as_secs_f64(),
+        bins.kube_apiserver.display(),
+        bins.etcd.display(),
+        bins.kube_controller_manager.display(),
+        bins.kubectl.display()
+    );
+    Ok(bins)
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("$ cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    crds(true)?;
+    controlplane()?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
