@@ -55,10 +55,38 @@ pub fn schema_for<K: CrdKind>() -> Result<JSONSchemaProps, CrdError> {
         // The root's title/description is the Rust doc; the apiserver ignores it at the root.
         obj.remove("title");
     }
+    strip_defaults(&mut value);
     serde_json::from_value(value).map_err(|source| CrdError::Schema {
         kind: K::kind(&()).into_owned(),
         source,
     })
+}
+
+/// Removes schemars' `default`s (from `#[serde(default)]`): the apiserver would otherwise fill
+/// them into stored objects, which the Go CRDs never did. Only schema keywords are touched, never
+/// a property that happens to be named `default`.
+fn strip_defaults(schema: &mut serde_json::Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    obj.remove("default");
+    if let Some(props) = obj.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for sub in props.values_mut() {
+            strip_defaults(sub);
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = obj.get_mut(key) {
+            strip_defaults(sub);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(list) = obj.get_mut(key).and_then(|l| l.as_array_mut()) {
+            for sub in list {
+                strip_defaults(sub);
+            }
+        }
+    }
 }
 
 /// Whether a version is served and stored.

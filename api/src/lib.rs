@@ -18,12 +18,21 @@ use serde::de::DeserializeOwned;
 
 use crdgen::{CrdError, STORED, Serving, crd_for, merge};
 
-/// A typed parse that also returns the JSON paths of every field the type does not know.
-pub fn parse_strict<T: DeserializeOwned>(
+/// A typed parse of a root object that also returns the JSON paths of every field the type
+/// does not know (they are dropped, as Go's `encoding/json` drops them).
+pub fn parse_strict<T: resource::StrictParse>(
+    value: serde_json::Value,
+) -> Result<(T, Vec<String>), serde_json::Error> {
+    T::parse_strict(value)
+}
+
+/// [`parse_strict`] for types that are not roots (specs, nested structs).
+pub fn parse_strict_nested<T: DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<(T, Vec<String>), serde_json::Error> {
     let mut unknown = Vec::new();
-    let parsed = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()))?;
+    let parsed =
+        serde_ignored::deserialize(value, |path| unknown.push(resource::json_path(&path)))?;
     Ok((parsed, unknown))
 }
 

@@ -32,6 +32,36 @@ pub trait CrdKind: kube::Resource<DynamicType = ()> + schemars::JsonSchema {
     const CATEGORIES: &'static [&'static str] = &[];
 }
 
+/// A root type that can report the fields it ignores (see [`crate::parse_strict`]).
+pub trait StrictParse: Sized {
+    fn parse_strict(value: serde_json::Value) -> Result<(Self, Vec<String>), serde_json::Error>;
+}
+
+/// A serde_ignored path as a plain dotted JSON path (`spec.pools.0.poolConfig.cacheFile`),
+/// without the `?` segments serde_ignored writes for `Option`s.
+pub fn json_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    fn walk(path: &Path<'_>, out: &mut Vec<String>) {
+        match path {
+            Path::Root => {}
+            Path::Seq { parent, index } => {
+                walk(parent, out);
+                out.push(index.to_string());
+            }
+            Path::Map { parent, key } => {
+                walk(parent, out);
+                out.push(key.clone());
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => walk(parent, out),
+        }
+    }
+    let mut segments = Vec::new();
+    walk(path, &mut segments);
+    segments.join(".")
+}
+
 /// Checks the `apiVersion` and `kind` of an incoming object against the Rust type.
 pub fn check_type_meta<E: serde::de::Error>(
     api_version: Option<&str>,
@@ -39,17 +69,17 @@ pub fn check_type_meta<E: serde::de::Error>(
     want_api_version: &str,
     want_kind: &str,
 ) -> Result<(), E> {
-    if let Some(v) = api_version {
-        if v != want_api_version {
-            return Err(E::custom(format!(
-                "apiVersion {v:?} is not {want_api_version:?}"
-            )));
-        }
+    if let Some(v) = api_version
+        && v != want_api_version
+    {
+        return Err(E::custom(format!(
+            "apiVersion {v:?} is not {want_api_version:?}"
+        )));
     }
-    if let Some(k) = kind {
-        if k != want_kind {
-            return Err(E::custom(format!("kind {k:?} is not {want_kind:?}")));
-        }
+    if let Some(k) = kind
+        && k != want_kind
+    {
+        return Err(E::custom(format!("kind {k:?} is not {want_kind:?}")));
     }
     Ok(())
 }
@@ -134,6 +164,8 @@ macro_rules! cstor_resource {
             }
         }
 
+        $crate::cstor_resource!(@strict $name $group $version $kind);
+
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(de: D) -> ::std::result::Result<Self, D::Error> {
                 // Buffer once so apiVersion/kind can be checked before the typed parse.
@@ -149,6 +181,30 @@ macro_rules! cstor_resource {
                     )?;
                 }
                 $name::deserialize(value).map_err(<D::Error as ::serde::de::Error>::custom)
+            }
+        }
+    };
+    (@strict $name:ident $group:literal $version:literal $kind:literal) => {
+        impl $crate::resource::StrictParse for $name {
+            fn parse_strict(
+                mut value: ::serde_json::Value,
+            ) -> ::std::result::Result<(Self, Vec<String>), ::serde_json::Error> {
+                if let Some(obj) = value.as_object_mut() {
+                    let api_version = obj.remove("apiVersion");
+                    let kind = obj.remove("kind");
+                    $crate::resource::check_type_meta::<::serde_json::Error>(
+                        api_version.as_ref().and_then(|v| v.as_str()),
+                        kind.as_ref().and_then(|v| v.as_str()),
+                        concat!($group, "/", $version),
+                        $kind,
+                    )?;
+                }
+                let mut unknown = Vec::new();
+                let mut track = |path: ::serde_ignored::Path<'_>| {
+                    unknown.push($crate::resource::json_path(&path))
+                };
+                let parsed = $name::deserialize(::serde_ignored::Deserializer::new(value, &mut track))?;
+                Ok((parsed, unknown))
             }
         }
     };

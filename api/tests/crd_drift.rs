@@ -56,10 +56,15 @@ fn cspc_and_cspi_serve_v1_stored_and_list_v1alpha1() {
             .iter()
             .map(|v| (v.name.clone(), v.served, v.storage))
             .collect();
-        if name == "cstorpoolclusters.cstor.openebs.io" || name == "cstorpoolinstances.cstor.openebs.io" {
+        if name == "cstorpoolclusters.cstor.openebs.io"
+            || name == "cstorpoolinstances.cstor.openebs.io"
+        {
             assert_eq!(
                 versions,
-                [("v1".to_string(), true, true), ("v1alpha1".to_string(), false, false)],
+                [
+                    ("v1".to_string(), true, true),
+                    ("v1alpha1".to_string(), false, false)
+                ],
                 "{name}"
             );
         } else {

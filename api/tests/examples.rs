@@ -7,10 +7,11 @@ use cstor_api::cstor_v1::{CStorPoolCluster, CStorVolumeConfig};
 use cstor_api::openebs_v1alpha1::BlockDevice;
 use pretty_assertions::assert_eq;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 fn documents(file: &str) -> Vec<serde_json::Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("read example");
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
@@ -18,7 +19,7 @@ fn documents(file: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn round_trip<T: DeserializeOwned + Serialize>(doc: serde_json::Value) {
+fn round_trip<T: cstor_api::resource::StrictParse + Serialize>(doc: serde_json::Value) {
     let (typed, unknown) = cstor_api::parse_strict::<T>(doc.clone()).expect("typed parse");
     assert_eq!(unknown, Vec::<String>::new(), "unknown fields in {doc}");
     let back = serde_json::to_value(&typed).expect("serialize");
@@ -67,9 +68,15 @@ fn a_manifest_of_another_kind_is_refused() {
 fn unknown_fields_are_dropped_and_reported_by_parse_strict() {
     let mut doc = documents("cspc-stripe.yaml").remove(0);
     doc["spec"]["pools"][0]["poolConfig"]["cacheFile"] = "/tmp/pool.cache".into();
-    let (typed, unknown) =
-        cstor_api::parse_strict::<CStorPoolCluster>(doc).expect("lenient parse");
-    assert_eq!(unknown, vec!["spec.pools.0.poolConfig.cacheFile".to_string()]);
+    let (typed, unknown) = cstor_api::parse_strict::<CStorPoolCluster>(doc).expect("lenient parse");
+    assert_eq!(
+        unknown,
+        vec!["spec.pools.0.poolConfig.cacheFile".to_string()]
+    );
     let back = serde_json::to_value(&typed).expect("serialize");
-    assert!(back["spec"]["pools"][0]["poolConfig"].get("cacheFile").is_none());
+    assert!(
+        back["spec"]["pools"][0]["poolConfig"]
+            .get("cacheFile")
+            .is_none()
+    );
 }

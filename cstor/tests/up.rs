@@ -41,7 +41,10 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
             }
             Err(e) => {
                 let _ = up.kill();
-                panic!("cstor up did not get ready ({e}); it printed:\n{}", printed.join("\n"));
+                panic!(
+                    "cstor up did not get ready ({e}); it printed:\n{}",
+                    printed.join("\n")
+                );
             }
         }
     }
@@ -54,12 +57,25 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
 
     let nodes = Command::new(&bins.kubectl)
         .env("KUBECONFIG", &kubeconfig)
-        .args(["get", "nodes", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,READY:.status.conditions[0].status"])
+        .args([
+            "get",
+            "nodes",
+            "--no-headers",
+            "-o",
+            "custom-columns=NAME:.metadata.name,READY:.status.conditions[0].status",
+        ])
         .output()
         .expect("kubectl get nodes");
     let listed = String::from_utf8_lossy(&nodes.stdout);
-    assert!(nodes.status.success(), "{}", String::from_utf8_lossy(&nodes.stderr));
-    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(
+        nodes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nodes.stderr)
+    );
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(
         rows,
         vec![vec!["cstor-node-1", "True"], vec!["cstor-node-2", "True"]]
@@ -70,7 +86,10 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
         .output()
         .expect("kubectl get crd");
     let crd_list = String::from_utf8_lossy(&crds.stdout);
-    assert!(crd_list.contains("cstorpoolclusters.cstor.openebs.io"), "{crd_list}");
+    assert!(
+        crd_list.contains("cstorpoolclusters.cstor.openebs.io"),
+        "{crd_list}"
+    );
     assert!(crd_list.contains("blockdevices.openebs.io"), "{crd_list}");
 
     let second = Command::new(env!("CARGO_BIN_EXE_cstor"))
@@ -96,6 +115,9 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
         .expect("cstor up stops within 60s of Ctrl-C")
         .expect("wait");
     assert!(status.success(), "cstor up exited with {status}");
-    assert!(!state.path().join("run").exists(), "run directory left behind");
+    assert!(
+        !state.path().join("run").exists(),
+        "run directory left behind"
+    );
     assert!(!kubeconfig.exists(), "stale kubeconfig left behind");
 }

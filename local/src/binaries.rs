@@ -67,7 +67,11 @@ pub fn resolve(progress: &mut dyn FnMut(&str)) -> Result<Binaries, Error> {
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io(&lock_path, std::io::Error::from(e)))?;
         // Another process may have built them while we waited for the lock.
-        let missing: Vec<&str> = NAMES.iter().copied().filter(|n| find(n).is_none()).collect();
+        let missing: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .filter(|n| find(n).is_none())
+            .collect();
         if !missing.is_empty() {
             build(&missing, &cache, progress)?;
         }
@@ -149,7 +153,15 @@ fn build(missing: &[&str], cache: &Path, progress: &mut dyn FnMut(&str)) -> Resu
             .collect();
         let mut cmd = Command::new("go");
         cmd.current_dir(go_dir().join("k8s"))
-            .args(["build", "-v", "-trimpath", "-buildvcs=false", "-ldflags", &ldflags, "-o"])
+            .args([
+                "build",
+                "-v",
+                "-trimpath",
+                "-buildvcs=false",
+                "-ldflags",
+                &ldflags,
+                "-o",
+            ])
             .arg(staging.path())
             .args(&pkgs);
         run_go(cmd, &k8s.join(", "), progress)?;
@@ -157,7 +169,15 @@ fn build(missing: &[&str], cache: &Path, progress: &mut dyn FnMut(&str)) -> Resu
     if missing.contains(&"etcd") {
         let mut cmd = Command::new("go");
         cmd.current_dir(go_dir().join("etcd"))
-            .args(["build", "-v", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o"])
+            .args([
+                "build",
+                "-v",
+                "-trimpath",
+                "-buildvcs=false",
+                "-ldflags",
+                "-s -w",
+                "-o",
+            ])
             .arg(staging.path().join("etcd"))
             .arg(".");
         run_go(cmd, "etcd", progress)?;

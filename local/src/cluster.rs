@@ -74,9 +74,15 @@ pub async fn create_nodes(client: &Client, count: usize) -> Result<Vec<String>, 
         let labels = BTreeMap::from([
             ("kubernetes.io/hostname".to_string(), name.clone()),
             ("kubernetes.io/os".to_string(), "linux".to_string()),
-            ("kubernetes.io/arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64")),
+            (
+                "kubernetes.io/arch".to_string(),
+                std::env::consts::ARCH.replace("x86_64", "amd64"),
+            ),
             ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
-            ("node.cstor.openebs.io/local".to_string(), "true".to_string()),
+            (
+                "node.cstor.openebs.io/local".to_string(),
+                "true".to_string(),
+            ),
         ]);
         let node = json!({
             "apiVersion": "v1",

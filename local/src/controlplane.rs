@@ -126,11 +126,20 @@ impl ControlPlane {
             .arg("--bind-address=127.0.0.1")
             .arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={api_port}"))
-            .arg(format!("--cert-dir={}", dir.join("apiserver-certs").display()))
+            .arg(format!(
+                "--cert-dir={}",
+                dir.join("apiserver-certs").display()
+            ))
             .arg(format!("--tls-cert-file={}", pki.serving_cert.display()))
-            .arg(format!("--tls-private-key-file={}", pki.serving_key.display()))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                pki.serving_key.display()
+            ))
             .arg(format!("--client-ca-file={}", pki.ca_cert.display()))
-            .arg(format!("--service-account-key-file={}", pki.sa_pub.display()))
+            .arg(format!(
+                "--service-account-key-file={}",
+                pki.sa_pub.display()
+            ))
             .arg(format!(
                 "--service-account-signing-key-file={}",
                 pki.sa_key.display()
@@ -145,8 +154,7 @@ impl ControlPlane {
             .arg("--v=1");
         supervisor.spawn("kube-apiserver", api)?;
 
-        let admin_kubeconfig =
-            write_kubeconfig(&dir, "admin", &server, &pki.ca_cert, &pki.admin)?;
+        let admin_kubeconfig = write_kubeconfig(&dir, "admin", &server, &pki.ca_cert, &pki.admin)?;
         let kcm_kubeconfig = write_kubeconfig(
             &dir,
             "kube-controller-manager",
@@ -168,8 +176,14 @@ impl ControlPlane {
 
         let mut kcm = Command::new(&cp.binaries.kube_controller_manager);
         kcm.arg(format!("--kubeconfig={}", kcm_kubeconfig.display()))
-            .arg(format!("--authentication-kubeconfig={}", kcm_kubeconfig.display()))
-            .arg(format!("--authorization-kubeconfig={}", kcm_kubeconfig.display()))
+            .arg(format!(
+                "--authentication-kubeconfig={}",
+                kcm_kubeconfig.display()
+            ))
+            .arg(format!(
+                "--authorization-kubeconfig={}",
+                kcm_kubeconfig.display()
+            ))
             .arg("--leader-elect=false")
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--secure-port={}", free_port()?))
@@ -251,7 +265,9 @@ impl ControlPlane {
         Err(Error::Timeout(format!(
             "kube-controller-manager created no default service account in {}s (log: {})",
             READY_TIMEOUT.as_secs(),
-            self.supervisor.log_path("kube-controller-manager").display()
+            self.supervisor
+                .log_path("kube-controller-manager")
+                .display()
         )))
     }
 

@@ -26,7 +26,9 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
         return PathBuf::from(d).join("cstor");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".local/state/cstor")
 }
 
@@ -60,18 +62,17 @@ fn take_lock(state_dir: &Path) -> Result<Flock<File>, Error> {
 pub async fn run(opts: UpOptions) -> Result<(), Error> {
     let _lock = take_lock(&opts.state_dir)?;
     let pid_file = opts.state_dir.join("up.pid");
-    std::fs::write(&pid_file, std::process::id().to_string()).map_err(|e| Error::io(&pid_file, e))?;
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(|e| Error::io(&pid_file, e))?;
 
     let say = |line: &str| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
     };
     say("cstor up: resolving the control-plane binaries");
-    let bins = tokio::task::spawn_blocking(|| {
-        binaries::resolve(&mut |line| println!("  {line}"))
-    })
-    .await
-    .map_err(|e| Error::Build(e.to_string()))??;
+    let bins = tokio::task::spawn_blocking(|| binaries::resolve(&mut |line| println!("  {line}")))
+        .await
+        .map_err(|e| Error::Build(e.to_string()))??;
 
     say("cstor up: starting etcd, kube-apiserver and kube-controller-manager");
     let mut cp = ControlPlane::start(bins, RunDir::At(opts.state_dir.join("run"))).await?;
@@ -107,7 +108,8 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
 
 async fn wait_for_stop(cp: &mut ControlPlane) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io(Path::new("SIGTERM"), e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io(Path::new("SIGTERM"), e))?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

@@ -13,8 +13,8 @@ pub fn repo_root() -> PathBuf {
 
 /// Every document of a (multi-document) YAML file, as JSON values; empty documents skipped.
 pub fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|doc| {
             serde_json::Value::deserialize(doc)

@@ -55,7 +55,8 @@ async fn generated_crds_install_and_examples_round_trip_through_the_apiserver() 
     let out = run(apply);
     assert!(out.success, "kubectl apply failed: {}", out.stderr);
     assert!(
-        out.stdout.contains("cstorpoolcluster.cstor.openebs.io/cstor-stripe created"),
+        out.stdout
+            .contains("cstorpoolcluster.cstor.openebs.io/cstor-stripe created"),
         "{}",
         out.stdout
     );
@@ -67,7 +68,10 @@ async fn generated_crds_install_and_examples_round_trip_through_the_apiserver() 
     for f in files {
         for doc in yaml_documents(&examples.join(f)) {
             let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             match kind.as_str() {
                 "CStorPoolCluster" => {
                     let want: CStorPoolCluster = serde_json::from_value(doc).expect("typed CSPC");
@@ -107,7 +111,10 @@ async fn generated_crds_install_and_examples_round_trip_through_the_apiserver() 
 #[tokio::test]
 async fn structural_schema_rejects_pools_given_as_a_string() {
     let env = testing::env("schema").await;
-    let bad = env.control_plane.dir().join(format!("{}-bad-cspc.yaml", env.namespace));
+    let bad = env
+        .control_plane
+        .dir()
+        .join(format!("{}-bad-cspc.yaml", env.namespace));
     std::fs::write(
         &bad,
         "apiVersion: cstor.openebs.io/v1\nkind: CStorPoolCluster\nmetadata:\n  name: bad\nspec:\n  pools: not-a-list\n",
@@ -116,7 +123,11 @@ async fn structural_schema_rejects_pools_given_as_a_string() {
     let mut apply = env.kubectl();
     apply.arg("apply").arg("-f").arg(&bad);
     let out = run(apply);
-    assert!(!out.success, "a CSPC with string pools was accepted: {}", out.stdout);
+    assert!(
+        !out.success,
+        "a CSPC with string pools was accepted: {}",
+        out.stdout
+    );
     assert!(
         out.stderr.contains(
             r#"The CStorPoolCluster "bad" is invalid: spec.pools: Invalid value: "string": spec.pools in body must be of type array: "string""#
@@ -160,8 +171,5 @@ async fn status_is_a_subresource_for_kinds_we_own() {
         )
         .await
         .expect("patch status");
-    assert_eq!(
-        patched.status.and_then(|s| s.desired_instances),
-        Some(3)
-    );
+    assert_eq!(patched.status.and_then(|s| s.desired_instances), Some(3));
 }

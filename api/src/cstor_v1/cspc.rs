@@ -32,9 +32,27 @@ crate::cstor_resource!(CStorPoolCluster {
     short_names: ["cspc"],
     status_subresource: true,
     printer_columns: [
-        ("HealthyInstances", "integer", ".status.healthyInstances", "CSPIs whose pool is ONLINE", 0),
-        ("ProvisionedInstances", "integer", ".status.provisionedInstances", "CSPIs that exist", 0),
-        ("DesiredInstances", "integer", ".status.desiredInstances", "pools in the spec", 0),
+        (
+            "HealthyInstances",
+            "integer",
+            ".status.healthyInstances",
+            "CSPIs whose pool is ONLINE",
+            0
+        ),
+        (
+            "ProvisionedInstances",
+            "integer",
+            ".status.provisionedInstances",
+            "CSPIs that exist",
+            0
+        ),
+        (
+            "DesiredInstances",
+            "integer",
+            ".status.desiredInstances",
+            "pools in the spec",
+            0
+        ),
         ("Age", "date", ".metadata.creationTimestamp", "", 0),
     ],
     categories: ["cstor", "openebs"],
