@@ -297,6 +297,11 @@ impl ControlPlane {
         &self.pki.ca_pem
     }
 
+    /// Names and process ids of etcd, kube-apiserver and kube-controller-manager.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.supervisor.pids()
+    }
+
     /// The run directory (certificates, logs, etcd data).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -102,6 +102,14 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Names and process ids of the running children.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
+    }
+
     /// Returns the name and exit status of a child that has exited, if any.
     pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
         for (name, child) in &mut self.children {
