@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::common::LegacyVersionDetails;
-use crate::openebs_v1alpha1::{no_defaults, null_as_default};
+use crate::openebs_v1alpha1::null_as_default;
 
 /// A 1.x CStorPoolCluster: pools across nodes, each turned into a CStorPoolInstance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolCluster {
     #[schemars(skip)]
     #[serde(default)]
@@ -41,7 +40,6 @@ crate::cstor_resource!(CStorPoolCluster {
 /// `spec` of a 1.x CStorPoolCluster.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolClusterSpec {
     /// One pool per node.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -64,7 +62,6 @@ pub struct CStorPoolClusterSpec {
 /// One pool of a 1.x CSPC, on the node its selector picks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct PoolSpec {
     /// Labels selecting exactly one node.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -79,7 +76,6 @@ pub struct PoolSpec {
 /// `poolConfig` of a 1.x pool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct PoolConfig {
     /// zpool cache file; empty means none (v1 has no such field).
     #[serde(default)]
@@ -110,7 +106,6 @@ pub struct PoolConfig {
 /// A 1.x raid group (vdev), typed and flagged by role.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct RaidGroup {
     /// `stripe` | `mirror` | `raidz` | `raidz2`; empty means `poolConfig.defaultRaidGroupType`.
     #[serde(rename = "type", default)]
@@ -148,7 +143,6 @@ impl RaidGroup {
 /// A disk of a 1.x raid group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolClusterBlockDevice {
     /// BlockDevice name.
     #[serde(default)]
@@ -164,7 +158,6 @@ pub struct CStorPoolClusterBlockDevice {
 /// `status` of a 1.x CStorPoolCluster.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolClusterStatus {
     /// `Healthy`, `Degraded`, `Offline`, `Pending`, … (derived from v1's instance counts).
     #[serde(default)]
@@ -176,7 +169,6 @@ pub struct CStorPoolClusterStatus {
 /// Pool capacity strings (`status.capacity` of a 1.x CSPC or CSPI).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolCapacityAttr {
     #[serde(default)]
     pub total: String,

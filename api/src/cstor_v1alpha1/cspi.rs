@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 
 use super::cspc::{CStorPoolCapacityAttr, PoolConfig, RaidGroup};
 use crate::common::LegacyVersionDetails;
-use crate::openebs_v1alpha1::{no_defaults, null_as_default};
+use crate::openebs_v1alpha1::null_as_default;
 
 /// A 1.x CStorPoolInstance: one pool on one node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolInstance {
     #[schemars(skip)]
     #[serde(default)]
@@ -80,7 +79,6 @@ crate::cstor_resource!(CStorPoolInstance {
 /// `spec` of a 1.x CStorPoolInstance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolInstanceSpec {
     /// Name of the node the pool is created on.
     #[serde(default)]
@@ -99,7 +97,6 @@ pub struct CStorPoolInstanceSpec {
 /// `status` of a 1.x CStorPoolInstance (the old CStorPool status).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolInstanceStatus {
     /// Pool state.
     #[serde(default)]

@@ -8,12 +8,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{no_defaults, null_as_default};
+use super::null_as_default;
 
 /// A BlockDevice: one disk (or partition, sparse file, …) found by NDM on a node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct BlockDevice {
     #[schemars(skip)]
     #[serde(default)]
@@ -70,7 +69,6 @@ crate::cstor_resource!(BlockDevice {
 /// `spec` of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceSpec {
     /// The node the device is attached to.
     #[serde(default)]
@@ -107,7 +105,6 @@ pub struct DeviceSpec {
 /// `spec.nodeAttributes` of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct NodeAttribute {
     /// Name of the Kubernetes Node (may differ from its `kubernetes.io/hostname` label).
     #[serde(default)]
@@ -117,7 +114,6 @@ pub struct NodeAttribute {
 /// `spec.capacity` of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceCapacity {
     /// Capacity in bytes.
     #[serde(default)]
@@ -133,7 +129,6 @@ pub struct DeviceCapacity {
 /// `spec.details` of a BlockDevice: static hardware attributes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceDetails {
     /// `sparse`, `disk`, `partition`, `lvm`, `raid`, … (see [`device_type`]).
     #[serde(default)]
@@ -166,7 +161,6 @@ pub struct DeviceDetails {
 /// `spec.filesystem` of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct FileSystemInfo {
     /// File system type (`ext4`, `xfs`, `zfs_member`, …).
     #[serde(rename = "fsType", default, skip_serializing_if = "String::is_empty")]
@@ -179,7 +173,6 @@ pub struct FileSystemInfo {
 /// One kind of soft link of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceDevLink {
     /// `by-id` / `by-path`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -192,7 +185,6 @@ pub struct DeviceDevLink {
 /// `status` of a BlockDevice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceStatus {
     /// `Unclaimed` | `Released` | `Claimed` (see [`claim_state`]).
     #[serde(default)]
@@ -236,7 +228,6 @@ pub mod device_type {
 /// `cstorpoolcluster.openebs.io/finalizer` finalizer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct BlockDeviceClaim {
     #[schemars(skip)]
     #[serde(default)]
@@ -272,7 +263,6 @@ crate::cstor_resource!(BlockDeviceClaim {
 /// `spec` of a BlockDeviceClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceClaimSpec {
     /// Candidate BlockDevices (for example by block-device tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,7 +290,6 @@ pub struct DeviceClaimSpec {
 /// `spec.resources` of a BlockDeviceClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceClaimResources {
     /// Minimum resources; key `storage` (see [`RESOURCE_STORAGE`]).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -313,7 +302,6 @@ pub const RESOURCE_STORAGE: &str = "storage";
 /// `spec.deviceClaimDetails` of a BlockDeviceClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceClaimDetails {
     /// `Block` | `FileSystem` (see [`volume_mode`]); empty means either.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -337,7 +325,6 @@ pub mod volume_mode {
 /// `spec.blockDeviceNodeAttributes` of a BlockDeviceClaim; every given attribute must match.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct BlockDeviceNodeAttributes {
     /// Name of the Kubernetes Node.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -350,7 +337,6 @@ pub struct BlockDeviceNodeAttributes {
 /// `status` of a BlockDeviceClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct DeviceClaimStatus {
     /// `""` | `Pending` | `Invalid Capacity Request` | `Bound` (see [`bdc_phase`]).
     #[serde(default)]

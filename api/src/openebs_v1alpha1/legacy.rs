@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{no_defaults, null_as_default};
+use super::null_as_default;
 use crate::common::LegacyVersionDetails;
 
 // ---------------------------------------------------------------------------------------------
@@ -19,7 +19,6 @@ use crate::common::LegacyVersionDetails;
 /// into one CStorPool per node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct StoragePoolClaim {
     #[schemars(skip)]
     #[serde(default)]
@@ -48,7 +47,6 @@ crate::cstor_resource!(StoragePoolClaim {
 /// `spec` of a StoragePoolClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct StoragePoolClaimSpec {
     /// Legacy name field.
     #[serde(default)]
@@ -73,7 +71,6 @@ pub struct StoragePoolClaimSpec {
 /// `spec.blockDevices` of a StoragePoolClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct BlockDeviceAttr {
     /// BlockDevice names; empty (often `null`) means auto mode.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -83,7 +80,6 @@ pub struct BlockDeviceAttr {
 /// `poolSpec` of a StoragePoolClaim or CStorPool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolAttr {
     /// zpool cache file.
     #[serde(default)]
@@ -106,7 +102,6 @@ pub struct CStorPoolAttr {
 /// `status` of a StoragePoolClaim.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct StoragePoolClaimStatus {
     /// Free-form phase.
     #[serde(default)]
@@ -146,7 +141,6 @@ pub mod legacy_pool_type {
 /// `cstor-<CSP UID>`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPool {
     #[schemars(skip)]
     #[serde(default)]
@@ -213,7 +207,6 @@ crate::cstor_resource!(CStorPool {
 /// `spec` of a CStorPool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolSpec {
     /// Raid groups (vdevs).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -226,7 +219,6 @@ pub struct CStorPoolSpec {
 /// A raid group of a CStorPool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct BlockDeviceGroup {
     /// The disks of the group.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -236,7 +228,6 @@ pub struct BlockDeviceGroup {
 /// A disk of a CStorPool raid group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CspBlockDevice {
     /// BlockDevice name.
     #[serde(default)]
@@ -252,7 +243,6 @@ pub struct CspBlockDevice {
 /// `status` of a CStorPool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolStatus {
     /// Pool health (see [`csp_phase`]).
     #[serde(default)]
@@ -276,7 +266,6 @@ pub struct CStorPoolStatus {
 /// `status.capacity` of a CStorPool: strings such as `9.94G`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct CStorPoolCapacityAttr {
     #[serde(default)]
     pub total: String,
@@ -312,7 +301,6 @@ pub mod csp_phase {
 /// `cstor_v1::CStorVolume`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolume {
     #[schemars(skip)]
     #[serde(default)]
@@ -357,7 +345,6 @@ crate::cstor_resource!(LegacyCStorVolume {
 /// `spec` of an old CStorVolume.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeSpec {
     /// Desired size of the volume.
     #[serde(default)]
@@ -394,7 +381,6 @@ pub struct LegacyCStorVolumeSpec {
 /// `replicaDetails` of an old CStorVolume.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeReplicaDetails {
     /// Replica ID → replica GUID, for the replicas the target trusts to read from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -404,7 +390,6 @@ pub struct LegacyCStorVolumeReplicaDetails {
 /// `status` of an old CStorVolume.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeStatus {
     /// Target health (see [`legacy_cv_phase`]).
     #[serde(default)]
@@ -434,7 +419,6 @@ pub struct LegacyCStorVolumeStatus {
 /// A replica as an old target reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyReplicaStatus {
     #[serde(rename = "replicaId", default)]
     pub id: String,
@@ -460,7 +444,6 @@ pub struct LegacyReplicaStatus {
 /// A condition of an old CStorVolume.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeCondition {
     /// `Resizing`.
     #[serde(rename = "type", default)]
@@ -498,7 +481,6 @@ pub mod legacy_cv_phase {
 /// `cstor_v1::CStorVolumeReplica`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeReplica {
     #[schemars(skip)]
     #[serde(default)]
@@ -550,7 +532,6 @@ crate::cstor_resource!(LegacyCStorVolumeReplica {
 /// `spec` of an old CStorVolumeReplica.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeReplicaSpec {
     /// Target Service cluster IP.
     #[serde(rename = "targetIP", default)]
@@ -569,7 +550,6 @@ pub struct LegacyCStorVolumeReplicaSpec {
 /// `status` of an old CStorVolumeReplica.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeReplicaStatus {
     /// Replica health (see [`legacy_cvr_phase`]).
     #[serde(default)]
@@ -596,7 +576,6 @@ pub struct LegacyCStorVolumeReplicaStatus {
 /// `status.capacity` of an old CStorVolumeReplica (v1 calls `totalAllocated` `total`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorVolumeCapacityAttr {
     /// Space used by the dataset and its descendants.
     #[serde(default)]
@@ -609,7 +588,6 @@ pub struct LegacyCStorVolumeCapacityAttr {
 /// A snapshot of an old CStorVolumeReplica.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct LegacyCStorSnapshotInfo {
     /// Bytes logically referenced by the snapshot.
     #[serde(default)]

@@ -32,15 +32,3 @@ where
     let value: Option<T> = serde::Deserialize::deserialize(de)?;
     Ok(value.unwrap_or_default())
 }
-
-/// schemars transform for every struct here: drops the `default` that `#[serde(default)]` puts
-/// on each property, so the CRDs, like the Go ones, make the apiserver fill in nothing.
-pub(crate) fn no_defaults(schema: &mut schemars::Schema) {
-    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
-        for prop in props.values_mut() {
-            if let Some(obj) = prop.as_object_mut() {
-                obj.remove("default");
-            }
-        }
-    }
-}

@@ -5,13 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::no_defaults;
-
 /// A MigrationTask: moves one SPC pool (`spec.cstorPool`) or one volume (`spec.cstorVolume`)
 /// from the old operators to cStor v1. Exactly one member of the spec is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct MigrationTask {
     #[schemars(skip)]
     #[serde(default)]
@@ -46,7 +43,6 @@ crate::cstor_resource!(MigrationTask {
 /// `spec` of a MigrationTask: one of `cstorPool` / `cstorVolume`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct MigrationTaskSpec {
     /// The volume (PV) to migrate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +55,6 @@ pub struct MigrationTaskSpec {
 /// `spec.cstorVolume` of a MigrationTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct MigrateCStorVolume {
     /// Name of the PV of the volume.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -69,7 +64,6 @@ pub struct MigrateCStorVolume {
 /// `spec.cstorPool` of a MigrationTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct MigrateCStorPool {
     /// Name of the StoragePoolClaim to migrate.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -82,7 +76,6 @@ pub struct MigrateCStorPool {
 /// `status` of a MigrationTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct MigrationTaskStatus {
     /// `Started` | `Success` | `Error` (see [`task_phase`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -105,7 +98,6 @@ pub struct MigrationTaskStatus {
 /// resource members of the spec is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", remote = "Self")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeTask {
     #[schemars(skip)]
     #[serde(default)]
@@ -140,7 +132,6 @@ crate::cstor_resource!(UpgradeTask {
 /// `spec` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeTaskSpec {
     /// Current version of the resource.
     #[serde(default)]
@@ -180,7 +171,6 @@ pub struct UpgradeTaskSpec {
 /// `spec.options` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeOptions {
     /// Maximum seconds to wait at any step.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -190,7 +180,6 @@ pub struct UpgradeOptions {
 /// `options` of an UpgradeTask resource member.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct ResourceOptions {
     /// Steps whose failure is ignored (see [`upgrade_step`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -200,7 +189,6 @@ pub struct ResourceOptions {
 /// `spec.cstorVolume` / `spec.jivaVolume` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeVolume {
     /// Name of the PV of the volume.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -212,7 +200,6 @@ pub struct UpgradeVolume {
 /// `spec.cstorPool` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeCStorPool {
     /// Name of the CStorPool.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -224,7 +211,6 @@ pub struct UpgradeCStorPool {
 /// `spec.storagePoolClaim` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeStoragePoolClaim {
     /// Name of the StoragePoolClaim.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -236,7 +222,6 @@ pub struct UpgradeStoragePoolClaim {
 /// `spec.cstorPoolInstance` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeCStorPoolInstance {
     /// Name of the CStorPoolInstance.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -248,7 +233,6 @@ pub struct UpgradeCStorPoolInstance {
 /// `spec.cstorPoolCluster` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeCStorPoolCluster {
     /// Name of the CStorPoolCluster.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -260,7 +244,6 @@ pub struct UpgradeCStorPoolCluster {
 /// `status` of an UpgradeTask.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct UpgradeTaskStatus {
     /// `Started` | `Success` | `Error` (see [`task_phase`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -283,7 +266,6 @@ pub struct UpgradeTaskStatus {
 /// (`upgradeDetailedStatuses[]`); both have this shape.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = no_defaults)]
 pub struct TaskStepStatus {
     /// The step ([`migration_step`] / [`upgrade_step`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
