@@ -35,7 +35,10 @@ pub fn go_dir() -> PathBuf {
 pub fn cache_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).join("target")
+        });
     target
         .join("controlplane")
         .join(format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}"))

@@ -38,11 +38,18 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().task {
         Task::Crds { check } => crds(check),
         Task::Controlplane => controlplane().map(|_| ()),
         Task::Test { cargo_args } => test(&cargo_args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
