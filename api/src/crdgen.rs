@@ -24,7 +24,7 @@ pub enum CrdError {
     #[error("cannot merge versions of {kind}: {source}")]
     Merge {
         kind: String,
-        source: kube::core::crd::MergeError,
+        source: kube_core::crd::MergeError,
     },
     #[error("cannot render {name} as YAML: {source}")]
     Yaml {
@@ -42,9 +42,9 @@ pub fn schema_for<K: CrdKind>() -> Result<JSONSchemaProps, CrdError> {
             s.meta_schema = None;
         })
         .with_transform(schemars::transform::AddNullable::default())
-        .with_transform(kube::core::schema::StructuralSchemaRewriter)
-        .with_transform(kube::core::schema::OptionalEnum)
-        .with_transform(kube::core::schema::OptionalIntOrString)
+        .with_transform(kube_core::schema::StructuralSchemaRewriter)
+        .with_transform(kube_core::schema::OptionalEnum)
+        .with_transform(kube_core::schema::OptionalIntOrString)
         .into_generator();
     let schema = generator.into_root_schema_for::<K>();
     let mut value = serde_json::to_value(schema).map_err(|source| CrdError::Schema {
@@ -179,7 +179,7 @@ pub fn merge(
         .first()
         .map(|c| c.spec.names.kind.clone())
         .unwrap_or_default();
-    let mut merged = kube::core::crd::merge_crds(crds, stored)
+    let mut merged = kube_core::crd::merge_crds(crds, stored)
         .map_err(|source| CrdError::Merge { kind, source })?;
     // Deterministic order for the YAML: storage version first.
     merged

@@ -20,7 +20,7 @@ pub struct PrinterColumn {
 }
 
 /// What the CRD of a kind needs beyond the schema.
-pub trait CrdKind: kube::Resource<DynamicType = ()> + schemars::JsonSchema {
+pub trait CrdKind: kube_core::Resource<DynamicType = ()> + schemars::JsonSchema {
     const SHORT_NAMES: &'static [&'static str];
     const PRINTER_COLUMNS: &'static [PrinterColumn];
     /// Whether status is a status subresource (spec/reconcilers.md A.1: yes for kinds we own).
@@ -109,7 +109,7 @@ macro_rules! cstor_resource {
             $(,)?
         }
     ) => {
-        impl ::kube::Resource for $name {
+        impl ::kube_core::Resource for $name {
             type DynamicType = ();
             type Scope = $crate::cstor_resource!(@scope $namespaced);
             fn group(_: &()) -> ::std::borrow::Cow<'_, str> { $crate::resource::cow($group) }
@@ -208,6 +208,6 @@ macro_rules! cstor_resource {
             }
         }
     };
-    (@scope true) => { ::kube::core::NamespaceResourceScope };
-    (@scope false) => { ::kube::core::ClusterResourceScope };
+    (@scope true) => { ::kube_core::NamespaceResourceScope };
+    (@scope false) => { ::kube_core::ClusterResourceScope };
 }
