@@ -1,2 +1,9 @@
 //! Admission rules as pure functions: typed objects and a facts snapshot in, a verdict out.
-//! Filled by the webhooks issue; no I/O and no kube client here, ever.
+//! No I/O and no kube client here, ever (spec/webhooks.md; rule ids are that spec's).
+
+pub mod cspc;
+pub mod facts;
+pub mod verdict;
+
+pub use facts::{CspcFacts, NodeFact};
+pub use verdict::Verdict;
