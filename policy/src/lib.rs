@@ -2,7 +2,9 @@
 //! No I/O and no kube client here, ever (spec/webhooks.md; rule ids are that spec's).
 
 pub mod cspc;
+pub mod cvc;
 pub mod facts;
+pub mod quantity;
 pub mod verdict;
 
 pub use facts::{CspcFacts, NodeFact};
