@@ -127,7 +127,7 @@ pub fn check_go() -> Result<String, Error> {
 fn build(missing: &[&str], cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let go = check_go()?;
     progress(&format!(
-        "building the local control plane ({}) with {go}; a cold build takes ~10 minutes on 2 cores, \
+        "building the local control plane ({}) with {go}; a cold build takes ~8 minutes on 2 cores, \
          later runs use the cache in {}",
         missing.join(", "),
         cache.display()
