@@ -4,6 +4,7 @@
 pub mod cspc;
 pub mod cvc;
 pub mod facts;
+pub mod owned;
 pub mod quantity;
 pub mod verdict;
 
