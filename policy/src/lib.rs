@@ -2,6 +2,7 @@
 //! No I/O and no kube client here, ever (spec/webhooks.md; rule ids are that spec's).
 
 pub mod cspc;
+pub mod cspc_update;
 pub mod cvc;
 pub mod facts;
 pub mod owned;

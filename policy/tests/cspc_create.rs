@@ -2,66 +2,18 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+use common::{cspc, facts, pool};
+
 use cstor_api::cstor_v1::CStorPoolCluster;
-use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
+use cstor_api::openebs_v1alpha1::BlockDeviceClaim;
+use cstor_policy::CspcFacts;
 use cstor_policy::cspc::{go_map, raid_group_count_validation, validate_create};
-use cstor_policy::{CspcFacts, NodeFact};
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "invalid cspc specification: ";
-
-fn bd(name: &str, node: &str) -> Value {
-    json!({
-        "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDevice",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": node}},
-        "spec": {"capacity": {"storage": 1073741824u64}, "nodeAttributes": {"nodeName": node},
-                 "path": format!("/disks/{name}"), "partitioned": "No", "details": {}, "devlinks": []},
-        "status": {"claimState": "Unclaimed", "state": "Active"},
-    })
-}
-
-/// Three nodes; node-1 has disks a1..a8, node-2 b1..b8, node-3 c1..c2.
-fn facts() -> CspcFacts {
-    let mut f = CspcFacts::default();
-    for (i, prefix, disks) in [(1, "a", 8), (2, "b", 8), (3, "c", 2)] {
-        let node = format!("node-{i}");
-        f.nodes.push(NodeFact {
-            name: node.clone(),
-            labels: BTreeMap::from([
-                ("kubernetes.io/hostname".to_string(), node.clone()),
-                ("zone".to_string(), "z1".to_string()),
-            ]),
-        });
-        for d in 1..=disks {
-            let name = format!("{prefix}{d}");
-            let typed: BlockDevice = serde_json::from_value(bd(&name, &node)).expect("bd");
-            f.block_devices.insert(name, typed);
-        }
-    }
-    f
-}
-
-fn pool(node: &str, kind: &str, groups: &[&[&str]]) -> Value {
-    let groups: Vec<Value> = groups
-        .iter()
-        .map(|g| json!({"blockDevices": g.iter().map(|b| json!({"blockDeviceName": b})).collect::<Vec<_>>()}))
-        .collect();
-    json!({
-        "nodeSelector": {"kubernetes.io/hostname": node},
-        "dataRaidGroups": groups,
-        "poolConfig": {"dataRaidGroupType": kind},
-    })
-}
-
-fn cspc(pools: Vec<Value>) -> Value {
-    json!({
-        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolCluster",
-        "metadata": {"name": "pc", "namespace": "openebs"},
-        "spec": {"pools": pools},
-    })
-}
 
 fn check(doc: Value, f: &CspcFacts) -> Result<(), String> {
     let typed: CStorPoolCluster = serde_json::from_value(doc).expect("typed CSPC");
