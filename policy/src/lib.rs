@@ -4,8 +4,10 @@
 pub mod cspc;
 pub mod cspc_update;
 pub mod cvc;
+pub mod defaults;
 pub mod facts;
 pub mod owned;
+pub mod pvc;
 pub mod quantity;
 pub mod verdict;
 
