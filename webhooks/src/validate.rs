@@ -1,0 +1,206 @@
+//! `/validate`: dispatch by kind and operation to the policy rules (spec/webhooks.md A.1 scope).
+
+use cstor_api::cstor_v1::{
+    CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeReplica,
+};
+use cstor_api::keys::labels;
+use cstor_policy::Verdict;
+use cstor_policy::owned::{self, Request as OwnedRequest};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::response::StatusSummary;
+use serde::de::DeserializeOwned;
+
+use crate::Config;
+use crate::facts::{Facts, OwnerKind};
+
+/// Answers one review; total: every input gets a response with the request's uid (or an
+/// `invalid` response when the envelope itself cannot be read).
+pub async fn review<F: Facts>(
+    review: AdmissionReview<DynamicObject>,
+    facts: &F,
+    config: &Config,
+) -> AdmissionReview<DynamicObject> {
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return AdmissionResponse::invalid(e.to_string()).into_review(),
+    };
+    let verdict = decide(&req, facts, config).await;
+    respond(&req, verdict).into_review()
+}
+
+/// The response for `req` carrying `verdict`.
+pub fn respond(req: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> AdmissionResponse {
+    let response = AdmissionResponse::from(req);
+    if verdict.allowed {
+        return response;
+    }
+    let mut response = response.deny(verdict.message);
+    response.result.code = verdict.code;
+    response.result.status = Some(StatusSummary::Failure);
+    response.result.reason = verdict.reason.unwrap_or_else(|| "BadRequest".into());
+    response
+}
+
+/// A typed view of an admission object; a malformed one is a 400 naming the kind.
+fn typed<T: DeserializeOwned>(obj: &DynamicObject, kind: &str) -> Result<T, Verdict> {
+    serde_json::to_value(obj)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Verdict::deny(400, format!("could not decode {kind}: {e}")))
+}
+
+fn object<'a>(
+    obj: &'a Option<DynamicObject>,
+    which: &str,
+    kind: &str,
+) -> Result<&'a DynamicObject, Verdict> {
+    obj.as_ref()
+        .ok_or_else(|| Verdict::deny(400, format!("{kind} admission request has no {which}")))
+}
+
+fn facts_error(e: impl std::fmt::Display) -> Verdict {
+    Verdict::deny(500, e.to_string())
+}
+
+async fn decide<F: Facts>(
+    req: &AdmissionRequest<DynamicObject>,
+    facts: &F,
+    config: &Config,
+) -> Verdict {
+    match run(req, facts, config).await {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+async fn run<F: Facts>(
+    req: &AdmissionRequest<DynamicObject>,
+    facts: &F,
+    config: &Config,
+) -> Result<Verdict, Verdict> {
+    let group = req.kind.group.as_str();
+    let kind = req.kind.kind.as_str();
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let op = &req.operation;
+    match (group, kind) {
+        ("cstor.openebs.io", "CStorPoolCluster") => match op {
+            Operation::Create => {
+                let cspc: CStorPoolCluster = typed(object(&req.object, "object", kind)?, kind)?;
+                let f = facts
+                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .await
+                    .map_err(facts_error)?;
+                Ok(cstor_policy::cspc::validate_create(&cspc, &f))
+            }
+            Operation::Update => {
+                let new: CStorPoolCluster = typed(object(&req.object, "object", kind)?, kind)?;
+                let old: CStorPoolCluster =
+                    typed(object(&req.old_object, "oldObject", kind)?, kind)?;
+                if old.spec == new.spec {
+                    return Ok(Verdict::allow());
+                }
+                let f = facts
+                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .await
+                    .map_err(facts_error)?;
+                Ok(cstor_policy::cspc_update::validate_update(&old, &new, &f))
+            }
+            Operation::Delete => {
+                let old: CStorPoolCluster =
+                    typed(object(&req.old_object, "oldObject", kind)?, kind)?;
+                let f = facts
+                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .await
+                    .map_err(facts_error)?;
+                Ok(cstor_policy::cspc_update::validate_delete(&old, &f))
+            }
+            Operation::Connect => Ok(Verdict::allow()),
+        },
+        ("cstor.openebs.io", "CStorVolumeConfig") if *op == Operation::Update => {
+            let new: CStorVolumeConfig = typed(object(&req.object, "object", kind)?, kind)?;
+            let old: CStorVolumeConfig = typed(object(&req.old_object, "oldObject", kind)?, kind)?;
+            Ok(cstor_policy::cvc::validate_update(&old, &new))
+        }
+        ("cstor.openebs.io", "CStorPoolInstance" | "CStorVolumeReplica" | "CStorVolume") => {
+            let operation = match op {
+                Operation::Update => owned::Operation::Update,
+                Operation::Delete => owned::Operation::Delete,
+                _ => return Ok(Verdict::allow()),
+            };
+            let old_obj = object(&req.old_object, "oldObject", kind)?;
+            let owner_label = |key: &str| {
+                old_obj
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(key))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (owner_kind, owner) = match kind {
+                "CStorPoolInstance" => (OwnerKind::Cspc, owner_label(labels::CSTOR_POOL_CLUSTER)),
+                "CStorVolumeReplica" => (OwnerKind::Cvc, owner_label(labels::PERSISTENT_VOLUME)),
+                _ => (OwnerKind::Cvc, req.name.clone()),
+            };
+            let owner_deleting = if operation == owned::Operation::Delete {
+                facts
+                    .owner_deleting(owner_kind, namespace, &owner)
+                    .await
+                    .map_err(facts_error)?
+            } else {
+                false
+            };
+            let who = OwnedRequest {
+                username: req.user_info.username.as_deref().unwrap_or_default(),
+                operation,
+                owner_deleting,
+            };
+            let ops = &config.operator_accounts;
+            Ok(match kind {
+                "CStorPoolInstance" => {
+                    let old: CStorPoolInstance = typed(old_obj, kind)?;
+                    let new = req
+                        .object
+                        .as_ref()
+                        .map(|o| typed::<CStorPoolInstance>(o, kind))
+                        .transpose()?;
+                    owned::cspi(&old, new.as_ref(), &who, ops)
+                }
+                "CStorVolumeReplica" => {
+                    let old: CStorVolumeReplica = typed(old_obj, kind)?;
+                    let new = req
+                        .object
+                        .as_ref()
+                        .map(|o| typed::<CStorVolumeReplica>(o, kind))
+                        .transpose()?;
+                    owned::cvr(&old, new.as_ref(), &who, ops)
+                }
+                _ => {
+                    let old: CStorVolume = typed(old_obj, kind)?;
+                    let new = req
+                        .object
+                        .as_ref()
+                        .map(|o| typed::<CStorVolume>(o, kind))
+                        .transpose()?;
+                    owned::cstor_volume(&old, new.as_ref(), &who, ops)
+                }
+            })
+        }
+        ("", "PersistentVolumeClaim") if *op == Operation::Delete => {
+            let volume = req
+                .old_object
+                .as_ref()
+                .and_then(|o| o.data.pointer("/spec/volumeName"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            if req.name.is_empty() {
+                return Ok(Verdict::allow());
+            }
+            let (cvs, cvcs) = facts.clone_counts(&volume).await.map_err(facts_error)?;
+            Ok(cstor_policy::pvc::validate_delete(
+                namespace, &req.name, cvs, cvcs,
+            ))
+        }
+        _ => Ok(Verdict::allow()),
+    }
+}
