@@ -1,2 +1,392 @@
-//! axum + rustls HTTPS server for the webhooks: TLS hot reload, `/healthz`, `/readyz`, `/metrics`,
-//! body limits, deadlines and graceful shutdown. Filled by the webhooks issue.
+//! The webhook HTTPS server: axum on hyper with rustls (TLS 1.2/1.3, hot-swapped certificate),
+//! `/validate`, `/mutate`, `/convert`, `/healthz`, `/readyz`, `/metrics`; a 3 MiB body limit,
+//! a per-request deadline, bounded concurrency and graceful shutdown.
+
+pub mod metrics;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cstor_webhooks::facts::Facts;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionReview;
+use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
+use kube::core::response::Status;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use metrics::{ErrorLabels, Metrics, RequestLabels};
+use tls::CertStore;
+
+/// The apiserver's own request limit.
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+/// Limits of the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Time to answer one review (keep under the webhook timeout, 10 s).
+    pub deadline: Duration,
+    /// Reviews evaluated at once.
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(8),
+            concurrency: 64,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState<F> {
+    pub facts: F,
+    pub config: cstor_webhooks::Config,
+    pub metrics: Metrics,
+    pub certs: Arc<CertStore>,
+    /// Set once cluster facts are reachable; `/readyz` needs it and a certificate.
+    pub facts_ready: AtomicBool,
+    permits: Semaphore,
+    limits: Limits,
+}
+
+impl<F> AppState<F> {
+    pub fn new(
+        facts: F,
+        config: cstor_webhooks::Config,
+        certs: Arc<CertStore>,
+        limits: Limits,
+    ) -> Self {
+        AppState {
+            facts,
+            config,
+            metrics: Metrics::default(),
+            certs,
+            facts_ready: AtomicBool::new(false),
+            permits: Semaphore::new(limits.concurrency),
+            limits,
+        }
+    }
+}
+
+/// The routes.
+pub fn router<F: Facts + 'static>(state: Arc<AppState<F>>) -> Router {
+    Router::new()
+        .route("/validate", post(validate::<F>))
+        .route("/mutate", post(mutate::<F>))
+        .route("/convert", post(convert::<F>))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz::<F>))
+        .route("/metrics", get(metrics_text::<F>))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({"error": message.into()}).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_ok(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Content type and body checks shared by the review endpoints; Err is the HTTP answer.
+#[allow(clippy::result_large_err)] // the Err is the response itself, built once per bad request
+fn check_request<F>(
+    state: &AppState<F>,
+    webhook: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), Response> {
+    let refuse = |status: StatusCode, msg: String| {
+        state
+            .metrics
+            .http_errors
+            .get_or_create(&ErrorLabels {
+                webhook: webhook.into(),
+                status: status.as_u16().to_string(),
+            })
+            .inc();
+        json_error(status, msg)
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/json") {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type must be application/json, got {content_type:?}"),
+        ));
+    }
+    if body.is_empty() {
+        return Err(refuse(StatusCode::BAD_REQUEST, "empty body".into()));
+    }
+    Ok(())
+}
+
+fn record<F>(
+    state: &AppState<F>,
+    webhook: &str,
+    review: &AdmissionReview<DynamicObject>,
+    kind: &str,
+    op: &str,
+    started: Instant,
+) {
+    let allowed = review.response.as_ref().is_some_and(|r| r.allowed);
+    let labels = RequestLabels {
+        webhook: webhook.into(),
+        kind: kind.into(),
+        operation: op.into(),
+        allowed: allowed.to_string(),
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+}
+
+fn parse_review(body: &Bytes) -> Result<(AdmissionReview<DynamicObject>, String, String), String> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let (kind, op) = review
+        .request
+        .as_ref()
+        .map(|r| {
+            (
+                r.kind.kind.clone(),
+                format!("{:?}", r.operation).to_uppercase(),
+            )
+        })
+        .unwrap_or_default();
+    Ok((review, kind, op))
+}
+
+async fn validate<F: Facts + 'static>(
+    State(state): State<Arc<AppState<F>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    if let Err(r) = check_request(&state, "validate", &headers, &body) {
+        return r;
+    }
+    let (review, kind, op) = match parse_review(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("not an AdmissionReview: {e}"),
+            );
+        }
+    };
+    let uid = review
+        .request
+        .as_ref()
+        .map(|r| r.uid.clone())
+        .unwrap_or_default();
+    let Ok(_permit) = state.permits.acquire().await else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let answer = match tokio::time::timeout(
+        state.limits.deadline,
+        cstor_webhooks::validate::review(review, &state.facts, &state.config),
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(_) => {
+            let mut response = kube::core::admission::AdmissionResponse::invalid(format!(
+                "no decision within {}s",
+                state.limits.deadline.as_secs()
+            ));
+            response.uid = uid;
+            response.result.code = 504;
+            response.into_review()
+        }
+    };
+    record(&state, "validate", &answer, &kind, &op, started);
+    json_ok(&answer)
+}
+
+async fn mutate<F: Facts + 'static>(
+    State(state): State<Arc<AppState<F>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    if let Err(r) = check_request(&state, "mutate", &headers, &body) {
+        return r;
+    }
+    let (review, kind, op) = match parse_review(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("not an AdmissionReview: {e}"),
+            );
+        }
+    };
+    let answer = cstor_webhooks::mutate::review(review);
+    record(&state, "mutate", &answer, &kind, &op, started);
+    json_ok(&answer)
+}
+
+async fn convert<F: Facts + 'static>(
+    State(state): State<Arc<AppState<F>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_request(&state, "convert", &headers, &body) {
+        return r;
+    }
+    let review: ConversionReview = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("not a ConversionReview: {e}"),
+            );
+        }
+    };
+    let answer = match ConversionRequest::from_review(review) {
+        Ok(req) => ConversionResponse::for_request(req)
+            .failure(Status::failure(
+                "CRD conversion is not implemented yet",
+                "NotImplemented",
+            ))
+            .into_review(),
+        Err(e) => ConversionResponse::invalid(Status::failure(&e.to_string(), "InvalidRequest"))
+            .into_review(),
+    };
+    json_ok(&answer)
+}
+
+async fn readyz<F>(State(state): State<Arc<AppState<F>>>) -> Response {
+    let cert = state.certs.is_loaded();
+    let facts = state.facts_ready.load(Ordering::Relaxed);
+    if cert && facts {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("certificate loaded: {cert}, cluster facts reachable: {facts}"),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text<F>(State(state): State<Arc<AppState<F>>>) -> Response {
+    if let Some(s) = state.certs.seconds_to_expiry(SystemTime::now()) {
+        state.metrics.cert_expiry_seconds.set(s);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Errors of the server loop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A bound server, before it runs.
+pub struct Bound {
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl Bound {
+    /// Binds `addr` (port 0 picks a free one) with certificates from `certs`.
+    pub async fn bind(addr: SocketAddr, certs: Arc<CertStore>) -> Result<Self, ServeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs)?));
+        Ok(Bound { listener, acceptor })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves `app` until `shutdown` resolves, then drains open connections for up to `drain`.
+    pub async fn serve(
+        self,
+        app: Router,
+        shutdown: impl std::future::Future<Output = ()>,
+        drain: Duration,
+    ) {
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((tcp, peer)) = accepted else { continue };
+                    let acceptor = self.acceptor.clone();
+                    let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => { tracing::debug!(%peer, error = %e, "TLS handshake failed"); return; }
+                            Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
+                        };
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "connections still open after {}s of draining",
+                drain.as_secs()
+            );
+        }
+    }
+}
