@@ -186,23 +186,32 @@ fn parse_review(body: &Bytes) -> Result<(AdmissionReview<DynamicObject>, String,
     Ok((review, kind, op))
 }
 
+/// Checks and decodes an AdmissionReview request; Err is the HTTP answer.
+#[allow(clippy::result_large_err)] // the Err is the response itself
+fn admission_input<F>(
+    state: &AppState<F>,
+    webhook: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(AdmissionReview<DynamicObject>, String, String), Response> {
+    check_request(state, webhook, headers, body)?;
+    parse_review(body).map_err(|e| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            format!("not an AdmissionReview: {e}"),
+        )
+    })
+}
+
 async fn validate<F: Facts + 'static>(
     State(state): State<Arc<AppState<F>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    if let Err(r) = check_request(&state, "validate", &headers, &body) {
-        return r;
-    }
-    let (review, kind, op) = match parse_review(&body) {
+    let (review, kind, op) = match admission_input(&state, "validate", &headers, &body) {
         Ok(v) => v,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                format!("not an AdmissionReview: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let uid = review
         .request
@@ -239,17 +248,9 @@ async fn mutate<F: Facts + 'static>(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    if let Err(r) = check_request(&state, "mutate", &headers, &body) {
-        return r;
-    }
-    let (review, kind, op) = match parse_review(&body) {
+    let (review, kind, op) = match admission_input(&state, "mutate", &headers, &body) {
         Ok(v) => v,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                format!("not an AdmissionReview: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let answer = cstor_webhooks::mutate::review(review);
     record(&state, "mutate", &answer, &kind, &op, started);
