@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,8 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub struct Limits {
     /// Time to answer one review (keep under the webhook timeout, 10 s).
     pub deadline: Duration,
+    /// Time to receive a request body (a slow client is cut off with 408).
+    pub body_timeout: Duration,
     /// Reviews evaluated at once.
     pub concurrency: usize,
 }
@@ -46,6 +48,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline: Duration::from_secs(8),
+            body_timeout: Duration::from_secs(5),
             concurrency: 64,
         }
     }
@@ -186,6 +189,53 @@ fn parse_review(body: &Bytes) -> Result<(AdmissionReview<DynamicObject>, String,
     Ok((review, kind, op))
 }
 
+/// Reads the whole body within the body timeout and the size limit; Err is the HTTP answer
+/// (408 too slow, 413 too large).
+async fn read_body<F>(state: &AppState<F>, webhook: &str, body: Body) -> Result<Bytes, Response> {
+    let refuse = |status: StatusCode, msg: String| {
+        state
+            .metrics
+            .http_errors
+            .get_or_create(&ErrorLabels {
+                webhook: webhook.into(),
+                status: status.as_u16().to_string(),
+            })
+            .inc();
+        json_error(status, msg)
+    };
+    match tokio::time::timeout(
+        state.limits.body_timeout,
+        axum::body::to_bytes(body, BODY_LIMIT),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than {BODY_LIMIT} bytes"),
+                ))
+            } else {
+                Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body: {e}"),
+                ))
+            }
+        }
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "body not received within {}s",
+                state.limits.body_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
 /// Checks and decodes an AdmissionReview request; Err is the HTTP answer.
 #[allow(clippy::result_large_err)] // the Err is the response itself
 fn admission_input<F>(
@@ -206,8 +256,12 @@ fn admission_input<F>(
 async fn validate<F: Facts + 'static>(
     State(state): State<Arc<AppState<F>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(&state, "validate", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let started = Instant::now();
     let (review, kind, op) = match admission_input(&state, "validate", &headers, &body) {
         Ok(v) => v,
@@ -245,8 +299,12 @@ async fn validate<F: Facts + 'static>(
 async fn mutate<F: Facts + 'static>(
     State(state): State<Arc<AppState<F>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(&state, "mutate", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let started = Instant::now();
     let (review, kind, op) = match admission_input(&state, "mutate", &headers, &body) {
         Ok(v) => v,
@@ -260,8 +318,12 @@ async fn mutate<F: Facts + 'static>(
 async fn convert<F: Facts + 'static>(
     State(state): State<Arc<AppState<F>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(&state, "convert", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     if let Err(r) = check_request(&state, "convert", &headers, &body) {
         return r;
     }

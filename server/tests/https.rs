@@ -237,3 +237,51 @@ async fn https_contract_readiness_and_hot_reload() {
         .expect("graceful stop")
         .expect("join");
 }
+
+#[tokio::test]
+async fn a_very_slow_body_is_cut_off_and_the_server_stays_healthy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = new_ca(SystemTime::now()).expect("ca");
+    let certs = Arc::new(CertStore::default());
+    load(&certs, &ca);
+    let limits = Limits {
+        body_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let state = Arc::new(AppState::new(
+        Empty,
+        Default::default(),
+        certs.clone(),
+        limits,
+    ));
+    let bound = Bound::bind("127.0.0.1:0".parse().expect("addr"), certs)
+        .await
+        .expect("bind");
+    let addr = bound.local_addr().expect("addr");
+    tokio::spawn(bound.serve(
+        router(state),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let client = Client::new(addr, &ca);
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut tls = client
+        .connector
+        .connect(ServerName::IpAddress(Ipv4Addr::LOCALHOST.into()), tcp)
+        .await
+        .expect("handshake");
+    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"apiVersion\":")
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    // Send nothing more: the server must answer on its own, well before this bound.
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+        .await
+        .expect("server answered a stalled body")
+        .expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(client.send("GET", "/healthz", None, vec![]).await.0, 200);
+}
