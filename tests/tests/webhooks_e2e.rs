@@ -95,7 +95,9 @@ async fn apiserver_calls_our_webhooks_over_tls() {
         .expect("load");
     let config = cstor_webhooks::Config {
         openebs_namespace: ns.clone(),
-        operator_accounts: Default::default(),
+        operator_accounts: cstor_policy::owned::OperatorAccounts(vec![format!(
+            "system:serviceaccount:{ns}:cstor-operator"
+        )]),
     };
     let state = Arc::new(AppState::new(
         KubeFacts::new(env.client.clone(), Duration::from_secs(3)),
@@ -120,10 +122,24 @@ async fn apiserver_calls_our_webhooks_over_tls() {
     let mwc: Api<MutatingWebhookConfiguration> = Api::all(env.client.clone());
     let vname = format!("validate-{ns}");
     let mname = format!("mutate-{ns}");
+    let mut validating = webhook(
+        "validate.cstor.openebs.io",
+        &format!("https://127.0.0.1:{port}/validate"),
+        &ca_bundle,
+        &ns,
+    );
+    validating["rules"] = json!([
+        {"apiGroups": ["cstor.openebs.io"], "apiVersions": ["v1"],
+         "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["cstorpoolclusters"]},
+        {"apiGroups": ["cstor.openebs.io"], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"],
+         "resources": ["cstorpoolinstances", "cstorvolumereplicas", "cstorvolumes"]},
+        {"apiGroups": ["cstor.openebs.io"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+         "resources": ["cstorvolumeconfigs"]},
+    ]);
     vwc.patch(&vname, &pp, &Patch::Apply(json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": vname},
-        "webhooks": [webhook("validate.cstor.openebs.io", &format!("https://127.0.0.1:{port}/validate"), &ca_bundle, &ns)],
+        "webhooks": [validating],
     }))).await.expect("register validating webhook");
     let mut mutating = webhook(
         "mutate.cstor.openebs.io",
@@ -220,5 +236,135 @@ async fn apiserver_calls_our_webhooks_over_tls() {
         (config.compression.as_str(), config.ro_threshold_limit),
         ("lz4", Some(85)),
         "mutating defaults"
+    );
+
+    more_rule_groups_through_kubectl(&env).await;
+}
+
+fn kubectl(env: &testing::TestEnv, args: &[&str]) -> cstor_tests::Output {
+    let mut c = env.kubectl();
+    c.args(args);
+    run(c)
+}
+
+fn apply_json(env: &testing::TestEnv, name: &str, doc: serde_json::Value) -> cstor_tests::Output {
+    let file = env
+        .control_plane
+        .dir()
+        .join(format!("{}-{name}.json", env.namespace));
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let mut c = env.kubectl();
+    c.arg("apply").arg("-f").arg(&file);
+    run(c)
+}
+
+/// CVC-1, A.4 (CSPI edits by user vs operator, status/label edits free) and CD-3, each with our
+/// exact message in kubectl's output.
+async fn more_rule_groups_through_kubectl(env: &testing::TestEnv) {
+    let ns = env.namespace.as_str();
+    let denied = |out: &cstor_tests::Output, msg: &str| {
+        assert!(!out.success, "expected a denial: {}", out.stdout);
+        let want = format!("denied the request: {msg}");
+        assert!(
+            out.stderr.contains(&want),
+            "want {want:?} in {}",
+            out.stderr
+        );
+    };
+    // CVC-1.
+    let cvc = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": "pvc-e2e"},
+        "spec": {"capacity": {"storage": "1Gi"}, "provision": {"capacity": {"storage": "1Gi"}, "replicaCount": 3},
+                 "policy": {}},
+    });
+    let out = apply_json(env, "cvc", cvc);
+    assert!(out.success, "{}", out.stderr);
+    let out = kubectl(
+        env,
+        &[
+            "patch",
+            "cvc",
+            "pvc-e2e",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"provision":{"replicaCount":4}}}"#,
+        ],
+    );
+    denied(&out, "cvc pvc-e2e replicaCount got modified from 3 to 4");
+
+    // A CSPI of the CSPC "good", and the RBAC that lets alice and the operator edit CSPIs, so the
+    // webhook (not RBAC) is what decides.
+    let cspi = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolInstance",
+        "metadata": {"name": "good-abcd", "labels": {"openebs.io/cstor-pool-cluster": "good"}},
+        "spec": {"hostName": "cstor-node-1", "nodeSelector": {"kubernetes.io/hostname": "cstor-node-1"},
+                 "dataRaidGroups": [{"blockDevices": [{"blockDeviceName": "bd-e2e-1"}]}],
+                 "poolConfig": {"dataRaidGroupType": "stripe"}},
+    });
+    assert!(apply_json(env, "cspi", cspi).success);
+    let rbac = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cspi-editor"},
+         "rules": [{"apiGroups": ["cstor.openebs.io"], "resources": ["cstorpoolinstances"],
+                    "verbs": ["get", "patch", "update", "delete"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "cspi-editors"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cspi-editor"},
+         "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
+                      {"kind": "ServiceAccount", "name": "cstor-operator", "namespace": ns}]},
+    ]});
+    let out = apply_json(env, "rbac", rbac);
+    assert!(out.success, "{}", out.stderr);
+    let spec_edit = r#"{"spec":{"poolConfig":{"compression":"off"}}}"#;
+    let out = kubectl(
+        env,
+        &[
+            "--as=alice",
+            "patch",
+            "cspi",
+            "good-abcd",
+            "--type=merge",
+            "-p",
+            spec_edit,
+        ],
+    );
+    denied(
+        &out,
+        "direct CStorPoolInstance good-abcd spec changes are not allowed; edit CStorPoolCluster good instead",
+    );
+    let out = kubectl(
+        env,
+        &["--as=alice", "label", "cspi", "good-abcd", "team=storage"],
+    );
+    assert!(out.success, "a label edit is free: {}", out.stderr);
+    let operator = format!("--as=system:serviceaccount:{ns}:cstor-operator");
+    let out = kubectl(
+        env,
+        &[
+            &operator,
+            "patch",
+            "cspi",
+            "good-abcd",
+            "--type=merge",
+            "-p",
+            spec_edit,
+        ],
+    );
+    assert!(
+        out.success,
+        "the operator may edit the spec: {}",
+        out.stderr
+    );
+
+    // CD-3: a replica on the CSPC's pool blocks deleting the CSPC.
+    let cvr = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeReplica",
+        "metadata": {"name": "pvc-e2e-good-abcd", "labels": {"cstorpoolinstance.openebs.io/name": "good-abcd"}},
+        "spec": {},
+    });
+    assert!(apply_json(env, "cvr", cvr).success);
+    let out = kubectl(env, &["delete", "cspc", "good", "--wait=false"]);
+    denied(
+        &out,
+        "invalid cspc good deletion: volume still exists on pool good-abcd",
     );
 }
