@@ -271,6 +271,32 @@ async fn more_rule_groups_through_kubectl(env: &testing::TestEnv) {
             out.stderr
         );
     };
+    // Valid mirror, raidz and raidz2 pools are admitted (stripe is admitted above).
+    for i in 2..=7 {
+        let bd = json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDevice",
+            "metadata": {"name": format!("bd-e2e-{i}"), "labels": {"kubernetes.io/hostname": "cstor-node-1"}},
+            "spec": {"capacity": {"storage": 1073741824u64}, "nodeAttributes": {"nodeName": "cstor-node-1"},
+                     "path": format!("/d/{i}"), "partitioned": "No", "details": {}, "devlinks": []},
+            "status": {"claimState": "Unclaimed", "state": "Active"},
+        });
+        assert!(apply_json(env, &format!("bd{i}"), bd).success);
+    }
+    for (kind, disks) in [("mirror", 2..=3), ("raidz", 2..=4), ("raidz2", 2..=7)] {
+        let bds: Vec<serde_json::Value> = disks
+            .map(|i| json!({"blockDeviceName": format!("bd-e2e-{i}")}))
+            .collect();
+        let pool = json!({
+            "apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolCluster",
+            "metadata": {"name": format!("pc-{kind}")},
+            "spec": {"pools": [{"nodeSelector": {"kubernetes.io/hostname": "cstor-node-1"},
+                                "dataRaidGroups": [{"blockDevices": bds}],
+                                "poolConfig": {"dataRaidGroupType": kind}}]},
+        });
+        let out = apply_json(env, kind, pool);
+        assert!(out.success, "{kind} CSPC refused: {}", out.stderr);
+    }
+
     // CVC-1.
     let cvc = json!({
         "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
