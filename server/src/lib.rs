@@ -238,14 +238,15 @@ async fn read_body<F>(state: &AppState<F>, webhook: &str, body: Body) -> Result<
 
 /// Checks and decodes an AdmissionReview request; Err is the HTTP answer.
 #[allow(clippy::result_large_err)] // the Err is the response itself
-fn admission_input<F>(
+async fn admission_input<F>(
     state: &AppState<F>,
     webhook: &str,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: Body,
 ) -> Result<(AdmissionReview<DynamicObject>, String, String), Response> {
-    check_request(state, webhook, headers, body)?;
-    parse_review(body).map_err(|e| {
+    let body = read_body(state, webhook, body).await?;
+    check_request(state, webhook, headers, &body)?;
+    parse_review(&body).map_err(|e| {
         json_error(
             StatusCode::BAD_REQUEST,
             format!("not an AdmissionReview: {e}"),
@@ -258,12 +259,8 @@ async fn validate<F: Facts + 'static>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&state, "validate", body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let started = Instant::now();
-    let (review, kind, op) = match admission_input(&state, "validate", &headers, &body) {
+    let (review, kind, op) = match admission_input(&state, "validate", &headers, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -301,12 +298,8 @@ async fn mutate<F: Facts + 'static>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&state, "mutate", body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let started = Instant::now();
-    let (review, kind, op) = match admission_input(&state, "mutate", &headers, &body) {
+    let (review, kind, op) = match admission_input(&state, "mutate", &headers, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
