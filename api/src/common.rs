@@ -78,3 +78,26 @@ pub enum ConditionStatus {
     #[default]
     Unknown,
 }
+
+// One type for CSPC and CSPI (identical on the wire), so one helper computes both kinds'
+// conditions; `observedGeneration` is ours (spec/reconcilers.md A.1).
+/// A pool condition: type, status (True/False/Unknown), times, reason, message and the
+/// generation it was computed for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The generation the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

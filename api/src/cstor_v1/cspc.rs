@@ -1,12 +1,12 @@
 //! CStorPoolCluster (cspc): the user's declaration of pools, one per node.
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::common::{ConditionStatus, VersionDetails};
+use crate::common::VersionDetails;
 
 /// A CStorPoolCluster: pools across nodes, each turned into a CStorPoolInstance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -166,24 +166,7 @@ pub struct CStorPoolClusterStatus {
 }
 
 /// A CSPC condition (type `PoolManagerAvailable`, and ours).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CStorPoolClusterCondition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: ConditionStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_update_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Ours (spec/reconcilers.md A.1): the generation the condition was computed for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+pub type CStorPoolClusterCondition = crate::common::PoolCondition;
 
 /// Pool raid types (`poolConfig.dataRaidGroupType`).
 pub mod pool_type {

@@ -2,13 +2,13 @@
 //! run by the pool manager on that node.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::cspc::{PoolConfig, RaidGroup};
-use crate::common::{ConditionStatus, VersionDetails};
+use crate::common::VersionDetails;
 
 /// A CStorPoolInstance: the zpool `cstor-<CSPC UID>` on one node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -162,24 +162,7 @@ pub struct ZFSCapacityAttributes {
 }
 
 /// A CSPI condition (types in `cspi::condition_type`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CStorPoolInstanceCondition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: ConditionStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_update_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Ours (spec/reconcilers.md A.1): the generation the condition was computed for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+pub type CStorPoolInstanceCondition = crate::common::PoolCondition;
 
 /// Values of `status.phase`: UPPERCASE zpool states plus the operator's own.
 pub mod phase {
