@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod webhook;
+
 #[derive(Parser, Debug)]
 #[command(name = "cstor", version, about = "cStor operators in Rust")]
 struct Cli {
@@ -23,6 +25,8 @@ enum Cmd {
         #[arg(long, env = "CSTOR_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Run the admission webhook server (HTTPS): validation, mutation, certificates.
+    Webhook(Box<webhook::WebhookArgs>),
 }
 
 #[tokio::main]
@@ -34,6 +38,7 @@ async fn main() -> std::process::ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match run(cli).await {
@@ -51,9 +56,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = cstor_local::up::UpOptions {
                 state_dir: state_dir.unwrap_or_else(cstor_local::up::default_state_dir),
                 nodes,
+                cstor_exe: std::env::current_exe()?,
             };
             cstor_local::up::run(opts).await?;
         }
+        Cmd::Webhook(args) => webhook::run(*args).await?,
     }
     Ok(())
 }

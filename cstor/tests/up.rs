@@ -14,7 +14,7 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
     let bins = cstor_local::binaries::resolve(&mut |l| eprintln!("{l}")).expect("binaries");
     let state = tempfile::tempdir().expect("state dir");
     let mut up = Command::new(env!("CARGO_BIN_EXE_cstor"))
-        .args(["up", "--nodes", "2"])
+        .args(["up", "--nodes", "3"])
         .env("CSTOR_STATE_DIR", state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -78,7 +78,11 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
         .collect();
     assert_eq!(
         rows,
-        vec![vec!["cstor-node-1", "True"], vec!["cstor-node-2", "True"]]
+        vec![
+            vec!["cstor-node-1", "True"],
+            vec!["cstor-node-2", "True"],
+            vec!["cstor-node-3", "True"]
+        ]
     );
     let crds = Command::new(&bins.kubectl)
         .env("KUBECONFIG", &kubeconfig)
@@ -91,6 +95,60 @@ fn up_serves_nodes_refuses_a_second_up_and_stops_cleanly() {
         "{crd_list}"
     );
     assert!(crd_list.contains("blockdevices.openebs.io"), "{crd_list}");
+
+    // The README's first steps work through the webhook that `up` runs under its own account.
+    let kubectl = |args: &[&str]| {
+        let out = Command::new(&bins.kubectl)
+            .env("KUBECONFIG", &kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let (ok, out, err) = kubectl(&[
+        "-n",
+        "openebs",
+        "apply",
+        "-f",
+        &format!("{examples}/blockdevices.yaml"),
+        "-f",
+        &format!("{examples}/cspc-stripe.yaml"),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let (_, ro, _) = kubectl(&[
+        "-n",
+        "openebs",
+        "get",
+        "cspc",
+        "cstor-stripe",
+        "-o",
+        "jsonpath={.spec.pools[*].poolConfig.roThresholdLimit}",
+    ]);
+    assert_eq!(ro, "85 85 85", "mutating webhook defaults stored");
+    let (ok, _, err) = kubectl(&["delete", "namespace", "openebs", "--dry-run=server"]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "admission webhook \"validate-namespace.cstor.openebs.io\" denied the request: \
+             namespace openebs runs the cStor operators and still holds 1 CStorPoolCluster(s)"
+        ),
+        "{err}"
+    );
+    let (_, holder, _) = kubectl(&[
+        "-n",
+        "openebs",
+        "get",
+        "lease",
+        "cstor-webhook",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert!(!holder.is_empty(), "the webhook holds its Lease");
 
     let second = Command::new(env!("CARGO_BIN_EXE_cstor"))
         .args(["up"])

@@ -292,6 +292,11 @@ impl ControlPlane {
         &self.server
     }
 
+    /// File of the CA that signed the apiserver's certificate.
+    pub fn ca_cert_path(&self) -> &Path {
+        &self.pki.ca_cert
+    }
+
     /// PEM of the CA that signed the apiserver's certificate.
     pub fn ca_pem(&self) -> &str {
         &self.pki.ca_pem

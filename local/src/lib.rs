@@ -4,6 +4,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod components;
 pub mod controlplane;
 pub mod pki;
 pub mod process;

@@ -64,3 +64,21 @@ fn pvc_with_clones_cannot_be_deleted() {
     assert!(pvc::validate_delete("kube-system", "data", 3, 3).allowed);
     assert!(pvc::validate_delete("apps", "", 3, 3).allowed);
 }
+
+#[test]
+fn ns_4_operator_namespace_with_pools_or_volumes_cannot_be_deleted() {
+    use cstor_policy::namespace;
+    let v = namespace::validate_delete("openebs", "openebs", 1, 2);
+    assert!(!v.allowed);
+    assert_eq!(v.code, 403);
+    assert_eq!(
+        v.message,
+        "namespace openebs runs the cStor operators and still holds 1 CStorPoolCluster(s) and 2 \
+         CStorVolumeConfig(s); delete them first, since deleting the namespace would destroy \
+         their pools and volumes"
+    );
+    // NS-2: other namespaces, and an empty operator namespace, are never held.
+    assert!(namespace::validate_delete("apps", "openebs", 1, 2).allowed);
+    assert!(namespace::validate_delete("openebs", "openebs", 0, 0).allowed);
+    assert!(namespace::validate_delete("", "openebs", 1, 1).allowed);
+}

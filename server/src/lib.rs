@@ -3,6 +3,7 @@
 //! a per-request deadline, bounded concurrency and graceful shutdown.
 
 pub mod metrics;
+pub mod run;
 pub mod tls;
 
 use std::net::SocketAddr;

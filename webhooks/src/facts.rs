@@ -44,6 +44,11 @@ pub trait Facts: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<bool, FactsError>> + Send;
+    /// How many CSPCs and CVCs live in `namespace`.
+    fn namespace_holdings(
+        &self,
+        namespace: &str,
+    ) -> impl Future<Output = Result<(usize, usize), FactsError>> + Send;
 }
 
 /// Owners of operator-owned objects.
@@ -164,5 +169,16 @@ impl Facts for KubeFacts {
             }
         };
         Ok(meta.is_none_or(|m| m.deletion_timestamp.is_some()))
+    }
+
+    async fn namespace_holdings(&self, namespace: &str) -> Result<(usize, usize), FactsError> {
+        let lp = ListParams::default();
+        let cspcs: Api<CStorPoolCluster> = Api::namespaced(self.client.clone(), namespace);
+        let cvcs: Api<CStorVolumeConfig> = Api::namespaced(self.client.clone(), namespace);
+        let (cspcs, cvcs) = tokio::try_join!(
+            self.bounded("CStorPoolClusters", cspcs.list_metadata(&lp)),
+            self.bounded("CStorVolumeConfigs", cvcs.list_metadata(&lp)),
+        )?;
+        Ok((cspcs.items.len(), cvcs.items.len()))
     }
 }

@@ -201,6 +201,21 @@ async fn run<F: Facts>(
                 namespace, &req.name, cvs, cvcs,
             ))
         }
+        ("", "Namespace") if *op == Operation::Delete => {
+            if req.name != config.openebs_namespace {
+                return Ok(Verdict::allow());
+            }
+            let (cspcs, cvcs) = facts
+                .namespace_holdings(&req.name)
+                .await
+                .map_err(facts_error)?;
+            Ok(cstor_policy::namespace::validate_delete(
+                &req.name,
+                &config.openebs_namespace,
+                cspcs,
+                cvcs,
+            ))
+        }
         _ => Ok(Verdict::allow()),
     }
 }

@@ -23,6 +23,9 @@ impl Facts for Snapshot {
     async fn owner_deleting(&self, _: OwnerKind, _: &str, _: &str) -> Result<bool, FactsError> {
         Ok(false)
     }
+    async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
+        Ok((1, 0))
+    }
 }
 
 fn snapshot() -> Snapshot {
