@@ -89,19 +89,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// The service accounts of deploy/ that edit operator-owned objects.
-pub fn default_operator_accounts(namespace: &str) -> Vec<String> {
-    [
-        "cstor-cspc-operator",
-        "cstor-cvc-operator",
-        "cstor-pool-manager",
-        "cstor-volume-manager",
-    ]
-    .iter()
-    .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
-    .collect()
-}
-
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
@@ -128,7 +115,7 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
         format!("{host}-{}", std::process::id())
     });
     let operator_accounts = if args.operator_accounts.is_empty() {
-        default_operator_accounts(&args.namespace)
+        cstor_server::run::default_operator_accounts(&args.namespace)
     } else {
         args.operator_accounts.clone()
     };

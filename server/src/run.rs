@@ -53,6 +53,19 @@ pub struct Options {
     pub lease_seconds: u64,
 }
 
+/// The service accounts of deploy/ that edit operator-owned objects (spec/webhooks.md A.4).
+pub fn default_operator_accounts(namespace: &str) -> Vec<String> {
+    [
+        "cstor-cspc-operator",
+        "cstor-cvc-operator",
+        "cstor-pool-manager",
+        "cstor-volume-manager",
+    ]
+    .iter()
+    .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
+    .collect()
+}
+
 /// Errors that stop `cstor webhook`.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

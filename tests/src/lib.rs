@@ -1,4 +1,7 @@
-//! Helpers shared by the end-to-end tests: repository paths, multi-document YAML, kubectl runs.
+//! Helpers shared by the end-to-end tests: repository paths, multi-document YAML, kubectl runs,
+//! and the webhook server as deployed ([`webhook`]).
+
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
