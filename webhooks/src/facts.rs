@@ -182,3 +182,29 @@ impl Facts for KubeFacts {
         Ok((cspcs.items.len(), cvcs.items.len()))
     }
 }
+
+/// Facts held in memory: for the benchmark's decision path, the fuzz target and tests.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryFacts {
+    pub cspc: CspcFacts,
+    /// (CStorVolumes, CVCs) cloned from any volume.
+    pub clones: (usize, usize),
+    pub owner_deleting: bool,
+    /// (CSPCs, CVCs) in any namespace.
+    pub holdings: (usize, usize),
+}
+
+impl Facts for MemoryFacts {
+    async fn cspc_facts(&self, _: &str, _: &str) -> Result<CspcFacts, FactsError> {
+        Ok(self.cspc.clone())
+    }
+    async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
+        Ok(self.clones)
+    }
+    async fn owner_deleting(&self, _: OwnerKind, _: &str, _: &str) -> Result<bool, FactsError> {
+        Ok(self.owner_deleting)
+    }
+    async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
+        Ok(self.holdings)
+    }
+}

@@ -23,7 +23,14 @@ enum Task {
     },
     /// Resolve (or build once with Go) the local control-plane binaries and print their paths.
     Controlplane,
-    /// Everything CI runs: format and lint checks, the control plane, every test.
+    /// Run the cargo-fuzz target over decode + policy for a bounded time (installs
+    /// cargo-fuzz if missing; nightly if installed, else stable with RUSTC_BOOTSTRAP=1).
+    Fuzz {
+        /// Seconds to fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Everything CI runs: format and lint checks, the control plane, every test, 60 s of fuzzing.
     Test {
         /// Arguments passed to `cargo test` after `--workspace`.
         #[arg(trailing_var_arg = true)]
@@ -42,6 +49,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().task {
         Task::Crds { check } => crds(check),
         Task::Controlplane => controlplane().map(|_| ()),
+        Task::Fuzz { seconds } => fuzz(seconds),
         Task::Test { cargo_args } => test(&cargo_args),
     };
     match result {
@@ -123,5 +131,57 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     controlplane()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args)?;
+    fuzz(60)
+}
+
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    // The rustup proxy, not $CARGO: the toolchain is chosen below.
+    let has_fuzz = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        println!("$ cargo install cargo-fuzz --locked");
+        let status = Command::new("cargo")
+            .args(["install", "cargo-fuzz", "--locked"])
+            .status()
+            .context("installing cargo-fuzz")?;
+        if !status.success() {
+            bail!("cargo install cargo-fuzz failed ({status})");
+        }
+    }
+    let nightly = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nightly"));
+    let dir = root().join("fuzz");
+    std::fs::create_dir_all(dir.join("corpus/admission"))?;
+    let mut cmd = Command::new("cargo");
+    if nightly {
+        cmd.arg("+nightly");
+    } else {
+        // libFuzzer's sanitizer flags are nightly-only; stable accepts them with this switch.
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    let time = format!("-max_total_time={seconds}");
+    cmd.args([
+        "fuzz",
+        "run",
+        "admission",
+        "corpus/admission",
+        "seeds/admission",
+        "--",
+        &time,
+    ])
+    .current_dir(&dir);
+    println!(
+        "$ {}cargo fuzz run admission -- {time}",
+        if nightly { "" } else { "RUSTC_BOOTSTRAP=1 " }
+    );
+    let status = cmd.status().context("running cargo fuzz")?;
+    if !status.success() {
+        bail!("the fuzz target failed ({status}); the crashing input is under fuzz/artifacts/");
+    }
+    Ok(())
 }
