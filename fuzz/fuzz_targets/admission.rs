@@ -31,7 +31,7 @@ fn facts() -> MemoryFacts {
         }
     }
     MemoryFacts {
-        cspc,
+        cspc: std::sync::Arc::new(cspc),
         clones: (1, 0),
         owner_deleting: false,
         holdings: (1, 1),

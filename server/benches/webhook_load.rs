@@ -3,7 +3,9 @@
 //! against three servers in one run:
 //! - ceiling: the same TLS + HTTP stack (`Bound::serve`) answering a fixed AdmissionReview;
 //! - memory: our full handler with cluster facts in memory (the decision path);
-//! - live: our full handler reading facts from a real kube-apiserver (the deployed path).
+//! - cached: our full handler with facts from watch caches of a real kube-apiserver (the
+//!   deployed path, `cstor webhook`);
+//! - live: our full handler listing facts from that apiserver on every request (docs/decisions/008).
 //!
 //! Prints a Markdown table for BENCHMARKS.md. Needs `wrk` (Debian) and `curl`.
 
@@ -18,7 +20,7 @@ use axum::routing::post;
 use cstor_policy::{CspcFacts, NodeFact};
 use cstor_server::tls::CertStore;
 use cstor_server::{AppState, Bound, Limits, router};
-use cstor_webhooks::facts::{KubeFacts, MemoryFacts};
+use cstor_webhooks::facts::{CachedFacts, KubeFacts, MemoryFacts};
 use serde_json::{Value, json};
 
 const NODES: [&str; 3] = ["cstor-node-1", "cstor-node-2", "cstor-node-3"];
@@ -96,7 +98,7 @@ fn memory_facts() -> MemoryFacts {
             .insert(name, serde_json::from_value(bd).expect("block device"));
     }
     MemoryFacts {
-        cspc,
+        cspc: std::sync::Arc::new(cspc),
         ..MemoryFacts::default()
     }
 }
@@ -172,7 +174,8 @@ fn check_allowed(url: &str, body_file: &std::path::Path) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("\"allowed\":true") && text.contains("bench-uid"),
-        "{url} did not admit the benchmark review: {text}"
+        "{url} did not admit the benchmark review: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -246,7 +249,8 @@ fn main() {
         let fixed = serde_json::to_vec(&fixed).expect("fixed answer");
         let ceiling = Router::new().route(
             "/validate",
-            post(move || {
+            // The body is received (as every review is) and ignored.
+            post(move |_body: axum::body::Bytes| {
                 let fixed = fixed.clone();
                 async move { ([("content-type", "application/json")], fixed) }
             }),
@@ -254,6 +258,21 @@ fn main() {
         let memory = {
             let state = Arc::new(AppState::new(
                 memory_facts(),
+                config.clone(),
+                certs.clone(),
+                Limits::default(),
+            ));
+            state.facts_ready.store(true, Ordering::Relaxed);
+            router(state)
+        };
+        let cached = {
+            let (facts, fill) = CachedFacts::new(admin.clone(), "openebs", Duration::from_secs(3));
+            tokio::spawn(fill);
+            while !facts.is_ready() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let state = Arc::new(AppState::new(
+                facts,
                 config.clone(),
                 certs.clone(),
                 Limits::default(),
@@ -272,7 +291,7 @@ fn main() {
             state.facts_ready.store(true, Ordering::Relaxed);
             router(state)
         };
-        for app in [ceiling, memory, live] {
+        for app in [ceiling, memory, cached, live] {
             let bound = Bound::bind("127.0.0.1:0".parse().expect("addr"), certs.clone())
                 .await
                 .expect("bind");
@@ -282,7 +301,7 @@ fn main() {
         ports
     });
 
-    let names = ["ceiling", "memory", "live"];
+    let names = ["ceiling", "memory", "cached", "live"];
     for (name, port) in names.iter().zip(&ports) {
         check_allowed(&format!("https://127.0.0.1:{port}/validate"), &body_file);
         eprintln!("{name} server on port {port} admits the review");

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use cstor_api::openebs_v1alpha1::BlockDevice;
 use cstor_certs::inject::{self, Targets};
 use cstor_certs::secret::{self, Material, Want};
-use cstor_webhooks::facts::KubeFacts;
+use cstor_webhooks::facts::CachedFacts;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -89,7 +89,9 @@ pub async fn run(
         openebs_namespace: opts.namespace.clone(),
         operator_accounts: opts.operator_accounts.clone(),
     };
-    let facts = KubeFacts::new(client.clone(), Duration::from_secs(3));
+    let (facts, fill_caches) =
+        CachedFacts::new(client.clone(), &opts.namespace, Duration::from_secs(3));
+    let caches = tokio::spawn(fill_caches);
     let state = Arc::new(AppState::new(
         facts,
         config,
@@ -122,11 +124,16 @@ pub async fn run(
     ));
     let probe_state = state.clone();
     let probe = tokio::spawn(probe_facts(client, opts.namespace.clone(), opts.resync, {
-        move |ok| probe_state.facts_ready.store(ok, Ordering::Relaxed)
+        // Ready when the caches have listed everything and the apiserver answers now.
+        move |ok| {
+            let ready = ok && probe_state.facts.is_ready();
+            probe_state.facts_ready.store(ready, Ordering::Relaxed)
+        }
     }));
 
     bound.serve(router(state), shutdown, opts.drain).await;
     probe.abort();
+    caches.abort();
     // Dropping the keeper drops the Lease receiver; the lease task then releases the Lease so
     // another replica takes over at once instead of after the lease duration.
     keeper.abort();

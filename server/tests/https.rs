@@ -19,8 +19,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 struct Empty;
 
 impl Facts for Empty {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<CspcFacts, FactsError> {
-        Ok(CspcFacts::default())
+    async fn cspc_facts(&self, _: &str, _: &str) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
+        Ok(std::sync::Arc::default())
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok((0, 0))

@@ -1,7 +1,10 @@
-//! Cluster facts for the rules, read live from the API with a short timeout (always current;
-//! a cache comes only if a benchmark asks for it).
+//! Cluster facts for the rules: [`KubeFacts`] reads live with a short timeout; [`CachedFacts`]
+//! serves CSPC rules from watch caches (the benchmark asked for it: docs/decisions/008);
+//! [`MemoryFacts`] is a fixed snapshot.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use cstor_api::cstor_v1::{
@@ -10,8 +13,11 @@ use cstor_api::cstor_v1::{
 use cstor_api::keys::labels;
 use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
 use cstor_policy::{CspcFacts, NodeFact};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 /// Why facts could not be read; the request is then denied with this text (code 500).
@@ -19,6 +25,8 @@ use kube::{Api, Client};
 pub enum FactsError {
     #[error("reading {what}: {source}")]
     Api { what: String, source: kube::Error },
+    #[error("cluster facts are not loaded yet (watch caches still listing)")]
+    NotReady,
     #[error("reading {what}: no answer within {seconds}s")]
     Timeout { what: String, seconds: u64 },
 }
@@ -31,7 +39,7 @@ pub trait Facts: Send + Sync {
         &self,
         cspc_namespace: &str,
         bd_namespace: &str,
-    ) -> impl Future<Output = Result<CspcFacts, FactsError>> + Send;
+    ) -> impl Future<Output = Result<Arc<CspcFacts>, FactsError>> + Send;
     /// CStorVolumes and CVCs (all namespaces) labelled `openebs.io/source-volume=<volume>`.
     fn clone_counts(
         &self,
@@ -95,7 +103,7 @@ impl Facts for KubeFacts {
         &self,
         cspc_namespace: &str,
         bd_namespace: &str,
-    ) -> Result<CspcFacts, FactsError> {
+    ) -> Result<Arc<CspcFacts>, FactsError> {
         let lp = ListParams::default();
         let nodes: Api<Node> = Api::all(self.client.clone());
         let bds: Api<BlockDevice> = Api::namespaced(self.client.clone(), bd_namespace);
@@ -113,7 +121,7 @@ impl Facts for KubeFacts {
         let named = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             m.name.clone().unwrap_or_default()
         };
-        Ok(CspcFacts {
+        Ok(Arc::new(CspcFacts {
             nodes: nodes
                 .items
                 .into_iter()
@@ -134,7 +142,7 @@ impl Facts for KubeFacts {
                 .collect(),
             cspis: cspis.items,
             cvrs: cvrs.items,
-        })
+        }))
     }
 
     async fn clone_counts(&self, volume: &str) -> Result<(usize, usize), FactsError> {
@@ -186,7 +194,7 @@ impl Facts for KubeFacts {
 /// Facts held in memory: for the benchmark's decision path, the fuzz target and tests.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryFacts {
-    pub cspc: CspcFacts,
+    pub cspc: Arc<CspcFacts>,
     /// (CStorVolumes, CVCs) cloned from any volume.
     pub clones: (usize, usize),
     pub owner_deleting: bool,
@@ -195,7 +203,7 @@ pub struct MemoryFacts {
 }
 
 impl Facts for MemoryFacts {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<CspcFacts, FactsError> {
+    async fn cspc_facts(&self, _: &str, _: &str) -> Result<Arc<CspcFacts>, FactsError> {
         Ok(self.cspc.clone())
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
@@ -206,5 +214,220 @@ impl Facts for MemoryFacts {
     }
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok(self.holdings)
+    }
+}
+
+/// Facts for CSPC rules from watch caches (spec/webhooks.md A.2): Nodes, BlockDevices and
+/// claims of the operator namespace, CSPIs, and CVRs on pools. The snapshot handed to policy
+/// is rebuilt lazily, only after a watch event, so a request costs an `Arc` clone. The rarer
+/// reads (clones on PVC delete, owners on cascading deletes, namespace holdings) stay live.
+#[derive(Clone)]
+pub struct CachedFacts {
+    inner: Arc<Cached>,
+}
+
+struct Cached {
+    nodes: Store<Node>,
+    bds: Store<BlockDevice>,
+    bdcs: Store<BlockDeviceClaim>,
+    cspis: Store<CStorPoolInstance>,
+    cvrs: Store<CStorVolumeReplica>,
+    dirty: AtomicBool,
+    ready: AtomicBool,
+    snapshot: RwLock<Arc<CspcFacts>>,
+    rebuild: Mutex<()>,
+    live: KubeFacts,
+}
+
+impl CachedFacts {
+    /// The caches and the future that fills them (run it for as long as the facts are used).
+    /// BlockDevices and claims are watched in `bd_namespace`.
+    pub fn new(
+        client: Client,
+        bd_namespace: &str,
+        timeout: Duration,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (nodes, nodes_w) = reflector::store();
+        let (bds, bds_w) = reflector::store();
+        let (bdcs, bdcs_w) = reflector::store();
+        let (cspis, cspis_w) = reflector::store();
+        let (cvrs, cvrs_w) = reflector::store();
+        let inner = Arc::new(Cached {
+            nodes,
+            bds,
+            bdcs,
+            cspis,
+            cvrs,
+            dirty: AtomicBool::new(true),
+            ready: AtomicBool::new(false),
+            snapshot: RwLock::new(Arc::default()),
+            rebuild: Mutex::new(()),
+            live: KubeFacts::new(client.clone(), timeout),
+        });
+        let cfg = watcher::Config::default;
+        let on_pool = watcher::Config::default().labels(labels::CSPI_NAME);
+        // Each stream is reduced to "something changed"; the stores hold the objects.
+        let streams = vec![
+            reflector(nodes_w, watcher(Api::<Node>::all(client.clone()), cfg()))
+                .default_backoff()
+                .map(|e| e.is_ok())
+                .boxed(),
+            reflector(
+                bds_w,
+                watcher(
+                    Api::<BlockDevice>::namespaced(client.clone(), bd_namespace),
+                    cfg(),
+                ),
+            )
+            .default_backoff()
+            .map(|e| e.is_ok())
+            .boxed(),
+            reflector(
+                bdcs_w,
+                watcher(
+                    Api::<BlockDeviceClaim>::namespaced(client.clone(), bd_namespace),
+                    cfg(),
+                ),
+            )
+            .default_backoff()
+            .map(|e| e.is_ok())
+            .boxed(),
+            reflector(
+                cspis_w,
+                watcher(Api::<CStorPoolInstance>::all(client.clone()), cfg()),
+            )
+            .default_backoff()
+            .map(|e| e.is_ok())
+            .boxed(),
+            reflector(
+                cvrs_w,
+                watcher(Api::<CStorVolumeReplica>::all(client), on_pool),
+            )
+            .default_backoff()
+            .map(|e| e.is_ok())
+            .boxed(),
+        ];
+        let driven = inner.clone();
+        let drive = async move {
+            let waiter = driven.clone();
+            let mut events = futures::stream::select_all(streams);
+            let ready = async move {
+                let all = tokio::try_join!(
+                    waiter.nodes.wait_until_ready(),
+                    waiter.bds.wait_until_ready(),
+                    waiter.bdcs.wait_until_ready(),
+                    waiter.cspis.wait_until_ready(),
+                    waiter.cvrs.wait_until_ready(),
+                );
+                if all.is_ok() {
+                    waiter.dirty.store(true, Ordering::SeqCst);
+                    waiter.ready.store(true, Ordering::SeqCst);
+                }
+            };
+            tokio::pin!(ready);
+            let mut ready_done = false;
+            loop {
+                tokio::select! {
+                    ev = events.next() => match ev {
+                        Some(ok) => {
+                            if !ok {
+                                tracing::debug!("watch error; the watcher retries with backoff");
+                            }
+                            driven.dirty.store(true, Ordering::SeqCst);
+                        }
+                        None => return,
+                    },
+                    () = &mut ready, if !ready_done => ready_done = true,
+                }
+            }
+        };
+        (CachedFacts { inner }, drive)
+    }
+
+    /// Whether every cache has completed its first list (part of readiness).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    fn snapshot(&self) -> Arc<CspcFacts> {
+        let c = &self.inner;
+        if c.dirty.load(Ordering::SeqCst) {
+            let _one = c.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+            // Cleared before reading the stores: an event during the rebuild marks it again.
+            if c.dirty.swap(false, Ordering::SeqCst) {
+                let named = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                    m.name.clone().unwrap_or_default()
+                };
+                let facts = CspcFacts {
+                    nodes: c
+                        .nodes
+                        .state()
+                        .iter()
+                        .map(|n| NodeFact {
+                            name: named(&n.metadata),
+                            labels: n.metadata.labels.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                    block_devices: c
+                        .bds
+                        .state()
+                        .iter()
+                        .map(|b| (named(&b.metadata), (**b).clone()))
+                        .collect(),
+                    block_device_claims: c
+                        .bdcs
+                        .state()
+                        .iter()
+                        .map(|b| (named(&b.metadata), (**b).clone()))
+                        .collect(),
+                    cspis: c.cspis.state().iter().map(|o| (**o).clone()).collect(),
+                    cvrs: c.cvrs.state().iter().map(|o| (**o).clone()).collect(),
+                };
+                *c.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(facts);
+            }
+        }
+        c.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Facts for CachedFacts {
+    async fn cspc_facts(
+        &self,
+        cspc_namespace: &str,
+        _bd_namespace: &str,
+    ) -> Result<Arc<CspcFacts>, FactsError> {
+        if !self.is_ready() {
+            return Err(FactsError::NotReady);
+        }
+        let all = self.snapshot();
+        // CSPIs of other namespaces are not this CSPC's; copy only when there are any.
+        let foreign =
+            |i: &CStorPoolInstance| i.metadata.namespace.as_deref() != Some(cspc_namespace);
+        if all.cspis.iter().any(foreign) {
+            let mut own = (*all).clone();
+            own.cspis.retain(|i| !foreign(i));
+            return Ok(Arc::new(own));
+        }
+        Ok(all)
+    }
+
+    async fn clone_counts(&self, volume: &str) -> Result<(usize, usize), FactsError> {
+        self.inner.live.clone_counts(volume).await
+    }
+
+    async fn owner_deleting(
+        &self,
+        owner_kind: OwnerKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, FactsError> {
+        self.inner
+            .live
+            .owner_deleting(owner_kind, namespace, name)
+            .await
+    }
+
+    async fn namespace_holdings(&self, namespace: &str) -> Result<(usize, usize), FactsError> {
+        self.inner.live.namespace_holdings(namespace).await
     }
 }

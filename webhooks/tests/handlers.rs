@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 struct Snapshot(CspcFacts);
 
 impl Facts for Snapshot {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<CspcFacts, FactsError> {
-        Ok(self.0.clone())
+    async fn cspc_facts(&self, _: &str, _: &str) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
+        Ok(std::sync::Arc::new(self.0.clone()))
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok((0, 0))
