@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceColumnDefinition, CustomResourceDefinition, CustomResourceDefinitionNames,
-    CustomResourceDefinitionSpec, CustomResourceDefinitionVersion, CustomResourceSubresourceStatus,
-    CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
+    CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
+    CustomResourceDefinitionNames, CustomResourceDefinitionSpec, CustomResourceDefinitionVersion,
+    CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation,
+    JSONSchemaProps, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::SchemaSettings;
@@ -168,6 +169,32 @@ pub fn crd_for<K: CrdKind>(serving: Serving) -> Result<CustomResourceDefinition,
         },
         status: None,
     })
+}
+
+/// The webhook server's Service and path for CRD conversion (deploy/webhook/server.yaml).
+pub const CONVERSION_SERVICE: (&str, &str, &str) =
+    ("openebs", "openebs-cstor-admission-server", "/convert");
+
+/// Converts between served versions with our `/convert` (spec/conversion.md A); the caBundle is
+/// filled in and kept current by the webhook server.
+pub fn with_conversion_webhook(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let (namespace, name, path) = CONVERSION_SERVICE;
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    path: Some(path.into()),
+                    port: Some(443),
+                }),
+                ..WebhookClientConfig::default()
+            }),
+            conversion_review_versions: vec!["v1".into()],
+        }),
+    });
+    crd
 }
 
 /// Merges single-version CRDs of one kind; `stored` is the storage version.

@@ -16,7 +16,7 @@ pub mod resource;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::de::DeserializeOwned;
 
-use crdgen::{CrdError, STORED, Serving, crd_for, merge};
+use crdgen::{CrdError, STORED, Serving, crd_for, merge, with_conversion_webhook};
 
 /// A typed parse of a root object that also returns the JSON paths of every field the type
 /// does not know (they are dropped, as Go's `encoding/json` drops them).
@@ -40,9 +40,9 @@ pub fn parse_strict_nested<T: DeserializeOwned>(
 pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     use cstor_v1 as v1;
     use openebs_v1alpha1 as o;
-    // v1alpha1 stays unserved until the conversion webhook lands (conversion issue).
+    // v1alpha1 is served (deprecated) through the conversion webhook; v1 is stored.
     let old = Serving {
-        served: false,
+        served: true,
         storage: false,
     };
     Ok(vec![
@@ -52,14 +52,16 @@ pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
                 crd_for::<cstor_v1alpha1::CStorPoolCluster>(old)?,
             ],
             "v1",
-        )?,
+        )
+        .map(with_conversion_webhook)?,
         merge(
             vec![
                 crd_for::<v1::CStorPoolInstance>(STORED)?,
                 crd_for::<cstor_v1alpha1::CStorPoolInstance>(old)?,
             ],
             "v1",
-        )?,
+        )
+        .map(with_conversion_webhook)?,
         crd_for::<v1::CStorVolumeConfig>(STORED)?,
         crd_for::<v1::CStorVolume>(STORED)?,
         crd_for::<v1::CStorVolumeReplica>(STORED)?,

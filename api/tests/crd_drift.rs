@@ -47,7 +47,7 @@ fn every_kind_has_a_crd_with_the_expected_names() {
 }
 
 #[test]
-fn cspc_and_cspi_serve_v1_stored_and_list_v1alpha1() {
+fn cspc_and_cspi_serve_v1_stored_and_v1alpha1_deprecated_through_the_webhook() {
     for crd in cstor_api::all_crds().expect("CRDs") {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let versions: Vec<(String, bool, bool)> = crd
@@ -63,9 +63,29 @@ fn cspc_and_cspi_serve_v1_stored_and_list_v1alpha1() {
                 versions,
                 [
                     ("v1".to_string(), true, true),
-                    ("v1alpha1".to_string(), false, false)
+                    ("v1alpha1".to_string(), true, false)
                 ],
                 "{name}"
+            );
+            let old = &crd.spec.versions[1];
+            assert_eq!(old.deprecated, Some(true), "{name}");
+            assert!(
+                old.deprecation_warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("use cstor.openebs.io/v1")),
+                "{name}"
+            );
+            let conversion = crd.spec.conversion.as_ref().expect("conversion");
+            assert_eq!(conversion.strategy, "Webhook", "{name}");
+            let service = conversion
+                .webhook
+                .as_ref()
+                .and_then(|w| w.client_config.as_ref())
+                .and_then(|c| c.service.as_ref())
+                .expect("service");
+            assert_eq!(
+                (service.name.as_str(), service.path.as_deref()),
+                ("openebs-cstor-admission-server", Some("/convert"))
             );
         } else {
             assert_eq!(versions.len(), 1, "{name}");

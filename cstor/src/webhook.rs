@@ -53,7 +53,10 @@ pub struct WebhookArgs {
     #[arg(long = "mutating-config", default_value = names::MUTATING)]
     pub mutating: Vec<String>,
     /// CRDs whose conversion webhook caBundle is kept current.
-    #[arg(long = "conversion-crd")]
+    #[arg(
+        long = "conversion-crd",
+        default_values = ["cstorpoolclusters.cstor.openebs.io", "cstorpoolinstances.cstor.openebs.io"]
+    )]
     pub crds: Vec<String>,
     /// Users allowed to edit CSPI/CVR/CStorVolume specs (default: the operators' service
     /// accounts of deploy/ in --namespace).

@@ -173,6 +173,29 @@ pub fn local_webhook_configurations(base: &str) -> Result<Vec<serde_json::Value>
     Ok(docs)
 }
 
+/// CRDs converted by our `/convert` (their `conversion` stanza is generated in api/).
+pub const CONVERSION_CRDS: [&str; 2] = [
+    "cstorpoolclusters.cstor.openebs.io",
+    "cstorpoolinstances.cstor.openebs.io",
+];
+
+/// Points the CRDs' conversion webhook at `<base>/convert` (the local apiserver has no Service
+/// routing); the server fills in the caBundle.
+pub async fn local_conversion(client: &Client, base: &str) -> Result<(), Error> {
+    let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let patch = serde_json::json!({"spec": {"conversion": {"strategy": "Webhook", "webhook": {
+        "conversionReviewVersions": ["v1"],
+        "clientConfig": {"service": null, "url": format!("{base}/convert")},
+    }}}});
+    for name in CONVERSION_CRDS {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::Kube(format!("CRD {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The names of the webhook configurations in deploy/ (validating, mutating).
 pub fn webhook_configuration_names() -> Result<(Vec<String>, Vec<String>), Error> {
     let mut validating = Vec::new();
@@ -244,6 +267,26 @@ pub async fn wait_for_ca_bundles(client: &Client, within: Duration) -> Result<()
                 });
             if !ok {
                 missing.push(name.clone());
+            }
+        }
+        let crds: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(client.clone());
+        for name in CONVERSION_CRDS {
+            let ok = crds
+                .get_opt(name)
+                .await
+                .map_err(kube_err)?
+                .is_some_and(|c| {
+                    c.spec
+                        .conversion
+                        .and_then(|c| c.webhook)
+                        .and_then(|w| w.client_config)
+                        .and_then(|c| c.ca_bundle)
+                        .is_some_and(|b| !b.0.is_empty())
+                });
+            if !ok {
+                missing.push(name.to_string());
             }
         }
         if missing.is_empty() {

@@ -139,6 +139,7 @@ async fn start_webhook(
     let port = components::free_port()?;
     let base = format!("https://127.0.0.1:{port}");
     components::apply(client, &components::local_webhook_configurations(&base)?).await?;
+    components::local_conversion(client, &base).await?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("webhook")
         .arg("--kubeconfig")

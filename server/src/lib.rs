@@ -23,8 +23,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
-use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
-use kube::core::response::Status;
+use kube::core::conversion::ConversionReview;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -330,16 +329,24 @@ async fn convert<F: Facts + 'static>(
             );
         }
     };
-    let answer = match ConversionRequest::from_review(review) {
-        Ok(req) => ConversionResponse::for_request(req)
-            .failure(Status::failure(
-                "CRD conversion is not implemented yet",
-                "NotImplemented",
-            ))
-            .into_review(),
-        Err(e) => ConversionResponse::invalid(Status::failure(&e.to_string(), "InvalidRequest"))
-            .into_review(),
+    let started = Instant::now();
+    let answer = cstor_webhooks::convert::review(review);
+    let allowed = answer
+        .response
+        .as_ref()
+        .is_some_and(|r| r.result.status == Some(kube::core::response::StatusSummary::Success));
+    let labels = RequestLabels {
+        webhook: "convert".into(),
+        kind: "ConversionReview".into(),
+        operation: "CONVERT".into(),
+        allowed: allowed.to_string(),
     };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     json_ok(&answer)
 }
 

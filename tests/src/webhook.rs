@@ -67,6 +67,9 @@ pub fn start(cp: &'static ControlPlane, cert_lifetime: Duration, resync: Duratio
                 components::apply(&admin, &configs)
                     .await
                     .map_err(|e| e.to_string())?;
+                components::local_conversion(&admin, &format!("https://127.0.0.1:{port}"))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let kc =
                     kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
                 let config = kube::Config::from_custom_kubeconfig(
@@ -90,7 +93,7 @@ pub fn start(cp: &'static ControlPlane, cert_lifetime: Duration, resync: Duratio
                     targets: Targets {
                         validating,
                         mutating,
-                        crds: Vec::new(),
+                        crds: components::CONVERSION_CRDS.map(String::from).to_vec(),
                     },
                     operator_accounts: cstor_policy::owned::OperatorAccounts(
                         default_operator_accounts(OPERATOR_NAMESPACE),

@@ -3,6 +3,7 @@
 //! answer with the uid echoed, `code` and `message` (and a JSONPatch for `/mutate`). Every
 //! input gets an answer; nothing here panics or writes to the cluster.
 
+pub mod convert;
 pub mod facts;
 pub mod mutate;
 pub mod validate;

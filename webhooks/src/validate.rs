@@ -85,6 +85,9 @@ async fn run<F: Facts>(
         ("cstor.openebs.io", "CStorPoolCluster") => match op {
             Operation::Create => {
                 let cspc: CStorPoolCluster = typed(object(&req.object, "object", kind)?, kind)?;
+                if let Some(what) = crate::convert::v1alpha1_unsupported(&cspc.metadata) {
+                    return Ok(Verdict::deny(422, what));
+                }
                 let f = facts
                     .cspc_facts(namespace, &config.openebs_namespace)
                     .await
@@ -97,6 +100,9 @@ async fn run<F: Facts>(
                     typed(object(&req.old_object, "oldObject", kind)?, kind)?;
                 if old.spec == new.spec {
                     return Ok(Verdict::allow());
+                }
+                if let Some(what) = crate::convert::v1alpha1_unsupported(&new.metadata) {
+                    return Ok(Verdict::deny(422, what));
                 }
                 let f = facts
                     .cspc_facts(namespace, &config.openebs_namespace)
