@@ -88,6 +88,8 @@ pub mod annotations {
     pub const SKIP_VALIDATIONS: &str = "openebs.io/skip-validations";
     /// SPC: the CSPC it was migrated to.
     pub const MIGRATED_TO_CSPC: &str = "openebs.io/cstor-pool-cluster";
+    /// On a CSPC made from an SPC: the SPC's name (idempotency of migration).
+    pub const MIGRATED_FROM: &str = "openebs.io/migrated-from";
     /// Legacy BlockDevice annotation that blocks claiming.
     pub const UUID_SCHEME: &str = "internal.openebs.io/uuid-scheme";
     /// Ours: what one CSPC/CSPI version can't express, kept for a lossless round trip

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod migrate;
 mod webhook;
 
 #[derive(Parser, Debug)]
@@ -27,6 +28,9 @@ enum Cmd {
     },
     /// Run the admission webhook server (HTTPS): validation, mutation, certificates.
     Webhook(Box<webhook::WebhookArgs>),
+    /// Plan the move of old-operator objects to their current form.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCmd),
 }
 
 #[tokio::main]
@@ -42,7 +46,8 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(migrate::PROBLEMS_FOUND),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -50,7 +55,8 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// `Ok(false)`: the command ran and found problems (a dry run's findings).
+async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Cmd::Up { nodes, state_dir } => {
             let opts = cstor_local::up::UpOptions {
@@ -61,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cstor_local::up::run(opts).await?;
         }
         Cmd::Webhook(args) => webhook::run(*args).await?,
+        Cmd::Migrate(cmd) => return migrate::run(cmd).await,
     }
-    Ok(())
+    Ok(true)
 }

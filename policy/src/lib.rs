@@ -6,6 +6,7 @@ pub mod cspc_update;
 pub mod cvc;
 pub mod defaults;
 pub mod facts;
+pub mod migrate;
 pub mod namespace;
 pub mod owned;
 pub mod pvc;
