@@ -104,6 +104,7 @@ fn memory_facts() -> MemoryFacts {
 }
 
 struct Row {
+    endpoint: &'static str,
     server: &'static str,
     connections: u32,
     rps: f64,
@@ -159,6 +160,48 @@ fn wrk(url: &str, script: &std::path::Path, connections: u32, seconds: u32) -> (
     (rps, p50, p99)
 }
 
+/// A ConversionReview of one 16-pool v1alpha1 CSPC (mirror pools, 2 disks each) to v1.
+fn conversion_body() -> String {
+    let pools: Vec<Value> = (1..=16)
+        .map(|i| {
+            json!({"nodeSelector": {"kubernetes.io/hostname": format!("node-{i}")},
+                   "raidGroups": [{"type": "mirror", "isWriteCache": false, "isSpare": false, "isReadCache": false,
+                                   "blockDevices": [{"blockDeviceName": format!("bd-{i}-1")}, {"blockDeviceName": format!("bd-{i}-2")}]}],
+                   "poolConfig": {"cacheFile": "", "defaultRaidGroupType": "mirror", "overProvisioning": false, "compression": "lz4"}})
+        })
+        .collect();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "request": {"uid": "bench-uid", "desiredAPIVersion": "cstor.openebs.io/v1", "objects": [{
+            "apiVersion": "cstor.openebs.io/v1alpha1", "kind": "CStorPoolCluster",
+            "metadata": {"name": "big", "namespace": "openebs", "uid": "u-2"},
+            "spec": {"pools": pools},
+        }]},
+    })
+    .to_string()
+}
+
+fn check_converted(url: &str, body_file: &std::path::Path) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", body_file.display()))
+        .arg(url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"Success\"")
+            && text.contains("bench-uid")
+            && text.contains("dataRaidGroups"),
+        "{url} did not convert the benchmark review: {text}"
+    );
+}
+
 fn check_allowed(url: &str, body_file: &std::path::Path) {
     let out = Command::new("curl")
         .args([
@@ -196,6 +239,22 @@ fn main() {
         ),
     )
     .expect("write script");
+
+    let conversion = conversion_body();
+    let conversion_file = dir.path().join("conversion.json");
+    std::fs::write(&conversion_file, &conversion).expect("write conversion body");
+    let conversion_script = dir.path().join("convert.lua");
+    std::fs::write(
+        &conversion_script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{conversion}]==]\n"
+        ),
+    )
+    .expect("write script");
+    let fixed_conversion = serde_json::to_vec(&cstor_webhooks::convert::review(
+        serde_json::from_str(&conversion).expect("conversion review"),
+    ))
+    .expect("fixed conversion");
 
     // The live path's facts: a real apiserver with the nodes and disks as objects.
     let cp = cstor_local::testing::control_plane();
@@ -247,14 +306,22 @@ fn main() {
         )
         .into_review();
         let fixed = serde_json::to_vec(&fixed).expect("fixed answer");
-        let ceiling = Router::new().route(
-            "/validate",
-            // The body is received (as every review is) and ignored.
-            post(move |_body: axum::body::Bytes| {
-                let fixed = fixed.clone();
-                async move { ([("content-type", "application/json")], fixed) }
-            }),
-        );
+        let ceiling = Router::new()
+            .route(
+                "/validate",
+                // The body is received (as every review is) and ignored.
+                post(move |_body: axum::body::Bytes| {
+                    let fixed = fixed.clone();
+                    async move { ([("content-type", "application/json")], fixed) }
+                }),
+            )
+            .route(
+                "/convert",
+                post(move |_body: axum::body::Bytes| {
+                    let fixed = fixed_conversion.clone();
+                    async move { ([("content-type", "application/json")], fixed) }
+                }),
+            );
         let memory = {
             let state = Arc::new(AppState::new(
                 memory_facts(),
@@ -317,6 +384,7 @@ fn main() {
                 "{name:>8} c={connections:<3} {rps:>9.0} req/s  p50 {p50_ms:.2} ms  p99 {p99_ms:.2} ms"
             );
             rows.push(Row {
+                endpoint: "/validate",
                 server: name,
                 connections,
                 rps,
@@ -325,16 +393,46 @@ fn main() {
             });
         }
     }
-    println!("| connections | server | requests/s | p50 ms | p99 ms | vs ceiling |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    // Conversion: a 16-pool CSPC through /convert, ours (facts unused) beside the ceiling.
+    for port in ports.iter().take(2) {
+        check_converted(
+            &format!("https://127.0.0.1:{port}/convert"),
+            &conversion_file,
+        );
+    }
+    for connections in [1u32, 16, 64] {
+        for (name, port) in names.iter().zip(&ports).take(2) {
+            let url = format!("https://127.0.0.1:{port}/convert");
+            let _ = wrk(&url, &conversion_script, connections, 1);
+            let (rps, p50_ms, p99_ms) = wrk(&url, &conversion_script, connections, seconds);
+            eprintln!(
+                "convert {name:>8} c={connections:<3} {rps:>9.0} req/s  p50 {p50_ms:.2} ms  p99 {p99_ms:.2} ms"
+            );
+            rows.push(Row {
+                endpoint: "/convert",
+                server: if *name == "memory" { "ours" } else { name },
+                connections,
+                rps,
+                p50_ms,
+                p99_ms,
+            });
+        }
+    }
+    println!("| endpoint | connections | server | requests/s | p50 ms | p99 ms | vs ceiling |");
+    println!("|---|---:|---|---:|---:|---:|---:|");
     for row in &rows {
         let ceiling = rows
             .iter()
-            .find(|r| r.server == "ceiling" && r.connections == row.connections)
+            .find(|r| {
+                r.server == "ceiling"
+                    && r.connections == row.connections
+                    && r.endpoint == row.endpoint
+            })
             .map(|r| r.rps)
             .unwrap_or(f64::NAN);
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} % |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} % |",
+            row.endpoint,
             row.connections,
             row.server,
             row.rps,
