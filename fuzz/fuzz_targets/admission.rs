@@ -1,4 +1,4 @@
-//! Decode + policy never panic: arbitrary bytes as an AdmissionReview, and arbitrary JSON as
+//! Decode + policy + conversion never panic: arbitrary bytes as an AdmissionReview, and arbitrary JSON as
 //! the object (and old object) of well-formed CSPC, CVC, CSPI, PVC and Namespace reviews, go
 //! through `/validate` and `/mutate` with facts in memory.
 #![no_main]
@@ -73,6 +73,27 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    if mode % 4 == 3 {
+        // Conversion: arbitrary bytes as a ConversionReview, and as an object converted both ways.
+        if let Ok(review) = serde_json::from_slice(rest) {
+            let answer = cstor_webhooks::convert::review(review);
+            assert!(answer.response.is_some());
+        }
+        if let Ok(object) = serde_json::from_slice::<Value>(rest) {
+            for version in ["cstor.openebs.io/v1", "cstor.openebs.io/v1alpha1"] {
+                if let Ok(converted) = cstor_webhooks::convert::convert_object(&object, version) {
+                    // What we produce, we can convert back.
+                    let back = if version.ends_with("v1") {
+                        "cstor.openebs.io/v1alpha1"
+                    } else {
+                        "cstor.openebs.io/v1"
+                    };
+                    let _ = cstor_webhooks::convert::convert_object(&converted, back);
+                }
+            }
+        }
+        return;
+    }
     let review: Option<AdmissionReview<DynamicObject>> = if mode & 1 == 0 {
         serde_json::from_slice(rest).ok()
     } else {
