@@ -157,6 +157,37 @@ async fn v1alpha1_manifests_work_through_conversion() {
     .expect("the v1alpha1 watch sees the v1 update");
     assert_eq!(seen.spec.pools[0].raid_groups[0].type_, "mirror");
 
+    // CSPIs are served at v1alpha1 too (1.x tooling reads pool instances); the operator writes
+    // them at v1 under its own account.
+    let cspi = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolInstance",
+        "metadata": {"name": "legacy-x1", "labels": {"openebs.io/cstor-pool-cluster": "legacy"}},
+        "spec": {"hostName": "cstor-node-1", "nodeSelector": {"kubernetes.io/hostname": "cstor-node-1"},
+                 "dataRaidGroups": [{"blockDevices": [{"blockDeviceName": "bd-conv-1"}, {"blockDeviceName": "bd-conv-2"}]}],
+                 "poolConfig": {"dataRaidGroupType": "mirror"}},
+    });
+    let out = apply(&env, "cspi", &cspi);
+    assert!(out.success, "{}", out.stderr);
+    let out = kubectl(
+        &env,
+        &[
+            "get",
+            "cstorpoolinstances.v1alpha1.cstor.openebs.io",
+            "legacy-x1",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.success, "{}", out.stderr);
+    let old_cspi: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(old_cspi["apiVersion"], "cstor.openebs.io/v1alpha1");
+    assert_eq!(old_cspi["spec"]["hostName"], "cstor-node-1");
+    assert_eq!(old_cspi["spec"]["raidGroup"][0]["type"], "mirror");
+    assert_eq!(
+        old_cspi["spec"]["poolConfig"]["defaultRaidGroupType"],
+        "mirror"
+    );
+
     // What v1 pools cannot run is denied at admission, after conversion.
     let spare = alpha_cspc(
         "spare",
