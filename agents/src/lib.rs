@@ -1,2 +1,5 @@
 //! Node agents: pool-manager (CSPI and CVR through the ZFS CLI), volume-manager (iSCSI target)
-//! and disk discovery. Filled by the pools and volumes issues.
+//! and disk discovery. So far: the command runner and the zpool output parsers.
+
+pub mod runner;
+pub mod zpool;

@@ -199,15 +199,45 @@ async fn https_contract_readiness_and_hot_reload() {
     let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(answer["response"]["uid"], "u-1");
     assert_eq!(answer["response"]["allowed"], true);
-    let (status, body, _) = client.send("POST", "/convert", json, b"{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"ConversionReview\",\"request\":{\"uid\":\"c-1\",\"desiredAPIVersion\":\"cstor.openebs.io/v1\",\"objects\":[]}}".to_vec()).await;
+    // /convert over TLS: a v1alpha1 CSPC converted to v1, and a malformed one refused.
+    let conversion = |object: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "request": {"uid": "c-1", "desiredAPIVersion": "cstor.openebs.io/v1", "objects": [object]},
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let old = serde_json::json!({
+        "apiVersion": "cstor.openebs.io/v1alpha1", "kind": "CStorPoolCluster",
+        "metadata": {"name": "pc"},
+        "spec": {"pools": [{"nodeSelector": {"kubernetes.io/hostname": "n1"},
+                            "raidGroups": [{"type": "stripe", "blockDevices": [{"blockDeviceName": "a"}]}],
+                            "poolConfig": {"defaultRaidGroupType": "stripe"}}]},
+    });
+    let (status, body, _) = client.send("POST", "/convert", json, conversion(old)).await;
     assert_eq!(status, 200);
     let conv: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(
         (
             conv["response"]["uid"].as_str(),
-            conv["response"]["result"]["status"].as_str()
+            conv["response"]["result"]["status"].as_str(),
+            conv["response"]["convertedObjects"][0]["spec"]["pools"][0]["poolConfig"]["dataRaidGroupType"].as_str(),
         ),
-        (Some("c-1"), Some("Failure"))
+        (Some("c-1"), Some("Success"), Some("stripe"))
+    );
+    let bad = serde_json::json!({"apiVersion": "cstor.openebs.io/v1alpha1", "kind": "CStorPoolCluster",
+                                 "metadata": {"name": "pc"}, "spec": {"pools": 7}});
+    let (status, body, _) = client.send("POST", "/convert", json, conversion(bad)).await;
+    assert_eq!(status, 200);
+    let conv: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(conv["response"]["uid"], "c-1");
+    assert_eq!(conv["response"]["result"]["status"], "Failure");
+    assert!(
+        conv["response"]["result"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("CStorPoolCluster pc: field spec.pools: invalid type")),
+        "{conv}"
     );
 
     // Still healthy after the bad requests, and the metrics counted them.

@@ -1,0 +1,58 @@
+//! The command runner with real processes: output captured, failures carry stderr, a hung
+//! command is killed at the timeout, a missing program says so.
+
+use std::time::{Duration, Instant};
+
+use cstor_agents::runner::{RunError, Runner};
+
+#[tokio::test]
+async fn success_failure_timeout_and_missing_program() {
+    let r = Runner::default();
+    let out = r
+        .run("sh", &["-c", "echo pool; echo warn >&2"])
+        .await
+        .expect("runs");
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("pool\n", "warn\n")
+    );
+
+    match r
+        .run(
+            "sh",
+            &["-c", "echo \"cannot open 'x': no such pool\" >&2; exit 1"],
+        )
+        .await
+    {
+        Err(RunError::Failed { stderr, status, .. }) => {
+            assert_eq!(stderr, "cannot open 'x': no such pool");
+            assert_eq!(status, "exit status: 1");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let quick = Runner {
+        timeout: Duration::from_millis(200),
+    };
+    let started = Instant::now();
+    match quick.run("sleep", &["5"]).await {
+        Err(e @ RunError::Timeout { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "`sleep 5` did not finish within 200 ms and was killed"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    match r.run("no-such-zpool-binary", &["status"]).await {
+        Err(e @ RunError::Spawn { .. }) => {
+            assert!(
+                e.to_string()
+                    .starts_with("`no-such-zpool-binary status` could not start")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
