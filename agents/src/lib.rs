@@ -1,5 +1,6 @@
 //! Node agents: pool-manager (CSPI and CVR through the ZFS CLI), volume-manager (iSCSI target)
 //! and disk discovery. So far: the command runner and the zpool output parsers.
 
+pub mod pool_commands;
 pub mod runner;
 pub mod zpool;

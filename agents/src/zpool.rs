@@ -43,24 +43,40 @@ impl PoolStatus {
         self.scrub.starts_with("resilver in progress")
     }
 
-    /// The disks of each top-level group, in order; a disk directly under the pool (stripe)
-    /// is a group of one.
+    /// The disks of each top-level data group, in order; a disk directly under the pool
+    /// (stripe) is a group of one.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
-        self.root
-            .children
-            .iter()
-            .map(|top| {
-                if top.children.is_empty() {
-                    ("disk".to_string(), vec![top.name.clone()])
-                } else {
-                    (
-                        top.name.clone(),
-                        top.children.iter().map(|d| d.name.clone()).collect(),
-                    )
-                }
-            })
-            .collect()
+        Self::grouped(self.root.children.iter().filter(|v| !is_section(&v.name)))
     }
+
+    /// The groups of a section (`logs`, `cache`, `spares`), like [`Self::groups`].
+    pub fn section(&self, name: &str) -> Vec<(String, Vec<String>)> {
+        Self::grouped(
+            self.root
+                .children
+                .iter()
+                .filter(|v| v.name == name)
+                .flat_map(|v| v.children.iter()),
+        )
+    }
+
+    fn grouped<'a>(tops: impl Iterator<Item = &'a Vdev>) -> Vec<(String, Vec<String>)> {
+        tops.map(|top| {
+            if top.children.is_empty() {
+                ("disk".to_string(), vec![top.name.clone()])
+            } else {
+                (
+                    top.name.clone(),
+                    top.children.iter().map(|d| d.name.clone()).collect(),
+                )
+            }
+        })
+        .collect()
+    }
+}
+
+fn is_section(name: &str) -> bool {
+    matches!(name, "logs" | "cache" | "spares")
 }
 
 fn counter(s: Option<&str>) -> u64 {
@@ -88,7 +104,14 @@ pub fn parse_status(text: &str) -> Result<PoolStatus, ParseError> {
             if trimmed.starts_with("NAME") && trimmed.contains("STATE") {
                 continue;
             }
-            let indent = line.len() - line.trim_start().len();
+            let mut indent = line.len() - line.trim_start().len();
+            // `logs`, `cache` and `spares` head sections at the root's own indent; they belong
+            // under the root.
+            if matches!(trimmed, "logs" | "cache" | "spares")
+                && stack.first().is_some_and(|(root, _)| *root == indent)
+            {
+                indent += 1;
+            }
             let mut words = trimmed.split_whitespace();
             let name = words.next().unwrap_or_default().to_string();
             let state = words.next().unwrap_or_default().to_string();

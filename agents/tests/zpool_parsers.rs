@@ -135,3 +135,20 @@ proptest! {
         let _ = parse_status(&mangled);
     }
 }
+
+#[test]
+fn log_section_sits_under_the_root() {
+    let l = parse_status(&fixture("zpool-status-mirror-with-log.txt")).expect("with log");
+    assert_eq!(
+        l.groups(),
+        vec![
+            ("mirror-0".to_string(), s(&["/tmp/zf/e1", "/tmp/zf/e2"])),
+            ("mirror-1".to_string(), s(&["/tmp/zf/e3", "/tmp/zf/e4"])),
+        ]
+    );
+    assert_eq!(
+        l.section("logs"),
+        vec![("disk".to_string(), s(&["/tmp/zf/f2"]))]
+    );
+    assert_eq!(l.section("cache"), Vec::<(String, Vec<String>)>::new());
+}
