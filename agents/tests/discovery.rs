@@ -1,0 +1,86 @@
+//! Disk discovery's decisions: BlockDevice names and fields for a node's disks, claim state
+//! kept, vanished disks found.
+
+use cstor_agents::discovery::{Disk, block_device, block_device_name, vanished};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+fn sparse(path: &str) -> Disk {
+    Disk {
+        path: path.into(),
+        bytes: 1 << 30,
+        device_type: "sparse".into(),
+    }
+}
+
+#[test]
+fn names_are_dns_labels_of_node_and_file() {
+    assert_eq!(
+        block_device_name("cstor-node-1", "/state/disks/cstor-node-1/disk1.img"),
+        "bd-cstor-node-1-disk1.img"
+    );
+    assert_eq!(block_device_name("Node_A", "/dev/sdb"), "bd-node-a-sdb");
+    assert_eq!(block_device_name("n", "/x/-weird_"), "bd-n--weird");
+}
+
+#[test]
+fn a_new_disk_is_an_active_unclaimed_block_device_on_its_node() {
+    let bd = block_device(
+        "cstor-node-1",
+        "openebs",
+        &sparse("/s/cstor-node-1/disk1"),
+        None,
+    );
+    let v = serde_json::to_value(&bd).expect("json");
+    assert_eq!(v["metadata"]["name"], "bd-cstor-node-1-disk1");
+    assert_eq!(v["metadata"]["namespace"], "openebs");
+    assert_eq!(
+        v["metadata"]["labels"]["kubernetes.io/hostname"],
+        "cstor-node-1"
+    );
+    assert_eq!(
+        v["metadata"]["labels"]["ndm.io/blockdevice-type"],
+        "blockdevice"
+    );
+    assert_eq!(v["spec"]["path"], "/s/cstor-node-1/disk1");
+    assert_eq!(v["spec"]["capacity"]["storage"], 1u64 << 30);
+    assert_eq!(v["spec"]["nodeAttributes"]["nodeName"], "cstor-node-1");
+    assert_eq!(v["spec"]["details"]["deviceType"], "sparse");
+    assert_eq!(
+        v["status"],
+        json!({"claimState": "Unclaimed", "state": "Active"})
+    );
+}
+
+#[test]
+fn claim_state_and_ref_belong_to_claim_binding_and_are_kept() {
+    let mut existing = block_device("n1", "openebs", &sparse("/s/d1"), None);
+    existing.status.claim_state = "Claimed".into();
+    existing.status.state = "Inactive".into();
+    existing.spec.claim_ref = Some(k8s_openapi::api::core::v1::ObjectReference {
+        name: Some("bdc-cstor-1".into()),
+        ..Default::default()
+    });
+    let again = block_device("n1", "openebs", &sparse("/s/d1"), Some(&existing));
+    assert_eq!(again.status.claim_state, "Claimed");
+    assert_eq!(again.status.state, "Active", "the disk is back");
+    assert_eq!(
+        again.spec.claim_ref.and_then(|r| r.name).as_deref(),
+        Some("bdc-cstor-1")
+    );
+}
+
+#[test]
+fn vanished_disks_of_this_node_only() {
+    let known = vec![
+        block_device("n1", "openebs", &sparse("/s/d1"), None),
+        block_device("n1", "openebs", &sparse("/s/d2"), None),
+        block_device("n2", "openebs", &sparse("/s/d3"), None),
+    ];
+    let gone = vanished("n1", &[sparse("/s/d1")], &known);
+    let names: Vec<&str> = gone
+        .iter()
+        .filter_map(|b| b.metadata.name.as_deref())
+        .collect();
+    assert_eq!(names, vec!["bd-n1-d2"]);
+}
