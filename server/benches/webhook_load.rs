@@ -181,7 +181,8 @@ fn conversion_body() -> String {
     .to_string()
 }
 
-fn check_converted(url: &str, body_file: &std::path::Path) {
+/// POSTs `body_file` to `url` with curl (TLS unverified: loopback, our own certificate).
+fn curl_post(url: &str, body_file: &std::path::Path) -> String {
     let out = Command::new("curl")
         .args([
             "-sk",
@@ -193,7 +194,15 @@ fn check_converted(url: &str, body_file: &std::path::Path) {
         .arg(url)
         .output()
         .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn check_converted(url: &str, body_file: &std::path::Path) {
+    let text = curl_post(url, body_file);
     assert!(
         text.contains("\"Success\"")
             && text.contains("bench-uid")
@@ -203,22 +212,10 @@ fn check_converted(url: &str, body_file: &std::path::Path) {
 }
 
 fn check_allowed(url: &str, body_file: &std::path::Path) {
-    let out = Command::new("curl")
-        .args([
-            "-sk",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-        ])
-        .arg(format!("@{}", body_file.display()))
-        .arg(url)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = curl_post(url, body_file);
     assert!(
         text.contains("\"allowed\":true") && text.contains("bench-uid"),
-        "{url} did not admit the benchmark review: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{url} did not admit the benchmark review: {text}"
     );
 }
 

@@ -159,6 +159,18 @@ fn record<F>(
     started: Instant,
 ) {
     let allowed = review.response.as_ref().is_some_and(|r| r.allowed);
+    count(state, webhook, kind, op, allowed, started);
+}
+
+/// One answered review in the request counter and latency histogram.
+fn count<F>(
+    state: &AppState<F>,
+    webhook: &str,
+    kind: &str,
+    op: &str,
+    allowed: bool,
+    started: Instant,
+) {
     let labels = RequestLabels {
         webhook: webhook.into(),
         kind: kind.into(),
@@ -335,18 +347,14 @@ async fn convert<F: Facts + 'static>(
         .response
         .as_ref()
         .is_some_and(|r| r.result.status == Some(kube::core::response::StatusSummary::Success));
-    let labels = RequestLabels {
-        webhook: "convert".into(),
-        kind: "ConversionReview".into(),
-        operation: "CONVERT".into(),
-        allowed: allowed.to_string(),
-    };
-    state.metrics.requests.get_or_create(&labels).inc();
-    state
-        .metrics
-        .duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    count(
+        &state,
+        "convert",
+        "ConversionReview",
+        "CONVERT",
+        allowed,
+        started,
+    );
     json_ok(&answer)
 }
 
