@@ -226,6 +226,15 @@ pub fn free_port() -> Result<u16, Error> {
     Ok(port)
 }
 
+/// Whether every client config carries a non-empty caBundle.
+fn has_bundles<'a>(
+    mut configs: impl Iterator<
+        Item = &'a k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
+    >,
+) -> bool {
+    configs.all(|c| c.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()))
+}
+
 /// Waits until every webhook of our configurations carries a caBundle (the server's leader
 /// wrote it), so admission works from here on.
 pub async fn wait_for_ca_bundles(client: &Client, within: Duration) -> Result<(), Error> {
@@ -241,12 +250,7 @@ pub async fn wait_for_ca_bundles(client: &Client, within: Duration) -> Result<()
                 .await
                 .map_err(kube_err)?
                 .is_some_and(|c| {
-                    c.webhooks.unwrap_or_default().iter().all(|w| {
-                        w.client_config
-                            .ca_bundle
-                            .as_ref()
-                            .is_some_and(|b| !b.0.is_empty())
-                    })
+                    has_bundles(c.webhooks.iter().flatten().map(|w| &w.client_config))
                 });
             if !ok {
                 missing.push(name.clone());
@@ -258,12 +262,7 @@ pub async fn wait_for_ca_bundles(client: &Client, within: Duration) -> Result<()
                 .await
                 .map_err(kube_err)?
                 .is_some_and(|c| {
-                    c.webhooks.unwrap_or_default().iter().all(|w| {
-                        w.client_config
-                            .ca_bundle
-                            .as_ref()
-                            .is_some_and(|b| !b.0.is_empty())
-                    })
+                    has_bundles(c.webhooks.iter().flatten().map(|w| &w.client_config))
                 });
             if !ok {
                 missing.push(name.clone());
