@@ -1,7 +1,9 @@
 //! Node agents: pool-manager (CSPI and CVR through the ZFS CLI), volume-manager (iSCSI target)
-//! and disk discovery. So far: the command runner and the zpool output parsers.
+//! and disk discovery.
 
 pub mod discovery;
+pub mod discovery_agent;
 pub mod pool_commands;
+pub mod pool_manager;
 pub mod runner;
 pub mod zpool;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod migrate;
+mod pools;
+mod status;
 mod webhook;
 
 #[derive(Parser, Debug)]
@@ -25,7 +27,21 @@ enum Cmd {
         /// State directory (one `cstor up` per directory).
         #[arg(long, env = "CSTOR_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// Sparse-file disks per node.
+        #[arg(long, default_value_t = 4)]
+        disks_per_node: usize,
+        /// Size of each disk, e.g. 1G, 512M.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        disk_size: u64,
     },
+    /// Run the cspc-operator (CSPC -> pools) and claim binding, leader-elected.
+    Operator(Box<pools::OperatorArgs>),
+    /// Run the pool manager of one CStorPoolInstance (zpool/zfs on its node).
+    PoolManager(Box<pools::PoolManagerArgs>),
+    /// Register a node's disks as BlockDevices.
+    DiskDiscovery(pools::DiscoveryArgs),
+    /// Print the pools (and, later, volumes) of the cluster.
+    Status(status::StatusArgs),
     /// Run the admission webhook server (HTTPS): validation, mutation, certificates.
     Webhook(Box<webhook::WebhookArgs>),
     /// Plan the move of old-operator objects to their current form.
@@ -55,17 +71,50 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// `1G`, `512M`, `64K` (binary units) or plain bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let shift = match unit.trim_end_matches(['i', 'B']) {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        other => return Err(format!("unknown size unit {other:?} (K, M, G, T)")),
+    };
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// `Ok(false)`: the command ran and found problems (a dry run's findings).
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Cmd::Up { nodes, state_dir } => {
+        Cmd::Up {
+            nodes,
+            state_dir,
+            disks_per_node,
+            disk_size,
+        } => {
             let opts = cstor_local::up::UpOptions {
                 state_dir: state_dir.unwrap_or_else(cstor_local::up::default_state_dir),
                 nodes,
                 cstor_exe: std::env::current_exe()?,
+                disks: cstor_local::node::DiskLayout {
+                    per_node: disks_per_node,
+                    bytes: disk_size,
+                },
             };
             cstor_local::up::run(opts).await?;
         }
+        Cmd::Operator(args) => pools::operator(*args).await?,
+        Cmd::PoolManager(args) => pools::pool_manager(*args).await?,
+        Cmd::DiskDiscovery(args) => pools::disk_discovery(args).await?,
+        Cmd::Status(args) => status::run(args).await?,
         Cmd::Webhook(args) => webhook::run(*args).await?,
         Cmd::Migrate(cmd) => return migrate::run(cmd).await,
     }

@@ -91,6 +91,22 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> Result<(), Error> 
     Ok(())
 }
 
+/// How components reach the apiserver: its URL and the CA that signed its certificate.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub server: String,
+    pub ca: PathBuf,
+}
+
+impl Access {
+    pub fn of(cp: &ControlPlane) -> Self {
+        Access {
+            server: cp.server().to_string(),
+            ca: cp.ca_cert_path().to_path_buf(),
+        }
+    }
+}
+
 /// A kubeconfig for ServiceAccount `namespace/account`, backed by a token file that
 /// [`refresh_token`] rewrites (kube clients re-read it), written under `dir`.
 pub async fn service_account_kubeconfig(
@@ -100,18 +116,34 @@ pub async fn service_account_kubeconfig(
     account: &str,
     dir: &Path,
 ) -> Result<PathBuf, Error> {
+    account_kubeconfig(&Access::of(cp), client, namespace, account, dir).await
+}
+
+/// [`service_account_kubeconfig`] for an apiserver known by its [`Access`].
+pub async fn account_kubeconfig(
+    access: &Access,
+    client: &Client,
+    namespace: &str,
+    account: &str,
+    dir: &Path,
+) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let token_path = dir.join(format!("{account}.token"));
+    let token_path = token_path(dir, account);
     refresh_token(client, namespace, account, &token_path).await?;
     let path = dir.join(format!("{account}.kubeconfig"));
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: cstor-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {account}\n  user:\n    tokenFile: {token}\ncontexts:\n- name: cstor-local\n  context:\n    cluster: cstor-local\n    user: {account}\n    namespace: {namespace}\ncurrent-context: cstor-local\n",
-        server = cp.server(),
-        ca = cp.ca_cert_path().display(),
+        server = access.server,
+        ca = access.ca.display(),
         token = token_path.display(),
     );
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     Ok(path)
+}
+
+/// Where the token of `account` is kept under `dir`.
+pub fn token_path(dir: &Path, account: &str) -> PathBuf {
+    dir.join(format!("{account}.token"))
 }
 
 /// Lifetime of the tokens we request; [`refresh_token`] is called well before it ends.

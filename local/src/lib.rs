@@ -6,8 +6,11 @@ pub mod binaries;
 pub mod cluster;
 pub mod components;
 pub mod controlplane;
+pub mod node;
 pub mod pki;
+pub mod pods;
 pub mod process;
+pub mod stack;
 pub mod testing;
 pub mod up;
 
@@ -36,6 +39,8 @@ pub enum Error {
     Kube(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("{0}")]
+    Tool(String),
     #[error("CRD generation: {0}")]
     Crd(String),
     #[error("{name} exited ({status}); log {log}:\n{log_tail}", log = log.display())]

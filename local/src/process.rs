@@ -102,6 +102,12 @@ impl Supervisor {
         Ok(())
     }
 
+    /// The process group of the children (joined by processes spawned elsewhere, so the
+    /// watchdog ends them too).
+    pub fn pgid(&self) -> Option<i32> {
+        self.pgid.map(|p| p.as_raw())
+    }
+
     /// Names and process ids of the running children.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.children

@@ -85,3 +85,72 @@ pub async fn env(prefix: &str) -> TestEnv {
         control_plane: cp,
     }
 }
+
+/// What tests see of the shared [`crate::stack::Stack`] (it runs on its own thread).
+#[derive(Clone, Debug)]
+pub struct TestStack {
+    pub nodes: Vec<crate::node::LocalNode>,
+    pub pods: crate::pods::PodTable,
+    pub webhook_port: u16,
+}
+
+static STACK: OnceLock<Result<TestStack, String>> = OnceLock::new();
+
+/// The whole product on the shared control plane (webhook, per-node zfs-fuse, disks and
+/// discovery, the operator Deployment, pool-managers), started on first call with `opts`
+/// and kept for the test binary; `exe` is the `cstor` binary. Panics with the reason if it
+/// cannot start.
+pub fn stack(opts: crate::stack::StackOptions) -> &'static TestStack {
+    let started = STACK.get_or_init(|| {
+        let cp = control_plane();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<TestStack, String>>();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let started = async {
+                    let admin = cp.client().await.map_err(|e| e.to_string())?;
+                    crate::stack::start(
+                        &admin,
+                        &crate::components::Access::of(cp),
+                        cp.dir(),
+                        &opts,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+                .await;
+                match started {
+                    Ok(stack) => {
+                        let _ = tx.send(Ok(TestStack {
+                            nodes: stack.nodes.clone(),
+                            pods: stack.pods.clone(),
+                            webhook_port: stack.webhook_port,
+                        }));
+                        // Keep the stack (and this runtime) for the life of the test binary.
+                        std::future::pending::<()>().await;
+                        drop(stack);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(300))
+            .unwrap_or_else(|e| Err(format!("stack did not start within 300s: {e}")))
+    });
+    match started {
+        Ok(s) => s,
+        Err(e) => panic!("the local stack did not start: {e}"),
+    }
+}

@@ -10,9 +10,10 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::Error;
 use crate::binaries;
 use crate::cluster;
-use crate::components::{self, OPERATOR_NAMESPACE, WEBHOOK_ACCOUNT};
+use crate::components::Access;
 use crate::controlplane::{ControlPlane, RunDir};
-use crate::process::Supervisor;
+use crate::node::DiskLayout;
+use crate::stack::{self, Stack, StackOptions};
 
 /// Options of `cstor up`.
 #[derive(Clone, Debug)]
@@ -21,8 +22,11 @@ pub struct UpOptions {
     pub state_dir: PathBuf,
     /// Number of Node objects.
     pub nodes: usize,
-    /// The `cstor` binary, run as `cstor webhook` under its own ServiceAccount.
+    /// The `cstor` binary, run as `cstor webhook`, `operator`, `pool-manager`, … each under
+    /// its own ServiceAccount.
     pub cstor_exe: PathBuf,
+    /// Sparse-file disks per node.
+    pub disks: DiskLayout,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/cstor` or `~/.local/state/cstor`.
@@ -84,14 +88,22 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
     let crds = cluster::product_crds()?;
     cluster::install_crds(&client, &crds).await?;
     say(&format!("cstor up: installed {} CRDs", crds.len()));
-    let nodes = cluster::create_nodes(&client, opts.nodes).await?;
-    say(&format!("cstor up: created nodes {}", nodes.join(", ")));
-
-    say("cstor up: starting the webhook server under ServiceAccount openebs/cstor-webhook");
-    let mut ours = Supervisor::new(cp.dir().join("logs"), None)?;
-    let token_dir = cp.dir().join("components");
-    start_webhook(&cp, &client, &opts.cstor_exe, &mut ours, &token_dir).await?;
-    say("cstor up: admission webhooks registered and serving");
+    say(&format!(
+        "cstor up: starting {} nodes (zfs-fuse, {} disks of {} MiB each), the webhook, the operator",
+        opts.nodes,
+        opts.disks.per_node,
+        opts.disks.bytes >> 20
+    ));
+    let stack_opts = StackOptions {
+        nodes: opts.nodes,
+        disks: opts.disks,
+        exe: opts.cstor_exe.clone(),
+        discovery_interval: Duration::from_secs(2),
+        operator_replicas: None,
+    };
+    let mut stack = stack::start(&client, &Access::of(&cp), cp.dir(), &stack_opts).await?;
+    let names: Vec<String> = stack.nodes.iter().map(|n| n.name.clone()).collect();
+    say(&format!("cstor up: nodes {} ready; admission webhooks serving", names.join(", ")));
 
     let kubeconfig = opts.state_dir.join("kubeconfig");
     std::fs::copy(cp.kubeconfig(), &kubeconfig).map_err(|e| Error::io(&kubeconfig, e))?;
@@ -99,7 +111,7 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
     say(&format!(
         "\nThe local cluster is up at {server}.\n\
          \n  export KUBECONFIG={kc}\n  alias kubectl={kubectl}   # if you have no kubectl of your own\n\
-         \nThen try:\n  kubectl get nodes\n  kubectl get crds | grep openebs\n  kubectl -n openebs apply -f examples/blockdevices.yaml -f examples/cspc-stripe.yaml\n  kubectl -n openebs get cspc,bd\n\
+         \nThen try:\n  kubectl -n openebs get bd              # each node's disks\n  kubectl -n openebs apply -f examples/local/cspc-mirror.yaml\n  kubectl -n openebs get cspc,cspi       # pools ONLINE in seconds\n  cstor status                           # pools as a table\n\
          \nLogs: {logs}\nPress Ctrl-C to stop everything.",
         server = cp.server(),
         kc = kubeconfig.display(),
@@ -107,9 +119,9 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
         logs = cp.dir().join("logs").display(),
     ));
 
-    let outcome = wait_for_stop(&mut cp, &mut ours, &client, &token_dir).await;
+    let outcome = wait_for_stop(&mut cp, &mut stack).await;
     say("cstor up: stopping");
-    ours.stop(Duration::from_secs(10));
+    stack.stop().await;
     cp.stop();
     let _ = std::fs::remove_file(&kubeconfig);
     let _ = std::fs::remove_file(&pid_file);
@@ -117,76 +129,21 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
     outcome
 }
 
-/// Applies deploy/'s webhook RBAC and configurations (pointed at loopback) and runs
-/// `cstor webhook` with a token of its own ServiceAccount; returns once it serves.
-async fn start_webhook(
-    cp: &ControlPlane,
-    client: &kube::Client,
-    exe: &Path,
-    ours: &mut Supervisor,
-    token_dir: &Path,
-) -> Result<(), Error> {
-    components::ensure_namespace(client, OPERATOR_NAMESPACE).await?;
-    components::apply(client, &components::documents(components::WEBHOOK_RBAC)?).await?;
-    let kubeconfig = components::service_account_kubeconfig(
-        cp,
-        client,
-        OPERATOR_NAMESPACE,
-        WEBHOOK_ACCOUNT,
-        token_dir,
-    )
-    .await?;
-    let port = components::free_port()?;
-    let base = format!("https://127.0.0.1:{port}");
-    components::apply(client, &components::local_webhook_configurations(&base)?).await?;
-    components::local_conversion(client, &base).await?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("webhook")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--namespace")
-        .arg(OPERATOR_NAMESPACE)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--ip")
-        .arg("127.0.0.1")
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        );
-    ours.spawn("webhook", cmd)?;
-    components::wait_for_ca_bundles(client, Duration::from_secs(60)).await
-}
-
-async fn wait_for_stop(
-    cp: &mut ControlPlane,
-    ours: &mut Supervisor,
-    client: &kube::Client,
-    token_dir: &Path,
-) -> Result<(), Error> {
+async fn wait_for_stop(cp: &mut ControlPlane, stack: &mut Stack) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Error::io(Path::new("SIGTERM"), e))?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // Tokens last an hour; renew at a third of that so a slow apiserver never lets one lapse.
-    let mut renew = tokio::time::interval(components::TOKEN_LIFETIME / 3);
-    renew.tick().await;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
-            _ = renew.tick() => {
-                let path = token_dir.join(format!("{WEBHOOK_ACCOUNT}.token"));
-                if let Err(e) = components::refresh_token(client, OPERATOR_NAMESPACE, WEBHOOK_ACCOUNT, &path).await {
-                    tracing::warn!(error = %e, "service-account token not renewed; retrying");
-                }
-            }
             _ = tick.tick() => {
                 if let Some(err) = cp.exited() {
                     return Err(err);
                 }
-                if let Some((name, status)) = ours.exited() {
-                    let log = ours.log_path(&name);
+                if let Some((name, status)) = stack.exited() {
+                    let log = stack.log_path(&name);
                     return Err(Error::Exited {
                         name,
                         status: status.to_string(),

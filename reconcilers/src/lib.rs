@@ -1,2 +1,12 @@
-//! Cluster-scope controllers on kube::runtime: CSPC, claim binding, CVC, backup/restore,
-//! upgrade and migration tasks. Filled by the pools and volumes issues.
+//! Cluster-scope controllers on kube::runtime: the CSPC controller (CSPC → CSPIs, claims and
+//! pool-manager Deployments), claim binding (the part of NDM cStor needs) and the leader-elected
+//! operator entry point. CVC, backup/restore, upgrade and migration come with later issues.
+
+pub mod claims;
+pub mod cspc;
+pub mod error;
+pub mod meta;
+pub mod operator;
+pub mod quantity;
+
+pub use error::Error;

@@ -1,0 +1,495 @@
+//! The pool-manager's decisions as pure functions of the CSPI, the BlockDevices and the parsed
+//! `zpool status` / `zfs` output (spec/reconcilers.md B §2.3–2.7): what to replace, what to
+//! add, whether a resilver is done, which disks are unavailable, read-only, status and
+//! conditions. The async side only runs what these return.
+
+use cstor_api::common::{ConditionStatus, PoolCondition};
+use cstor_api::cstor_v1::cspc::RaidGroup;
+use cstor_api::cstor_v1::cspi::ZFSCapacityAttributes;
+use cstor_api::cstor_v1::cspi::{
+    CStorPoolInstanceCapacity, CStorPoolInstanceSpec, CStorPoolInstanceStatus,
+};
+use cstor_api::openebs_v1alpha1::BlockDevice;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::zpool::{PoolStatus, Vdev};
+
+/// Default `roThresholdLimit` (B §2.7).
+pub const DEFAULT_RO_THRESHOLD: i32 = 85;
+
+/// A BlockDevice's device paths (B §2.3): every devlink, in order, then `spec.path`.
+/// Commands use element 0; topology matching accepts any.
+pub fn bd_paths(bd: &BlockDevice) -> Vec<String> {
+    bd.spec
+        .devlinks
+        .iter()
+        .flat_map(|d| d.links.iter().cloned())
+        .chain(std::iter::once(bd.spec.path.clone()))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The `-d` directory for a scan import: the parent of a sparse file; `None` for a `/dev`
+/// path (zpool then scans `/dev` itself).
+pub fn import_dir(first_path: &str) -> Option<String> {
+    if first_path.starts_with("/dev") {
+        return None;
+    }
+    let parent = std::path::Path::new(first_path).parent()?;
+    let s = parent.to_str()?;
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// B §2.2 step 5: at least one data group, a data type, a write-cache type when there are
+/// write-cache groups, and no empty group.
+pub fn validate(spec: &CStorPoolInstanceSpec) -> Result<(), String> {
+    if spec.data_raid_groups.is_empty() {
+        return Err("no data raid group in the spec".into());
+    }
+    let config = spec.pool_config.as_ref();
+    if config.is_none_or(|c| c.data_raid_group_type.is_empty()) {
+        return Err("poolConfig.dataRaidGroupType is not set".into());
+    }
+    let caches = spec.write_cache_raid_groups.as_deref().unwrap_or_default();
+    if !caches.is_empty() && config.is_none_or(|c| c.write_cache_group_type.is_empty()) {
+        return Err("write-cache raid groups but poolConfig.writeCacheGroupType is not set".into());
+    }
+    for (i, g) in spec.data_raid_groups.iter().enumerate() {
+        if g.block_devices.is_empty() {
+            return Err(format!("data raid group {i} has no block device"));
+        }
+    }
+    for (i, g) in caches.iter().enumerate() {
+        if g.block_devices.is_empty() {
+            return Err(format!("write-cache raid group {i} has no block device"));
+        }
+    }
+    Ok(())
+}
+
+/// Data (`zpool add POOL …`) or write cache (`zpool add POOL log …`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    Data,
+    Log,
+}
+
+impl Category {
+    /// The word in B §2.5's messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            Category::Data => "data",
+            Category::Log => "log",
+        }
+    }
+}
+
+/// The CSPI's raid groups with their category and type, data first, in spec order.
+pub fn spec_groups(spec: &CStorPoolInstanceSpec) -> Vec<(Category, String, &RaidGroup)> {
+    let config = spec.pool_config.as_ref();
+    let data_type = config
+        .map(|c| c.data_raid_group_type.clone())
+        .unwrap_or_default();
+    let log_type = config
+        .map(|c| c.write_cache_group_type.clone())
+        .unwrap_or_default();
+    let data = spec
+        .data_raid_groups
+        .iter()
+        .map(|g| (Category::Data, data_type.clone(), g));
+    let logs = spec
+        .write_cache_raid_groups
+        .iter()
+        .flatten()
+        .map(|g| (Category::Log, log_type.clone(), g));
+    data.chain(logs).collect()
+}
+
+/// Every disk (leaf vdev) of the pool, with its parent's name (`mirror-0`, `replacing-0`,
+/// `logs`, or the pool itself for a stripe disk).
+pub fn leaves(status: &PoolStatus) -> Vec<(&Vdev, &str)> {
+    fn walk<'a>(v: &'a Vdev, parent: &'a str, out: &mut Vec<(&'a Vdev, &'a str)>) {
+        if v.children.is_empty() {
+            out.push((v, parent));
+        } else {
+            for c in &v.children {
+                walk(c, &v.name, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for c in &status.root.children {
+        walk(c, &status.root.name, &mut out);
+    }
+    out
+}
+
+/// The leaf matching any of `paths` (case-insensitive, as the anchor compares), and its parent.
+pub fn find_leaf<'a>(status: &'a PoolStatus, paths: &[String]) -> Option<(&'a Vdev, &'a str)> {
+    leaves(status)
+        .into_iter()
+        .find(|(v, _)| paths.iter().any(|p| p.eq_ignore_ascii_case(&v.name)))
+}
+
+/// Whether the disk with one of `new_paths` is fully resilvered: no resilver is running, the
+/// disk is ONLINE and it is no longer paired with the old disk under `replacing-N` (zfs-fuse
+/// prints "resilver completed" a moment before it detaches the old disk).
+pub fn resilver_done(status: &PoolStatus, new_paths: &[String]) -> bool {
+    if status.resilvering() {
+        return false;
+    }
+    match find_leaf(status, new_paths) {
+        Some((disk, parent)) => disk.state == "ONLINE" && !parent.starts_with("replacing"),
+        None => false,
+    }
+}
+
+/// What to do about one replacement BD (its BDC names a predecessor), B §2.5 replacePoolVdev.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplaceStep {
+    /// Run `zpool replace POOL old new`.
+    Replace { old: String, new: String },
+    /// The new disk is in the pool; the resilver is still running.
+    Resilvering,
+    /// The new disk is in the pool and resilvered: clean up the claims.
+    Done,
+    /// Neither disk is usable.
+    Error(String),
+}
+
+/// B §2.5 replacePoolVdev against the parsed topology.
+pub fn replace_step(
+    status: &PoolStatus,
+    old_paths: &[String],
+    new_paths: &[String],
+) -> ReplaceStep {
+    let Some(new) = new_paths.first() else {
+        return ReplaceStep::Error("the new block device has no device path".into());
+    };
+    if find_leaf(status, new_paths).is_some() {
+        return if resilver_done(status, new_paths) {
+            ReplaceStep::Done
+        } else {
+            ReplaceStep::Resilvering
+        };
+    }
+    match find_leaf(status, old_paths) {
+        // Use the name the pool knows the old disk by.
+        Some((old, _)) => ReplaceStep::Replace {
+            old: old.name.clone(),
+            new: new.clone(),
+        },
+        None => ReplaceStep::Error("Old device links are not in use by pool".into()),
+    }
+}
+
+/// One BD of a spec group, as expansion sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDisk {
+    pub name: String,
+    pub paths: Vec<String>,
+    /// Its claim names a predecessor: the replacement path owns it, expansion must not add it.
+    pub replacing: bool,
+}
+
+/// A `zpool add` expansion wants (B §2.5 updateNewVdevFromCSPI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addition {
+    pub category: Category,
+    pub group_type: String,
+    /// The BDs added.
+    pub block_devices: Vec<String>,
+    /// Their path[0], in spec order.
+    pub paths: Vec<String>,
+    /// A whole new raid group (else: disks added to a stripe group).
+    pub whole_group: bool,
+}
+
+impl Addition {
+    /// `zpool add POOL [log] [type unless stripe] paths…`; a partial stripe add has no type.
+    pub fn argv(&self, pool: &str) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["zpool".into(), "add".into(), pool.into()];
+        if self.category == Category::Log {
+            argv.push("log".into());
+        }
+        if self.whole_group && self.group_type != "stripe" {
+            argv.push(self.group_type.clone());
+        }
+        argv.extend(self.paths.iter().cloned());
+        argv
+    }
+
+    /// The Normal `Pool Expansion` event message (B §2.5).
+    pub fn message(&self) -> String {
+        let what = if self.whole_group {
+            "RaidGroup With BlockDevices"
+        } else {
+            "BlockDevices"
+        };
+        format!(
+            "Pool Expanded Successfully By Adding {what}: [{}] device type: {} pool type: {}",
+            self.block_devices.join(" "),
+            self.category.word(),
+            self.group_type
+        )
+    }
+}
+
+/// The additions a spec wants against the topology: a group with no disk in the pool is added
+/// whole; a stripe group partly present gets its missing disks. Groups holding a disk under
+/// replacement are left to the replacement path.
+pub fn expansions(
+    status: &PoolStatus,
+    groups: &[(Category, String, Vec<GroupDisk>)],
+) -> Vec<Addition> {
+    let mut out = Vec::new();
+    for (category, group_type, disks) in groups {
+        if disks.iter().any(|d| d.replacing) {
+            continue;
+        }
+        let missing: Vec<&GroupDisk> = disks
+            .iter()
+            .filter(|d| find_leaf(status, &d.paths).is_none())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let whole_group = missing.len() == disks.len();
+        if !whole_group && group_type != "stripe" {
+            continue;
+        }
+        let mut paths = Vec::new();
+        for d in &missing {
+            match d.paths.first() {
+                Some(p) => paths.push(p.clone()),
+                // No path: nothing sensible to add for this group now.
+                None => break,
+            }
+        }
+        if paths.len() != missing.len() {
+            continue;
+        }
+        out.push(Addition {
+            category: *category,
+            group_type: group_type.clone(),
+            block_devices: missing.iter().map(|d| d.name.clone()).collect(),
+            paths,
+            whole_group,
+        });
+    }
+    out
+}
+
+/// BDs whose disk is in the pool but not ONLINE, with the state zpool prints (B §2.7
+/// DiskUnavailable, from `zpool status` leaf states since zfs-fuse has no `zpool dump`).
+pub fn unavailable_disks(
+    status: &PoolStatus,
+    bds: &[(String, Vec<String>)],
+) -> Vec<(String, String)> {
+    bds.iter()
+        .filter_map(|(name, paths)| {
+            let (disk, _) = find_leaf(status, paths)?;
+            (disk.state != "ONLINE").then(|| (name.clone(), disk.state.clone()))
+        })
+        .collect()
+}
+
+/// What to do with the pool's read-only flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOnlyChange {
+    None,
+    SetOn,
+    SetOff,
+}
+
+/// B §2.7 updateROMode: used% ≥ limit (limit ≠ 100) → read-only; otherwise not. A zero total
+/// counts as 0 % used.
+pub fn read_only(limit: Option<i32>, used: u64, total: u64, currently: bool) -> ReadOnlyChange {
+    let limit = limit.unwrap_or(DEFAULT_RO_THRESHOLD);
+    let pct = if total == 0 {
+        0
+    } else {
+        u128::from(used) * 100 / u128::from(total)
+    };
+    let over = limit != 100 && pct >= u128::try_from(limit.max(0)).unwrap_or(0);
+    match (over, currently) {
+        (true, false) => ReadOnlyChange::SetOn,
+        (false, true) => ReadOnlyChange::SetOff,
+        _ => ReadOnlyChange::None,
+    }
+}
+
+/// `status.capacity` from `zfs get -Hp used,available`: exact integer bytes; zfs-fuse has no
+/// logicalused, so logicalUsed = used.
+pub fn capacity(used: u64, available: u64) -> CStorPoolInstanceCapacity {
+    let q = |n: u64| Quantity(n.to_string());
+    CStorPoolInstanceCapacity {
+        used: q(used),
+        free: q(available),
+        total: q(used.saturating_add(available)),
+        zfs: ZFSCapacityAttributes {
+            logical_used: q(used),
+        },
+    }
+}
+
+/// A condition to set: everything but the times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub type_: &'static str,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Wanted {
+    pub fn new(
+        type_: &'static str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Wanted {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets a condition (replacing one of its type). `lastTransitionTime` moves only when the
+/// status flips; `lastUpdateTime` moves when anything but the times changed. Returns whether
+/// the condition changed.
+pub fn set_condition(
+    conditions: &mut Vec<PoolCondition>,
+    wanted: Wanted,
+    generation: Option<i64>,
+    now: &Time,
+) -> bool {
+    let fresh = |transition: Option<Time>| PoolCondition {
+        type_: wanted.type_.to_string(),
+        status: wanted.status,
+        last_update_time: Some(now.clone()),
+        last_transition_time: transition,
+        reason: wanted.reason.clone(),
+        message: wanted.message.clone(),
+        observed_generation: generation,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == wanted.type_) {
+        Some(old) => {
+            if old.status == wanted.status
+                && old.reason == wanted.reason
+                && old.message == wanted.message
+                && old.observed_generation == generation
+            {
+                return false;
+            }
+            let transition = if old.status == wanted.status {
+                old.last_transition_time
+                    .clone()
+                    .or_else(|| Some(now.clone()))
+            } else {
+                Some(now.clone())
+            };
+            *old = fresh(transition);
+            true
+        }
+        None => {
+            conditions.push(fresh(Some(now.clone())));
+            true
+        }
+    }
+}
+
+/// The condition of `type_`, if any.
+pub fn condition<'a>(conditions: &'a [PoolCondition], type_: &str) -> Option<&'a PoolCondition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether two statuses differ in anything but condition times (then it must be written).
+pub fn status_differs(
+    live: Option<&CStorPoolInstanceStatus>,
+    new: &CStorPoolInstanceStatus,
+) -> bool {
+    fn strip(s: &CStorPoolInstanceStatus) -> CStorPoolInstanceStatus {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_update_time = None;
+            c.last_transition_time = None;
+        }
+        s
+    }
+    match live {
+        None => true,
+        Some(live) => strip(live) != strip(new),
+    }
+}
+
+/// The status the pool-manager writes after an update pass: zpool health as phase, capacity
+/// (kept from `previous` when `zfs get` failed, e.g. on a suspended pool), the read-only flag,
+/// replica counts and the merged conditions.
+///
+/// `healthyReplicas` is 0: replicas (CVRs) are not served by this pool-manager yet, so none is
+/// known healthy; the replica controller will fill it.
+pub fn build_status(
+    health: &str,
+    capacity: Option<CStorPoolInstanceCapacity>,
+    previous: Option<&CStorPoolInstanceStatus>,
+    read_only: bool,
+    provisioned_replicas: i32,
+    conditions: Vec<PoolCondition>,
+) -> CStorPoolInstanceStatus {
+    CStorPoolInstanceStatus {
+        conditions,
+        phase: health.to_string(),
+        capacity: capacity.or_else(|| previous.and_then(|p| p.capacity.clone())),
+        read_only,
+        provisioned_replicas,
+        healthy_replicas: 0,
+    }
+}
+
+/// The DiskUnavailable condition for the unavailable list (B §2.7); `None` when all disks are
+/// available and the condition never existed.
+pub fn disk_unavailable_condition(
+    unavailable: &[(String, String)],
+    existing: bool,
+) -> Option<Wanted> {
+    use cstor_api::cstor_v1::cspi::condition_type::DISK_UNAVAILABLE;
+    if unavailable.is_empty() {
+        return existing.then(|| {
+            Wanted::new(
+                DISK_UNAVAILABLE,
+                ConditionStatus::False,
+                "DisksAreAvailable",
+                "",
+            )
+        });
+    }
+    let names: Vec<&str> = unavailable.iter().map(|(n, _)| n.as_str()).collect();
+    Some(Wanted::new(
+        DISK_UNAVAILABLE,
+        ConditionStatus::True,
+        "DisksAreUnavailable",
+        format!(
+            "Following disks [{}] are unavailable/faulted",
+            names.join(" ")
+        ),
+    ))
+}
+
+/// First lines of a command's stderr, for a condition message (A.7: trimmed).
+pub fn trim_message(s: &str) -> String {
+    const MAX: usize = 512;
+    let s = s.trim();
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,231 @@
+//! The pool-manager: the per-CSPI node agent that imports or creates the zpool
+//! `cstor-<CSPC UID>`, replaces and adds disks as the CSPI spec says, keeps the pool's
+//! properties, and reports the pool in the CSPI status (spec/reconcilers.md B §2, with part A
+//! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
+
+pub mod decide;
+pub mod kube_ops;
+pub mod reconcile;
+pub mod zfs;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cstor_api::cstor_v1::cspi::CStorPoolInstance;
+use cstor_api::keys;
+use cstor_api::openebs_v1alpha1::BlockDeviceClaim;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use crate::pool_commands::Dialect;
+use crate::runner::{RunError, Runner};
+
+/// What `cstor pool-manager` is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the CSPI, its BlockDevices and claims.
+    pub namespace: String,
+    /// UID of the one CSPI this process runs.
+    pub cspi_uid: String,
+    /// CSPC UID: the zpool is `cstor-<pool_uid>`.
+    pub pool_uid: String,
+    /// Node name (field manager `cstor-pool-manager/<node>`).
+    pub node: String,
+    /// The zpool cache file.
+    pub cache_file: PathBuf,
+    pub dialect: Dialect,
+    /// Safety-net requeue of a healthy pool.
+    pub resync: Duration,
+    /// Timeout of each zpool/zfs command.
+    pub command_timeout: Duration,
+}
+
+/// Why a reconcile or the pool-manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error(transparent)]
+    Command(#[from] RunError),
+    #[error(transparent)]
+    Status(#[from] crate::zpool::ParseError),
+    #[error(transparent)]
+    Zfs(#[from] zfs::ZfsParseError),
+    #[error("{name}: metadata patch kept conflicting: {last}")]
+    Conflict { name: String, last: String },
+    #[error("`zpool list` did not succeed within {secs} s: {last}")]
+    NotReady { secs: u64, last: String },
+    #[error("pool {pool} could not be created: {message}")]
+    Create { pool: String, message: String },
+    #[error("pool {pool} could not be destroyed: {message}")]
+    Destroy { pool: String, message: String },
+    #[error("update of pool {pool}: {message}")]
+    Update { pool: String, message: String },
+}
+
+/// What the BDC watch needs to map a claim to our CSPI (filled by reconcile).
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    pub cspi: Option<ObjectRef<CStorPoolInstance>>,
+    /// The CSPI's `openebs.io/cstor-pool-cluster` label.
+    pub cspc: String,
+    /// BlockDevices in the CSPI spec.
+    pub bds: HashSet<String>,
+}
+
+/// Shared by every reconcile.
+pub struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) config: Config,
+    pub(crate) pool: String,
+    pub(crate) runner: Runner,
+    pub(crate) recorder: Recorder,
+    pub(crate) manager: String,
+    pub(crate) watched: Arc<Mutex<Watched>>,
+    /// Consecutive failures per object, for the backoff.
+    pub(crate) failures: Mutex<HashMap<String, u32>>,
+    /// Pool properties known to hold their desired value (B §2.8's cache).
+    pub(crate) properties: Mutex<BTreeMap<String, String>>,
+    pub(crate) labelclear_logged: AtomicBool,
+}
+
+/// Startup gate: `zpool list` answering means the ZFS daemon (zrepl or zfs-fuse) is up.
+const GATE_TRIES: u32 = 60;
+
+/// Backoff after the n-th consecutive failure: 1 s doubling to 5 min.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(secs.min(300))
+}
+
+async fn wait_for_zfs(
+    runner: &Runner,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<bool, Error> {
+    let mut last = String::new();
+    for attempt in 1..=GATE_TRIES {
+        match runner.run("zpool", &["list"]).await {
+            Ok(_) => return Ok(true),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "zpool list failed; ZFS not ready yet");
+                last = e.to_string();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return Ok(false),
+        }
+    }
+    Err(Error::NotReady {
+        secs: u64::from(GATE_TRIES),
+        last,
+    })
+}
+
+fn error_policy(cspi: Arc<CStorPoolInstance>, error: &Error, ctx: Arc<Ctx>) -> Action {
+    let key = cspi.name_any();
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = backoff(n);
+    tracing::warn!(cspi = %key, error = %error, failures = n, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the pool-manager for CSPI `config.cspi_uid` until `shutdown` resolves; then marks the
+/// CSPI OFFLINE (unless it never got a pool) and returns.
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    // The controller wants a Sync shutdown future; a watch channel is one.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let runner = Runner {
+        timeout: config.command_timeout,
+    };
+    let mut gate_rx = stop_rx.clone();
+    if !wait_for_zfs(&runner, &mut gate_rx).await? {
+        return Ok(());
+    }
+    let pool = keys::zpool_name(&config.pool_uid);
+    tracing::info!(%pool, cspi_uid = %config.cspi_uid, node = %config.node, "pool-manager starting");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "cstor-pool-manager".into(),
+            instance: Some(config.node.clone()),
+        },
+    );
+    let watched = Arc::new(Mutex::new(Watched::default()));
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        manager: format!("cstor-pool-manager/{}", config.node),
+        pool,
+        runner,
+        recorder,
+        watched: watched.clone(),
+        failures: Mutex::new(HashMap::new()),
+        properties: Mutex::new(BTreeMap::new()),
+        labelclear_logged: AtomicBool::new(false),
+        config: config.clone(),
+    });
+    let cspis: Api<CStorPoolInstance> = Api::namespaced(client.clone(), &config.namespace);
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), &config.namespace);
+    let claims = watcher::Config::default().labels(keys::labels::CSTOR_POOL_CLUSTER);
+    let mut stop = stop_rx.clone();
+    Controller::new(cspis, watcher::Config::default())
+        .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
+        .watches(bdcs, claims, move |bdc: BlockDeviceClaim| {
+            claim_trigger(&watched, &bdc)
+        })
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile::reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, action)) => tracing::debug!(cspi = %obj.name, ?action, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+    reconcile::mark_offline(&ctx).await
+}
+
+/// A claim event concerns our CSPI when it is of our CSPC and either names a predecessor or
+/// claims one of our BlockDevices (a Bound change).
+fn claim_trigger(
+    watched: &Mutex<Watched>,
+    bdc: &BlockDeviceClaim,
+) -> Option<ObjectRef<CStorPoolInstance>> {
+    let w = watched.lock().ok()?;
+    let cspi = w.cspi.clone()?;
+    let cspc = bdc.labels().get(keys::labels::CSTOR_POOL_CLUSTER)?;
+    if *cspc != w.cspc {
+        return None;
+    }
+    let predecessor = bdc
+        .annotations()
+        .contains_key(keys::annotations::BD_PREDECESSOR);
+    (predecessor || w.bds.contains(&bdc.spec.block_device_name)).then_some(cspi)
+}

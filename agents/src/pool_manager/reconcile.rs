@@ -1,0 +1,998 @@
+//! One reconcile of our CSPI (B §2.2): disable → destroy → finalizer → validate → import or
+//! create → update pass (replacement, expansion) → status → property sync. Every zpool/zfs
+//! call goes through the runner; every decision comes from [`super::decide`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cstor_api::common::{ConditionStatus, PoolCondition};
+use cstor_api::cstor_v1::cspi::{
+    CStorPoolInstance, CStorPoolInstanceStatus, condition_type, phase,
+};
+use cstor_api::keys::{annotations, finalizers, labels};
+use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use super::decide::{self, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted};
+use super::{Ctx, Error, kube_ops, zfs};
+use crate::pool_commands::{self, Dialect};
+use crate::runner::{Output, RunError};
+use crate::zpool::{self, PoolStatus};
+
+/// Requeue while a resilver runs (the only polling: nothing else tells us it finished).
+const RESILVER_POLL: Duration = Duration::from_secs(2);
+/// Our condition for a failed create (the API lists none): False/`PoolCreationFailed`.
+pub const POOL_CREATION: &str = "PoolCreation";
+/// The pool's read-only flag, a dataset user property (zfs-fuse has no pool user properties).
+pub const READONLY_PROPERTY: &str = "io.openebs:readonly";
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The command's own words for a condition or event: stderr when it failed.
+fn command_message(e: &RunError) -> String {
+    match e {
+        RunError::Failed { stderr, stdout, .. } if stderr.is_empty() => {
+            decide::trim_message(stdout)
+        }
+        RunError::Failed { stderr, .. } => decide::trim_message(stderr),
+        other => decide::trim_message(&other.to_string()),
+    }
+}
+
+impl Ctx {
+    async fn run(&self, argv: &[&str]) -> Result<Output, RunError> {
+        let (program, args) = argv.split_first().unwrap_or((&"true", &[]));
+        self.runner.run(program, args).await
+    }
+
+    async fn run_owned(&self, argv: &[String]) -> Result<Output, RunError> {
+        let v: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.run(&v).await
+    }
+
+    fn cspis(&self) -> Api<CStorPoolInstance> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    fn bds(&self) -> Api<BlockDevice> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    fn bdcs(&self) -> Api<BlockDeviceClaim> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    async fn event(
+        &self,
+        r: &ObjectReference,
+        t: EventType,
+        reason: &str,
+        note: impl Into<String>,
+        action: &str,
+    ) {
+        kube_ops::event(&self.recorder, r, t, reason, note, action).await;
+    }
+
+    async fn present(&self) -> bool {
+        let argv = pool_commands::presence(&self.pool);
+        self.run_owned(&argv).await.is_ok()
+    }
+
+    async fn zpool_status(&self) -> Result<PoolStatus, Error> {
+        let out = self.run(&["zpool", "status", &self.pool]).await?;
+        Ok(zpool::parse_status(&out.stdout)?)
+    }
+
+    /// Applies `status` to our CSPI's status subresource when it differs from the live one.
+    async fn write_status(
+        &self,
+        cspi: &CStorPoolInstance,
+        status: &CStorPoolInstanceStatus,
+    ) -> Result<(), Error> {
+        if !decide::status_differs(cspi.status.as_ref(), status) {
+            return Ok(());
+        }
+        let name = cspi.name_any();
+        let body = kube_ops::status_apply_body(&name, &self.config.namespace, status);
+        kube_ops::apply_status(&self.cspis(), &name, &self.manager, &body).await
+    }
+}
+
+/// The controller's reconcile: only our CSPI (by UID) is acted on.
+pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if cspi.uid().as_deref() != Some(ctx.config.cspi_uid.as_str()) {
+        return Ok(Action::await_change());
+    }
+    let name = cspi.name_any();
+    // A fresh read: the reflector's copy may predate our own last patch.
+    let Some(live) = ctx.cspis().get_opt(&name).await.map_err(Error::Kube)? else {
+        return Ok(Action::await_change());
+    };
+    remember(&ctx, &live);
+    let action = reconcile_own(&live, &ctx).await?;
+    if let Ok(mut f) = ctx.failures.lock() {
+        f.remove(&name);
+    }
+    Ok(action)
+}
+
+fn remember(ctx: &Ctx, cspi: &CStorPoolInstance) {
+    if let Ok(mut w) = ctx.watched.lock() {
+        w.cspi = Some(kube::runtime::reflector::ObjectRef::from_obj(cspi));
+        w.cspc = cspi
+            .labels()
+            .get(labels::CSTOR_POOL_CLUSTER)
+            .cloned()
+            .unwrap_or_default();
+        w.bds = decide::spec_groups(&cspi.spec)
+            .iter()
+            .flat_map(|(_, _, g)| g.block_devices.iter().map(|b| b.block_device_name.clone()))
+            .collect();
+    }
+}
+
+async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Error> {
+    let reference = cspi.object_ref(&());
+    let resync = Action::requeue(ctx.config.resync);
+    if cspi
+        .annotations()
+        .get(annotations::RECONCILE_DISABLE)
+        .map(String::as_str)
+        == Some("true")
+    {
+        // Reason and message swapped, as the anchor has them (B §2.2 step 1).
+        ctx.event(
+            &reference,
+            EventType::Warning,
+            "reconcile is disabled via \"reconcile.openebs.io/disable\" annotation",
+            "Skipping reconcile",
+            "Reconcile",
+        )
+        .await;
+        return Ok(resync);
+    }
+    if cspi.meta().deletion_timestamp.is_some() {
+        destroy(cspi, ctx, &reference).await?;
+        return Ok(Action::await_change());
+    }
+    if !cspi
+        .finalizers()
+        .iter()
+        .any(|f| f == finalizers::POOL_PROTECTION)
+    {
+        let name = cspi.name_any();
+        if let Err(e) = kube_ops::add_finalizer(
+            &ctx.client,
+            &ctx.cspis(),
+            &name,
+            finalizers::POOL_PROTECTION,
+        )
+        .await
+        {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "Failed to add openebs.io/pool-protection finalizer.",
+                e.to_string(),
+                "Reconcile",
+            )
+            .await;
+            return Err(e);
+        }
+    }
+    if let Err(e) = decide::validate(&cspi.spec) {
+        ctx.event(
+            &reference,
+            EventType::Warning,
+            "Validation failed",
+            e,
+            "Reconcile",
+        )
+        .await;
+        return Ok(resync);
+    }
+    let paths = spec_paths(cspi, ctx).await?;
+    let generation = cspi.meta().generation;
+    let live_phase = cspi
+        .status
+        .as_ref()
+        .map(|s| s.phase.as_str())
+        .unwrap_or_default();
+    let mut conditions = cspi
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+
+    if !import(cspi, ctx, &paths, &reference).await {
+        let may_create = matches!(
+            live_phase,
+            phase::EMPTY | phase::PENDING | phase::INIT | phase::POOL_CREATION_FAILED
+        );
+        if !may_create {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "FailedSync",
+                "Failed to import the pool as the underlying pool might be lost or the disk(s) has gone bad",
+                "Import",
+            )
+            .await;
+            let wanted = Wanted::new(
+                condition_type::POOL_LOST,
+                ConditionStatus::True,
+                "PoolLost",
+                format!("failed to import{}pool", ctx.pool),
+            );
+            decide::set_condition(&mut conditions, wanted, generation, &now());
+            let mut status = cspi.status.clone().unwrap_or_default();
+            status.conditions = conditions;
+            ctx.write_status(cspi, &status).await?;
+            return Ok(resync);
+        }
+        if let Err(message) = create(cspi, ctx, &paths).await {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "FailCreate",
+                format!("Failed to create pool due to '{message}'"),
+                "Create",
+            )
+            .await;
+            let wanted = Wanted::new(
+                POOL_CREATION,
+                ConditionStatus::False,
+                "PoolCreationFailed",
+                message.clone(),
+            );
+            decide::set_condition(&mut conditions, wanted, generation, &now());
+            let mut status = cspi.status.clone().unwrap_or_default();
+            status.phase = phase::POOL_CREATION_FAILED.into();
+            status.conditions = conditions;
+            ctx.write_status(cspi, &status).await?;
+            return Err(Error::Create {
+                pool: ctx.pool.clone(),
+                message,
+            });
+        }
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "Created",
+            "Pool created successfully",
+            "Create",
+        )
+        .await;
+        if decide::condition(&conditions, POOL_CREATION).is_some() {
+            let wanted = Wanted::new(
+                POOL_CREATION,
+                ConditionStatus::True,
+                "PoolCreated",
+                "Pool created successfully",
+            );
+            decide::set_condition(&mut conditions, wanted, generation, &now());
+        }
+    } else if decide::condition(&conditions, condition_type::POOL_LOST)
+        .is_some_and(|c| c.status == ConditionStatus::True)
+    {
+        let wanted = Wanted::new(
+            condition_type::POOL_LOST,
+            ConditionStatus::False,
+            "PoolImported",
+            format!("Pool {} is imported", ctx.pool),
+        );
+        decide::set_condition(&mut conditions, wanted, generation, &now());
+    }
+
+    let mut errors = Vec::new();
+    let resilvering = match update(cspi, ctx, &paths, &mut conditions, &reference).await {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "FailedSync",
+                e.to_string(),
+                "Update",
+            )
+            .await;
+            errors.push(e.to_string());
+            false
+        }
+    };
+    update_status(cspi, ctx, &paths, conditions, &reference).await?;
+    if let Err(e) = sync_properties(cspi, ctx).await {
+        ctx.event(
+            &reference,
+            EventType::Warning,
+            "Pool FailedToSetPoolProperties",
+            format!("Failed to set pool properties: {e}"),
+            "Properties",
+        )
+        .await;
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(Error::Update {
+            pool: ctx.pool.clone(),
+            message: errors.join("; "),
+        });
+    }
+    Ok(if resilvering {
+        Action::requeue(RESILVER_POLL)
+    } else {
+        resync
+    })
+}
+
+/// Paths of every BD in the spec (missing BDs are absent from the map).
+async fn spec_paths(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+) -> Result<HashMap<String, Vec<String>>, Error> {
+    let mut out = HashMap::new();
+    for (_, _, group) in decide::spec_groups(&cspi.spec) {
+        for bd in &group.block_devices {
+            if out.contains_key(&bd.block_device_name) {
+                continue;
+            }
+            match bd_paths(ctx, &bd.block_device_name).await? {
+                Some(p) => {
+                    out.insert(bd.block_device_name.clone(), p);
+                }
+                None => tracing::warn!(bd = %bd.block_device_name, "BlockDevice not found"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn bd_paths(ctx: &Ctx, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let bd = ctx.bds().get_opt(name).await.map_err(Error::Kube)?;
+    Ok(bd.map(|bd| decide::bd_paths(&bd)))
+}
+
+/// The first BD path of the first data group (the `-d` scan directory comes from it).
+fn first_path(cspi: &CStorPoolInstance, paths: &HashMap<String, Vec<String>>) -> Option<String> {
+    let bd = cspi.spec.data_raid_groups.first()?.block_devices.first()?;
+    paths.get(&bd.block_device_name)?.first().cloned()
+}
+
+/// B §2.3 Import: present → imported; else cachefile import; else a `-d` scan import.
+async fn import(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+    paths: &HashMap<String, Vec<String>>,
+    reference: &ObjectReference,
+) -> bool {
+    if ctx.present().await {
+        return true;
+    }
+    let cache = ctx.config.cache_file.to_string_lossy().into_owned();
+    let cache_opt = format!("cachefile={cache}");
+    let mut imported = false;
+    if ctx.config.cache_file.exists() {
+        match ctx
+            .run(&["zpool", "import", "-o", &cache_opt, "-c", &cache, &ctx.pool])
+            .await
+        {
+            Ok(_) => imported = true,
+            Err(e) => tracing::info!(error = %e, "cache-file import failed; scanning"),
+        }
+    }
+    if !imported {
+        let mut argv = vec!["zpool", "import", "-o", &cache_opt];
+        let dir = first_path(cspi, paths).and_then(|p| decide::import_dir(&p));
+        if let Some(dir) = dir.as_deref() {
+            argv.extend(["-d", dir]);
+        }
+        argv.push(&ctx.pool);
+        match ctx.run(&argv).await {
+            Ok(_) => imported = true,
+            Err(e) => tracing::info!(error = %e, "scan import failed"),
+        }
+    }
+    if imported {
+        ctx.event(
+            reference,
+            EventType::Normal,
+            "Pool Imported",
+            format!("Pool Import successful: {}", ctx.pool),
+            "Import",
+        )
+        .await;
+    }
+    imported
+}
+
+/// B §2.3 Create: refuse when the pool is importable, then create + adds in spec order; on a
+/// failed add, destroy what was made. Err is the message for the condition and event.
+async fn create(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+    paths: &HashMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let dir = first_path(cspi, paths).and_then(|p| decide::import_dir(&p));
+    let listing = match dir.as_deref() {
+        Some(dir) => ctx.run(&["zpool", "import", "-d", dir]).await,
+        None => ctx.run(&["zpool", "import"]).await,
+    };
+    let text = match &listing {
+        Ok(o) => format!("{}{}", o.stdout, o.stderr),
+        Err(RunError::Failed { stdout, stderr, .. }) => format!("{stdout}{stderr}"),
+        Err(_) => String::new(),
+    };
+    if zfs::listing_has_pool(&text, &ctx.pool) {
+        return Err(decide::trim_message(&format!(
+            "Pool {{{}}} is in faulty state.. {}",
+            ctx.pool, text
+        )));
+    }
+    let path_of = |bd: &str| paths.get(bd).and_then(|p| p.first().cloned());
+    let mut commands = pool_commands::create(&cspi.spec, &ctx.pool, ctx.config.dialect, &path_of)
+        .map_err(|e| e.to_string())?;
+    // pool_commands writes the in-cluster cache path; ours is configurable (local runs).
+    let cache_opt = format!("cachefile={}", ctx.config.cache_file.to_string_lossy());
+    for cmd in &mut commands {
+        for arg in cmd.iter_mut().filter(|a| a.starts_with("cachefile=")) {
+            *arg = cache_opt.clone();
+        }
+    }
+    let mut made = false;
+    for argv in &commands {
+        if let Err(e) = ctx.run_owned(argv).await {
+            let message = command_message(&e);
+            if made {
+                let all: Vec<String> = paths.values().filter_map(|p| p.first().cloned()).collect();
+                destroy_pool(ctx, &all).await.unwrap_or_else(|d| {
+                    tracing::warn!(error = %d, "could not destroy the half-made pool");
+                });
+            }
+            return Err(message);
+        }
+        made = true;
+    }
+    Ok(())
+}
+
+/// `zpool destroy` then, on uZFS, `zpool labelclear -f` of each disk (zfs-fuse has no
+/// labelclear).
+async fn destroy_pool(ctx: &Ctx, disks: &[String]) -> Result<(), String> {
+    ctx.run(&["zpool", "destroy", &ctx.pool])
+        .await
+        .map_err(|e| command_message(&e))?;
+    match ctx.config.dialect {
+        Dialect::ZfsFuse => {
+            if !ctx.labelclear_logged.swap(true, Ordering::Relaxed) {
+                tracing::info!("zfs-fuse has no `zpool labelclear`; disk labels are left in place");
+            }
+        }
+        Dialect::Uzfs => {
+            for disk in disks {
+                if let Err(e) = ctx.run(&["zpool", "labelclear", "-f", disk]).await {
+                    tracing::warn!(%disk, error = %e, "labelclear failed");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// B §2.6: destroy the pool, then release `openebs.io/pool-protection`.
+async fn destroy(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+    reference: &ObjectReference,
+) -> Result<(), Error> {
+    if !cspi
+        .finalizers()
+        .iter()
+        .any(|f| f == finalizers::POOL_PROTECTION)
+    {
+        return Ok(());
+    }
+    let name = cspi.name_any();
+    let mut failure = None;
+    if ctx.present().await {
+        let paths = spec_paths(cspi, ctx).await?;
+        let disks: Vec<String> = paths.values().filter_map(|p| p.first().cloned()).collect();
+        if let Err(message) = destroy_pool(ctx, &disks).await {
+            ctx.event(
+                reference,
+                EventType::Warning,
+                "FailDestroy",
+                format!("Failed to delete pool due to '{message}'"),
+                "Destroy",
+            )
+            .await;
+            failure = Some(message);
+        }
+    }
+    if failure.is_none()
+        && let Err(e) = kube_ops::remove_finalizer(
+            &ctx.client,
+            &ctx.cspis(),
+            &name,
+            finalizers::POOL_PROTECTION,
+        )
+        .await
+    {
+        failure = Some(e.to_string());
+    }
+    match failure {
+        None => {
+            tracing::info!(pool = %ctx.pool, cspi = %name, "Pool deleted successfully");
+            Ok(())
+        }
+        Some(message) => {
+            let mut status = cspi.status.clone().unwrap_or_default();
+            status.phase = phase::DELETION_FAILED.into();
+            ctx.write_status(cspi, &status).await?;
+            Err(Error::Destroy {
+                pool: ctx.pool.clone(),
+                message,
+            })
+        }
+    }
+}
+
+/// B §2.4–2.5: replacements, then expansion. Returns whether a resilver is running.
+async fn update(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+    paths: &HashMap<String, Vec<String>>,
+    conditions: &mut Vec<PoolCondition>,
+    reference: &ObjectReference,
+) -> Result<bool, Error> {
+    let generation = cspi.meta().generation;
+    let cspc = cspi
+        .labels()
+        .get(labels::CSTOR_POOL_CLUSTER)
+        .cloned()
+        .unwrap_or_default();
+    let claims = ctx
+        .bdcs()
+        .list(&ListParams::default().labels(&format!("{}={cspc}", labels::CSTOR_POOL_CLUSTER)))
+        .await
+        .map_err(Error::Kube)?
+        .items;
+    let claim_of = |bd: &str| claims.iter().find(|c| c.spec.block_device_name == bd);
+    let mut status = ctx.zpool_status().await?;
+    let mut errors: Vec<String> = Vec::new();
+    let mut triggered = false;
+    let mut replacing = 0usize;
+    let mut resilvering = false;
+    let mut topology_changed = false;
+    let groups = decide::spec_groups(&cspi.spec);
+
+    for (_, _, group) in &groups {
+        for bd in &group.block_devices {
+            let new_bd = &bd.block_device_name;
+            let Some(claim) = claim_of(new_bd) else {
+                errors.push(format!("no BlockDeviceClaim for BlockDevice {new_bd}"));
+                continue;
+            };
+            let Some(old_bd) = claim
+                .annotations()
+                .get(annotations::BD_PREDECESSOR)
+                .cloned()
+            else {
+                continue;
+            };
+            triggered = true;
+            replacing += 1;
+            let new_paths = paths.get(new_bd).cloned().unwrap_or_default();
+            let old_paths = match bd_paths(ctx, &old_bd).await {
+                Ok(p) => p.unwrap_or_default(),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            match decide::replace_step(&status, &old_paths, &new_paths) {
+                ReplaceStep::Replace { old, new } => {
+                    if let Err(e) = ctx.run(&["zpool", "replace", &ctx.pool, &old, &new]).await {
+                        errors.push(command_message(&e));
+                        continue;
+                    }
+                    topology_changed = true;
+                    resilvering = true;
+                    ctx.event(
+                        reference,
+                        EventType::Normal,
+                        "BlockDevice Replacement",
+                        format!("Replacement of {old_bd} BlockDevice with {new_bd} BlockDevice is in-Progress"),
+                        "Replace",
+                    )
+                    .await;
+                }
+                ReplaceStep::Resilvering => resilvering = true,
+                ReplaceStep::Done => {
+                    if let Err(e) = clean_up_replacement(ctx, &claims, &old_bd, claim).await {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                    replacing -= 1;
+                    ctx.event(
+                        reference,
+                        EventType::Normal,
+                        "BlockDevice Replacement",
+                        format!("Resilvering is successfull on BlockDevice {new_bd}"),
+                        "Replace",
+                    )
+                    .await;
+                }
+                ReplaceStep::Error(e) => {
+                    errors.push(format!("replace {old_bd} with {new_bd}: {e}"))
+                }
+            }
+        }
+    }
+    if triggered {
+        let wanted = if replacing > 0 {
+            let err = if errors.is_empty() {
+                "<nil>".to_string()
+            } else {
+                errors.join("; ")
+            };
+            Wanted::new(
+                condition_type::DISK_REPLACEMENT,
+                ConditionStatus::True,
+                "BlockDeviceReplacementInprogress",
+                format!(
+                    "Resilvering {replacing} no.of blockdevices... because of blockdevice replacement error: {err}"
+                ),
+            )
+        } else {
+            Wanted::new(
+                condition_type::DISK_REPLACEMENT,
+                ConditionStatus::False,
+                "BlockDeviceReplacementSucceess",
+                "Blockdevice replacement was successfully completed",
+            )
+        };
+        decide::set_condition(conditions, wanted, generation, &now());
+    }
+
+    // Expansion against the topology as it is now.
+    if topology_changed {
+        status = ctx.zpool_status().await?;
+    }
+    let spec_disks: Vec<_> = groups
+        .iter()
+        .map(|(category, group_type, group)| {
+            let disks = group
+                .block_devices
+                .iter()
+                .map(|b| GroupDisk {
+                    name: b.block_device_name.clone(),
+                    paths: paths.get(&b.block_device_name).cloned().unwrap_or_default(),
+                    replacing: claim_of(&b.block_device_name)
+                        .is_some_and(|c| c.annotations().contains_key(annotations::BD_PREDECESSOR)),
+                })
+                .collect();
+            (*category, group_type.clone(), disks)
+        })
+        .collect();
+    let additions = decide::expansions(&status, &spec_disks);
+    let mut expansion_errors = Vec::new();
+    for addition in &additions {
+        match ctx.run_owned(&addition.argv(&ctx.pool)).await {
+            Ok(_) => {
+                ctx.event(
+                    reference,
+                    EventType::Normal,
+                    "Pool Expansion",
+                    addition.message(),
+                    "Expand",
+                )
+                .await;
+            }
+            Err(e) => {
+                let message = command_message(&e);
+                ctx.event(
+                    reference,
+                    EventType::Warning,
+                    "Pool Expansion",
+                    format!("Failed to expand pool... Error: {message}"),
+                    "Expand",
+                )
+                .await;
+                expansion_errors.push(message);
+            }
+        }
+    }
+    if !additions.is_empty() {
+        let err = if expansion_errors.is_empty() {
+            "<nil>".to_string()
+        } else {
+            expansion_errors.join("; ")
+        };
+        let wanted = Wanted::new(
+            condition_type::POOL_EXPANSION,
+            ConditionStatus::True,
+            "PoolExpansionInProgress",
+            format!(
+                "Pool expansion is in progress because of blockdevice/raid group addition error: {err}"
+            ),
+        );
+        decide::set_condition(conditions, wanted, generation, &now());
+    } else if decide::condition(conditions, condition_type::POOL_EXPANSION)
+        .is_some_and(|c| c.reason != "PoolExpansionSuccessful")
+    {
+        let wanted = Wanted::new(
+            condition_type::POOL_EXPANSION,
+            ConditionStatus::False,
+            "PoolExpansionSuccessful",
+            "Pool expansion was successfull by adding blockdevices/raid groups",
+        );
+        decide::set_condition(conditions, wanted, generation, &now());
+    }
+    errors.extend(expansion_errors);
+    if errors.is_empty() {
+        Ok(resilvering)
+    } else {
+        Err(Error::Update {
+            pool: ctx.pool.clone(),
+            message: errors.join("; "),
+        })
+    }
+}
+
+/// After a finished resilver: release and delete the old disk's claim, drop the predecessor
+/// annotation from the new one.
+async fn clean_up_replacement(
+    ctx: &Ctx,
+    claims: &[BlockDeviceClaim],
+    old_bd: &str,
+    new_claim: &BlockDeviceClaim,
+) -> Result<(), Error> {
+    let api = ctx.bdcs();
+    if let Some(old) = claims.iter().find(|c| c.spec.block_device_name == old_bd) {
+        let name = old.name_any();
+        kube_ops::remove_finalizer(&ctx.client, &api, &name, finalizers::CSPC).await?;
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    kube_ops::remove_annotation(
+        &ctx.client,
+        &api,
+        &new_claim.name_any(),
+        annotations::BD_PREDECESSOR,
+    )
+    .await
+}
+
+/// B §2.7 with our sources: health and disk states from `zpool status`, exact bytes from
+/// `zfs get -Hp`, the read-only flag as a dataset user property.
+async fn update_status(
+    cspi: &CStorPoolInstance,
+    ctx: &Ctx,
+    paths: &HashMap<String, Vec<String>>,
+    mut conditions: Vec<PoolCondition>,
+    reference: &ObjectReference,
+) -> Result<(), Error> {
+    let generation = cspi.meta().generation;
+    let previous = cspi.status.as_ref();
+    let pool = ctx.pool.as_str();
+    let status = ctx.zpool_status().await?;
+
+    // A suspended pool answers `zpool status` but not `zfs get`: keep the last capacity then.
+    let used_available = match ctx
+        .run(&["zfs", "get", "-Hp", "-o", "value", "used,available", pool])
+        .await
+    {
+        Ok(out) => match zfs::parse_used_available(&out.stdout) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "capacity not read");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "capacity not read");
+            None
+        }
+    };
+    let mut read_only = match ctx
+        .run(&["zfs", "get", "-H", "-o", "value", READONLY_PROPERTY, pool])
+        .await
+    {
+        Ok(out) => zfs::parse_value(&out.stdout).as_deref() == Some("on"),
+        Err(e) => {
+            tracing::warn!(error = %e, "read-only flag not read");
+            previous.is_some_and(|p| p.read_only)
+        }
+    };
+    if let Some((used, available)) = used_available {
+        let limit = cspi
+            .spec
+            .pool_config
+            .as_ref()
+            .and_then(|c| c.ro_threshold_limit);
+        match decide::read_only(limit, used, used.saturating_add(available), read_only) {
+            ReadOnlyChange::SetOn => {
+                match ctx
+                    .run(&["zfs", "set", &format!("{READONLY_PROPERTY}=on"), pool])
+                    .await
+                {
+                    Ok(_) => {
+                        read_only = true;
+                        ctx.event(
+                            reference,
+                            EventType::Warning,
+                            "PoolReadOnlyThreshold",
+                            "Pool storage limit reached to read only threshold limit. Pool expansion is required to make its volume replicas RW",
+                            "ReadOnly",
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "read-only flag not set"),
+                }
+            }
+            ReadOnlyChange::SetOff => {
+                match ctx
+                    .run(&["zfs", "set", &format!("{READONLY_PROPERTY}=off"), pool])
+                    .await
+                {
+                    Ok(_) => {
+                        read_only = false;
+                        ctx.event(
+                            reference,
+                            EventType::Normal,
+                            "PoolReadOnlyThreshold",
+                            "Pool roThresholdLimit or pool got expanded due to that pool readOnly mode is unset",
+                            "ReadOnly",
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "read-only flag not unset"),
+                }
+            }
+            ReadOnlyChange::None => {}
+        }
+    }
+    let provisioned = match ctx.run(&["zfs", "list", "-H", "-o", "name"]).await {
+        Ok(out) => zfs::count_replicas(&out.stdout, pool),
+        Err(e) => {
+            tracing::warn!(error = %e, "datasets not listed");
+            previous.map(|p| p.provisioned_replicas).unwrap_or_default()
+        }
+    };
+
+    let bds: Vec<(String, Vec<String>)> = decide::spec_groups(&cspi.spec)
+        .iter()
+        .flat_map(|(_, _, g)| g.block_devices.iter())
+        .map(|b| {
+            (
+                b.block_device_name.clone(),
+                paths.get(&b.block_device_name).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let unavailable = decide::unavailable_disks(&status, &bds);
+    let existed = decide::condition(&conditions, condition_type::DISK_UNAVAILABLE).is_some();
+    if let Some(wanted) = decide::disk_unavailable_condition(&unavailable, existed)
+        && decide::set_condition(&mut conditions, wanted, generation, &now())
+    {
+        for (bd, state) in &unavailable {
+            ctx.event(
+                reference,
+                EventType::Warning,
+                "DeviceState",
+                format!("{bd} device was in {state} state"),
+                "Status",
+            )
+            .await;
+        }
+    }
+    let live_phase = previous.map(|p| p.phase.as_str()).unwrap_or_default();
+    if matches!(
+        status.state.as_str(),
+        phase::DEGRADED | phase::FAULTED | phase::UNAVAIL
+    ) && live_phase != status.state
+    {
+        ctx.event(
+            reference,
+            EventType::Warning,
+            "PoolState",
+            format!("Pool {pool} is {}: {}", status.state, status.status),
+            "Status",
+        )
+        .await;
+    }
+    let new = decide::build_status(
+        &status.state,
+        used_available.map(|(u, a)| decide::capacity(u, a)),
+        previous,
+        read_only,
+        provisioned,
+        conditions,
+    );
+    ctx.write_status(cspi, &new).await
+}
+
+/// B §2.8: `canmount=off` and the (dialect-mapped) compression on the pool dataset.
+async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<(), String> {
+    let compression =
+        pool_commands::compression(cspi.spec.pool_config.as_ref(), ctx.config.dialect)
+            .map_err(|e| e.to_string())?;
+    let pool = ctx.pool.as_str();
+    let mut errors = Vec::new();
+    for (prop, want) in [
+        ("canmount", "off".to_string()),
+        ("compression", compression),
+    ] {
+        let cached = ctx
+            .properties
+            .lock()
+            .ok()
+            .and_then(|c| c.get(prop).cloned());
+        if cached.as_deref() == Some(want.as_str()) {
+            continue;
+        }
+        let live = match ctx
+            .run(&["zfs", "get", "-H", "-o", "value", prop, pool])
+            .await
+        {
+            Ok(out) => zfs::parse_value(&out.stdout),
+            Err(e) => {
+                errors.push(command_message(&e));
+                continue;
+            }
+        };
+        if live.as_deref() != Some(want.as_str()) {
+            // zfs-fuse's `zfs set` takes one property at a time.
+            if let Err(e) = ctx
+                .run(&["zfs", "set", &format!("{prop}={want}"), pool])
+                .await
+            {
+                errors.push(command_message(&e));
+                continue;
+            }
+        }
+        if let Ok(mut c) = ctx.properties.lock() {
+            c.insert(prop.to_string(), want);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// At shutdown: phase OFFLINE unless the CSPI never had a pool ("" or Pending).
+pub async fn mark_offline(ctx: &Ctx) -> Result<(), Error> {
+    let list = ctx
+        .cspis()
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?;
+    let Some(cspi) = list
+        .items
+        .into_iter()
+        .find(|c| c.uid().as_deref() == Some(ctx.config.cspi_uid.as_str()))
+    else {
+        return Ok(());
+    };
+    let mut status = cspi.status.clone().unwrap_or_default();
+    if matches!(status.phase.as_str(), phase::EMPTY | phase::PENDING) {
+        return Ok(());
+    }
+    status.phase = phase::OFFLINE.into();
+    tracing::info!(cspi = %cspi.name_any(), "shutting down: phase OFFLINE");
+    ctx.write_status(&cspi, &status).await
+}

@@ -1,0 +1,602 @@
+//! The pool-manager's decisions (replacement, resilver, expansion, disk states, read-only,
+//! conditions, status) on `zpool status` output captured from zfs-fuse 0.7.0 (see
+//! tests/fixtures/README.md).
+
+use cstor_agents::pool_manager::decide::{
+    self, Addition, Category, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted,
+};
+use cstor_agents::zpool::{PoolStatus, parse_status};
+use cstor_api::common::{ConditionStatus, PoolCondition};
+use cstor_api::cstor_v1::cspc::{CStorPoolInstanceBlockDevice, PoolConfig, RaidGroup};
+use cstor_api::cstor_v1::cspi::{CStorPoolInstanceSpec, CStorPoolInstanceStatus};
+use cstor_api::openebs_v1alpha1::BlockDevice;
+use cstor_api::openebs_v1alpha1::blockdevice::DeviceDevLink;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use pretty_assertions::assert_eq;
+
+const D: &str = "/tmp/pm-capture";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn status(name: &str) -> PoolStatus {
+    parse_status(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn disk(n: u32) -> Vec<String> {
+    vec![format!("{D}/d{n}")]
+}
+
+fn gd(name: &str, n: u32) -> GroupDisk {
+    GroupDisk {
+        name: name.into(),
+        paths: disk(n),
+        replacing: false,
+    }
+}
+
+fn time(s: &str) -> Time {
+    Time(s.parse().expect("timestamp"))
+}
+
+#[test]
+fn bd_paths_are_devlinks_then_path() {
+    let mut bd = BlockDevice::default();
+    bd.spec.path = "/dev/sdb".into();
+    bd.spec.devlinks = vec![
+        DeviceDevLink {
+            kind: "by-id".into(),
+            links: vec![
+                "/dev/disk/by-id/ata-X".into(),
+                "/dev/disk/by-id/wwn-Y".into(),
+            ],
+        },
+        DeviceDevLink {
+            kind: "by-path".into(),
+            links: vec!["/dev/disk/by-path/pci-0".into()],
+        },
+    ];
+    assert_eq!(
+        decide::bd_paths(&bd),
+        vec![
+            "/dev/disk/by-id/ata-X",
+            "/dev/disk/by-id/wwn-Y",
+            "/dev/disk/by-path/pci-0",
+            "/dev/sdb"
+        ]
+    );
+    let mut sparse = BlockDevice::default();
+    sparse.spec.path = "/run/nodes/n1/disks/disk-0".into();
+    assert_eq!(
+        decide::bd_paths(&sparse),
+        vec!["/run/nodes/n1/disks/disk-0"]
+    );
+    assert!(decide::bd_paths(&BlockDevice::default()).is_empty());
+}
+
+#[test]
+fn import_dir_only_for_files() {
+    assert_eq!(
+        decide::import_dir("/run/nodes/n1/disks/disk-0").as_deref(),
+        Some("/run/nodes/n1/disks")
+    );
+    assert_eq!(decide::import_dir("/dev/disk/by-id/ata-X"), None);
+    assert_eq!(decide::import_dir("/dev/sdb"), None);
+    assert_eq!(decide::import_dir("disk-0"), None);
+}
+
+fn group(bds: &[&str]) -> RaidGroup {
+    RaidGroup {
+        block_devices: bds
+            .iter()
+            .map(|b| CStorPoolInstanceBlockDevice {
+                block_device_name: b.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+fn spec(
+    data_type: &str,
+    data: Vec<RaidGroup>,
+    log_type: &str,
+    logs: Vec<RaidGroup>,
+) -> CStorPoolInstanceSpec {
+    CStorPoolInstanceSpec {
+        pool_config: Some(PoolConfig {
+            data_raid_group_type: data_type.into(),
+            write_cache_group_type: log_type.into(),
+            ..Default::default()
+        }),
+        data_raid_groups: data,
+        write_cache_raid_groups: (!logs.is_empty()).then_some(logs),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn validation_rules() {
+    let ok = spec(
+        "mirror",
+        vec![group(&["a", "b"])],
+        "stripe",
+        vec![group(&["c"])],
+    );
+    assert_eq!(decide::validate(&ok), Ok(()));
+    let cases = [
+        (spec("mirror", vec![], "", vec![]), "no data raid group"),
+        (
+            spec("", vec![group(&["a"])], "", vec![]),
+            "dataRaidGroupType",
+        ),
+        (
+            spec("stripe", vec![group(&["a"])], "", vec![group(&["c"])]),
+            "writeCacheGroupType",
+        ),
+        (
+            spec("stripe", vec![group(&["a"]), group(&[])], "", vec![]),
+            "data raid group 1",
+        ),
+        (
+            spec("stripe", vec![group(&["a"])], "stripe", vec![group(&[])]),
+            "write-cache raid group 0",
+        ),
+    ];
+    for (s, want) in cases {
+        let err = decide::validate(&s).expect_err(want);
+        assert!(err.contains(want), "{err:?} should mention {want:?}");
+    }
+    let mut no_config = ok.clone();
+    no_config.pool_config = None;
+    assert!(decide::validate(&no_config).is_err());
+}
+
+#[test]
+fn spec_groups_data_first_in_order() {
+    let s = spec(
+        "mirror",
+        vec![group(&["a", "b"]), group(&["c", "d"])],
+        "stripe",
+        vec![group(&["e"])],
+    );
+    let got: Vec<(Category, String, Vec<String>)> = decide::spec_groups(&s)
+        .into_iter()
+        .map(|(c, t, g)| {
+            (
+                c,
+                t,
+                g.block_devices
+                    .iter()
+                    .map(|b| b.block_device_name.clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                Category::Data,
+                "mirror".into(),
+                vec!["a".into(), "b".into()]
+            ),
+            (
+                Category::Data,
+                "mirror".into(),
+                vec!["c".into(), "d".into()]
+            ),
+            (Category::Log, "stripe".into(), vec!["e".into()]),
+        ]
+    );
+}
+
+#[test]
+fn replacement_steps_through_a_real_resilver() {
+    let old = disk(20);
+    let new = disk(22);
+    // Before `zpool replace`: a healthy mirror of d20/d21 (the "done" capture minus the swap is
+    // not available, so use the truncated-mirror capture's shape via a pool without d22).
+    let before = status("zpool-status-mirror-truncated.txt");
+    assert_eq!(
+        decide::replace_step(&before, &disk(4), &new),
+        ReplaceStep::Replace {
+            old: format!("{D}/d4"),
+            new: format!("{D}/d22")
+        }
+    );
+    // Old path matched case-insensitively, the pool's own spelling is used.
+    assert_eq!(
+        decide::replace_step(&before, &[format!("{D}/D4").to_uppercase()], &new),
+        ReplaceStep::Replace {
+            old: format!("{D}/d4"),
+            new: format!("{D}/d22")
+        }
+    );
+    let running = status("zpool-status-resilver-in-progress.txt");
+    assert!(running.resilvering());
+    assert_eq!(
+        decide::replace_step(&running, &old, &new),
+        ReplaceStep::Resilvering
+    );
+    // "resilver completed" is printed while the old disk is still attached under replacing-0.
+    let completed = status("zpool-status-resilver-completed-replacing.txt");
+    assert!(!completed.resilvering());
+    assert!(!decide::resilver_done(&completed, &new));
+    assert_eq!(
+        decide::replace_step(&completed, &old, &new),
+        ReplaceStep::Resilvering
+    );
+    let done = status("zpool-status-resilver-done.txt");
+    assert!(decide::resilver_done(&done, &new));
+    assert_eq!(decide::replace_step(&done, &old, &new), ReplaceStep::Done);
+    // The predecessor BD may already be gone: the new disk alone decides.
+    assert_eq!(decide::replace_step(&done, &[], &new), ReplaceStep::Done);
+}
+
+#[test]
+fn replacement_errors() {
+    let done = status("zpool-status-resilver-done.txt");
+    assert_eq!(
+        decide::replace_step(&done, &disk(20), &disk(30)),
+        ReplaceStep::Error("Old device links are not in use by pool".into())
+    );
+    assert!(matches!(
+        decide::replace_step(&done, &disk(21), &[]),
+        ReplaceStep::Error(_)
+    ));
+}
+
+#[test]
+fn resilver_not_done_when_new_disk_is_not_online() {
+    let degraded = status("zpool-status-mirror-truncated.txt");
+    assert!(!decide::resilver_done(&degraded, &disk(5)), "d5 is UNAVAIL");
+    assert!(decide::resilver_done(&degraded, &disk(4)));
+    assert!(
+        !decide::resilver_done(&degraded, &disk(99)),
+        "not in the pool"
+    );
+}
+
+#[test]
+fn expansion_adds_a_whole_new_group() {
+    let pool = status("zpool-status-resilver-done.txt");
+    let groups = vec![
+        (
+            Category::Data,
+            "mirror".to_string(),
+            vec![gd("bd-22", 22), gd("bd-21", 21)],
+        ),
+        (
+            Category::Data,
+            "mirror".to_string(),
+            vec![gd("bd-30", 30), gd("bd-31", 31)],
+        ),
+        (Category::Log, "stripe".to_string(), vec![gd("bd-32", 32)]),
+    ];
+    let adds = decide::expansions(&pool, &groups);
+    assert_eq!(
+        adds,
+        vec![
+            Addition {
+                category: Category::Data,
+                group_type: "mirror".into(),
+                block_devices: vec!["bd-30".into(), "bd-31".into()],
+                paths: vec![format!("{D}/d30"), format!("{D}/d31")],
+                whole_group: true,
+            },
+            Addition {
+                category: Category::Log,
+                group_type: "stripe".into(),
+                block_devices: vec!["bd-32".into()],
+                paths: vec![format!("{D}/d32")],
+                whole_group: true,
+            },
+        ]
+    );
+    assert_eq!(
+        adds[0].argv("cstor-m2"),
+        vec![
+            "zpool",
+            "add",
+            "cstor-m2",
+            "mirror",
+            &format!("{D}/d30"),
+            &format!("{D}/d31")
+        ]
+    );
+    assert_eq!(
+        adds[1].argv("cstor-m2"),
+        vec!["zpool", "add", "cstor-m2", "log", &format!("{D}/d32")]
+    );
+    assert_eq!(
+        adds[0].message(),
+        "Pool Expanded Successfully By Adding RaidGroup With BlockDevices: [bd-30 bd-31] device type: data pool type: mirror"
+    );
+}
+
+#[test]
+fn expansion_of_a_stripe_adds_only_missing_disks() {
+    // After `zpool add` of d11 the stripe holds d10 and d11.
+    let pool = status("zpool-status-stripe-added.txt");
+    let full = vec![(
+        Category::Data,
+        "stripe".to_string(),
+        vec![gd("bd-10", 10), gd("bd-11", 11)],
+    )];
+    assert!(
+        decide::expansions(&pool, &full).is_empty(),
+        "nothing missing"
+    );
+    let more = vec![(
+        Category::Data,
+        "stripe".to_string(),
+        vec![gd("bd-10", 10), gd("bd-11", 11), gd("bd-12", 12)],
+    )];
+    let adds = decide::expansions(&pool, &more);
+    assert_eq!(adds.len(), 1);
+    assert!(!adds[0].whole_group);
+    assert_eq!(
+        adds[0].argv("cstor-s1"),
+        vec!["zpool", "add", "cstor-s1", &format!("{D}/d12")]
+    );
+    assert_eq!(
+        adds[0].message(),
+        "Pool Expanded Successfully By Adding BlockDevices: [bd-12] device type: data pool type: stripe"
+    );
+}
+
+#[test]
+fn expansion_leaves_partial_mirrors_and_replacements_alone() {
+    let pool = status("zpool-status-mirror-log-disk.txt");
+    // A mirror with one disk present and one not: not a stripe, so nothing is added.
+    let partial = vec![(
+        Category::Data,
+        "mirror".to_string(),
+        vec![gd("bd-12", 12), gd("bd-40", 40)],
+    )];
+    assert!(decide::expansions(&pool, &partial).is_empty());
+    // The log disk d14 is found under `logs`.
+    let logs = vec![(Category::Log, "stripe".to_string(), vec![gd("bd-14", 14)])];
+    assert!(decide::expansions(&pool, &logs).is_empty());
+    // A stripe disk that is a replacement is the replace path's, not an expansion.
+    let mut new = gd("bd-41", 41);
+    new.replacing = true;
+    let replacing = vec![(
+        Category::Data,
+        "stripe".to_string(),
+        vec![gd("bd-12", 12), new],
+    )];
+    assert!(decide::expansions(&pool, &replacing).is_empty());
+    // A group with a disk that has no path yet is not added half.
+    let mut pathless = gd("bd-42", 42);
+    pathless.paths.clear();
+    let no_path = vec![(
+        Category::Data,
+        "mirror".to_string(),
+        vec![gd("bd-43", 43), pathless],
+    )];
+    assert!(decide::expansions(&pool, &no_path).is_empty());
+}
+
+#[test]
+fn unavailable_disks_from_leaf_states() {
+    let bds = |ns: &[(&str, u32)]| -> Vec<(String, Vec<String>)> {
+        ns.iter().map(|(b, n)| (b.to_string(), disk(*n))).collect()
+    };
+    let truncated = status("zpool-status-mirror-truncated.txt");
+    assert_eq!(truncated.state, "DEGRADED");
+    assert_eq!(
+        decide::unavailable_disks(&truncated, &bds(&[("bd-4", 4), ("bd-5", 5)])),
+        vec![("bd-5".to_string(), "UNAVAIL".to_string())]
+    );
+    let offline = status("zpool-status-raidz2-offline.txt");
+    assert_eq!(
+        decide::unavailable_disks(&offline, &bds(&[("a", 6), ("b", 7), ("c", 8), ("d", 9)])),
+        vec![("b".to_string(), "OFFLINE".to_string())]
+    );
+    let suspended = status("zpool-status-stripe-truncated.txt");
+    assert_eq!(suspended.state, "UNAVAIL");
+    assert_eq!(
+        decide::unavailable_disks(&suspended, &bds(&[("u", 15)])),
+        vec![("u".to_string(), "UNAVAIL".to_string())]
+    );
+    let healthy = status("zpool-status-mirror-log-disk.txt");
+    assert!(
+        decide::unavailable_disks(&healthy, &bds(&[("a", 12), ("b", 13), ("l", 14)])).is_empty()
+    );
+
+    let list = decide::unavailable_disks(&truncated, &bds(&[("bd-4", 4), ("bd-5", 5)]));
+    assert_eq!(
+        decide::disk_unavailable_condition(&list, false),
+        Some(Wanted::new(
+            "DiskUnavailable",
+            ConditionStatus::True,
+            "DisksAreUnavailable",
+            "Following disks [bd-5] are unavailable/faulted"
+        ))
+    );
+    assert_eq!(decide::disk_unavailable_condition(&[], false), None);
+    assert_eq!(
+        decide::disk_unavailable_condition(&[], true),
+        Some(Wanted::new(
+            "DiskUnavailable",
+            ConditionStatus::False,
+            "DisksAreAvailable",
+            ""
+        ))
+    );
+}
+
+#[test]
+fn read_only_threshold() {
+    use ReadOnlyChange::*;
+    let cases = [
+        // limit, used, total, currently, want
+        (None, 85, 100, false, SetOn),
+        (None, 84, 100, false, None),
+        (None, 84, 100, true, SetOff),
+        (None, 90, 100, true, None),
+        (Some(100), 100, 100, false, None),
+        (Some(100), 100, 100, true, SetOff),
+        (Some(50), 50, 100, false, SetOn),
+        // Zero total: 0 % used, never a division by zero.
+        (None, 0, 0, false, None),
+        (Some(0), 0, 0, false, SetOn),
+        // No overflow on huge pools.
+        (None, u64::MAX / 2, u64::MAX, false, None),
+        // The captured mirror: 61489152 used of 228589568 (26 %).
+        (None, 61_489_152, 228_589_568, false, None),
+        (Some(25), 61_489_152, 228_589_568, false, SetOn),
+    ];
+    for (limit, used, total, currently, want) in cases {
+        assert_eq!(
+            decide::read_only(limit, used, total, currently),
+            want,
+            "limit {limit:?} used {used} total {total} currently {currently}"
+        );
+    }
+}
+
+#[test]
+fn capacity_is_exact_bytes() {
+    let c = decide::capacity(61_489_152, 167_100_416);
+    assert_eq!(c.used.0, "61489152");
+    assert_eq!(c.free.0, "167100416");
+    assert_eq!(c.total.0, "228589568");
+    assert_eq!(c.zfs.logical_used.0, "61489152");
+    assert_eq!(decide::capacity(u64::MAX, 1).total.0, u64::MAX.to_string());
+}
+
+#[test]
+fn conditions_keep_transition_time_unless_the_status_flips() {
+    let t0 = time("2026-01-01T00:00:00Z");
+    let t1 = time("2026-01-01T00:01:00Z");
+    let t2 = time("2026-01-01T00:02:00Z");
+    let mut conds: Vec<PoolCondition> = Vec::new();
+    let running = Wanted::new(
+        "PoolExpansion",
+        ConditionStatus::True,
+        "PoolExpansionInProgress",
+        "a",
+    );
+    assert!(decide::set_condition(
+        &mut conds,
+        running.clone(),
+        Some(3),
+        &t0
+    ));
+    assert_eq!(conds.len(), 1);
+    assert_eq!(conds[0].last_transition_time, Some(t0.clone()));
+    assert_eq!(conds[0].observed_generation, Some(3));
+    // Same condition again: no change, times untouched.
+    assert!(!decide::set_condition(&mut conds, running, Some(3), &t1));
+    assert_eq!(conds[0].last_update_time, Some(t0.clone()));
+    // Same status, new message: update time moves, transition time stays.
+    let msg = Wanted::new(
+        "PoolExpansion",
+        ConditionStatus::True,
+        "PoolExpansionInProgress",
+        "b",
+    );
+    assert!(decide::set_condition(&mut conds, msg, Some(4), &t1));
+    assert_eq!(conds[0].last_transition_time, Some(t0.clone()));
+    assert_eq!(conds[0].last_update_time, Some(t1.clone()));
+    assert_eq!(conds[0].observed_generation, Some(4));
+    // A flip moves both.
+    let done = Wanted::new(
+        "PoolExpansion",
+        ConditionStatus::False,
+        "PoolExpansionSuccessful",
+        "c",
+    );
+    assert!(decide::set_condition(&mut conds, done, Some(4), &t2));
+    assert_eq!(conds[0].last_transition_time, Some(t2.clone()));
+    assert_eq!(conds[0].status, ConditionStatus::False);
+    // Another type is added beside it.
+    let other = Wanted::new(
+        "DiskUnavailable",
+        ConditionStatus::False,
+        "DisksAreAvailable",
+        "",
+    );
+    assert!(decide::set_condition(&mut conds, other, Some(4), &t2));
+    assert_eq!(conds.len(), 2);
+    assert_eq!(
+        decide::condition(&conds, "PoolExpansion").map(|c| c.reason.as_str()),
+        Some("PoolExpansionSuccessful")
+    );
+}
+
+#[test]
+fn status_is_written_only_when_more_than_times_changed() {
+    let pool = status("zpool-status-mirror-truncated.txt");
+    let mut conds = Vec::new();
+    let wanted = Wanted::new(
+        "DiskUnavailable",
+        ConditionStatus::True,
+        "DisksAreUnavailable",
+        "x",
+    );
+    decide::set_condition(&mut conds, wanted, Some(1), &time("2026-01-01T00:00:00Z"));
+    let built = decide::build_status(
+        &pool.state,
+        Some(decide::capacity(61_489_152, 167_100_416)),
+        None,
+        false,
+        2,
+        conds.clone(),
+    );
+    assert_eq!(built.phase, "DEGRADED");
+    assert_eq!(built.provisioned_replicas, 2);
+    assert_eq!(built.healthy_replicas, 0);
+    assert!(decide::status_differs(None, &built));
+    let mut later = built.clone();
+    for c in &mut later.conditions {
+        c.last_update_time = Some(time("2026-02-01T00:00:00Z"));
+        c.last_transition_time = Some(time("2026-02-01T00:00:00Z"));
+    }
+    assert!(!decide::status_differs(Some(&built), &later));
+    let mut phase = built.clone();
+    phase.phase = "ONLINE".into();
+    assert!(decide::status_differs(Some(&built), &phase));
+    // Capacity unreadable (suspended pool): the last known one is kept.
+    let kept = decide::build_status("UNAVAIL", None, Some(&built), false, 2, conds);
+    assert_eq!(kept.capacity, built.capacity);
+    assert_eq!(kept.phase, "UNAVAIL");
+    let none = decide::build_status(
+        "ONLINE",
+        None,
+        Some(&CStorPoolInstanceStatus::default()),
+        true,
+        0,
+        vec![],
+    );
+    assert_eq!(none.capacity, None);
+    assert!(none.read_only);
+}
+
+#[test]
+fn messages_are_trimmed() {
+    assert_eq!(
+        decide::trim_message("  cannot open 'x': no such pool\n"),
+        "cannot open 'x': no such pool"
+    );
+    let long = "é".repeat(400);
+    let t = decide::trim_message(&long);
+    assert!(t.len() <= 512 + '…'.len_utf8());
+    assert!(t.ends_with('…'));
+}
+
+#[test]
+fn backoff_doubles_to_five_minutes() {
+    use cstor_agents::pool_manager::backoff;
+    use std::time::Duration;
+    assert_eq!(backoff(1), Duration::from_secs(1));
+    assert_eq!(backoff(2), Duration::from_secs(2));
+    assert_eq!(backoff(5), Duration::from_secs(16));
+    assert_eq!(backoff(10), Duration::from_secs(300));
+    assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+}

@@ -1,0 +1,250 @@
+//! `cstor status`: the pools of the cluster as a table (CSPC, node, phase, layout, capacity,
+//! free, read-only, replicas).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cstor_api::cstor_v1::cspc::RaidGroup;
+use cstor_api::cstor_v1::cspi::CStorPoolInstance;
+use cstor_api::keys::labels;
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::webhook::client;
+
+/// Flags of `cstor status`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Namespace of the pools.
+    #[arg(long, env = "OPENEBS_NAMESPACE", default_value = "openebs")]
+    pub namespace: String,
+    /// kubeconfig (default: `$KUBECONFIG`, else the one `cstor up` wrote).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let kubeconfig = args.kubeconfig.clone().or_else(|| {
+        let p = cstor_local::up::default_state_dir().join("kubeconfig");
+        p.exists().then_some(p)
+    });
+    let client = client(kubeconfig.as_ref()).await?;
+    let api: Api<CStorPoolInstance> = Api::namespaced(client, &args.namespace);
+    let mut cspis = api.list(&ListParams::default()).await?.items;
+    cspis.sort_by(|a, b| {
+        (pool_cluster(a), &a.spec.host_name).cmp(&(pool_cluster(b), &b.spec.host_name))
+    });
+    print!("{}", pool_table(&cspis));
+    Ok(())
+}
+
+fn pool_cluster(cspi: &CStorPoolInstance) -> String {
+    cspi.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::CSTOR_POOL_CLUSTER))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `mirror(2)+mirror(2) log:stripe(1)`: the raid groups of a CSPI in spec order.
+pub fn layout(cspi: &CStorPoolInstance) -> String {
+    let config = cspi.spec.pool_config.as_ref();
+    let kind = |t: Option<&str>| t.filter(|t| !t.is_empty()).unwrap_or("?").to_string();
+    let groups = |gs: &[RaidGroup], t: &str| {
+        gs.iter()
+            .map(|g| format!("{t}({})", g.block_devices.len()))
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    let data = groups(
+        &cspi.spec.data_raid_groups,
+        &kind(config.map(|c| c.data_raid_group_type.as_str())),
+    );
+    match cspi.spec.write_cache_raid_groups.as_deref() {
+        Some(logs) if !logs.is_empty() => format!(
+            "{data} log:{}",
+            groups(
+                logs,
+                &kind(config.map(|c| c.write_cache_group_type.as_str()))
+            )
+        ),
+        _ => data,
+    }
+}
+
+/// A Kubernetes quantity of bytes (`1073741824`, `512Mi`, `1.5Gi`, `2G`) as bytes.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        _ => return None,
+    };
+    let value: f64 = num.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| (value * factor).round() as u64)
+}
+
+/// Bytes as `1.5 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The table `cstor status` prints.
+pub fn pool_table(cspis: &[CStorPoolInstance]) -> String {
+    let mut rows = vec![[
+        "CSPC".to_string(),
+        "NODE".into(),
+        "CSPI".into(),
+        "PHASE".into(),
+        "LAYOUT".into(),
+        "CAPACITY".into(),
+        "FREE".into(),
+        "READ-ONLY".into(),
+        "REPLICAS".into(),
+    ]];
+    for cspi in cspis {
+        let status = cspi.status.clone().unwrap_or_default();
+        let size = |q: Option<&str>| {
+            q.and_then(quantity_bytes)
+                .map(human)
+                .unwrap_or_else(|| "-".into())
+        };
+        let capacity = status.capacity.as_ref();
+        let phase = if status.phase.is_empty() {
+            "Pending".to_string()
+        } else {
+            status.phase.clone()
+        };
+        rows.push([
+            pool_cluster(cspi),
+            cspi.spec.host_name.clone(),
+            cspi.metadata.name.clone().unwrap_or_default(),
+            phase,
+            layout(cspi),
+            size(capacity.map(|c| c.total.0.as_str())),
+            size(capacity.map(|c| c.free.0.as_str())),
+            if status.read_only { "yes" } else { "no" }.into(),
+            format!("{}/{}", status.healthy_replicas, status.provisioned_replicas),
+        ]);
+    }
+    if cspis.is_empty() {
+        return "No pools. Create a CStorPoolCluster: kubectl -n openebs apply -f examples/cspc-stripe.yaml\n".into();
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cstor_api::cstor_v1::cspc::{CStorPoolInstanceBlockDevice, PoolConfig};
+    use cstor_api::cstor_v1::cspi::{CStorPoolInstanceCapacity, CStorPoolInstanceStatus};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn group(n: usize) -> RaidGroup {
+        RaidGroup {
+            block_devices: (0..n)
+                .map(|i| CStorPoolInstanceBlockDevice {
+                    block_device_name: format!("bd-{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn cspi() -> CStorPoolInstance {
+        let mut c = CStorPoolInstance::default();
+        c.metadata.name = Some("cspc-a-bcdf".into());
+        c.metadata.labels = Some([(labels::CSTOR_POOL_CLUSTER.to_string(), "cspc-a".to_string())].into());
+        c.spec.host_name = "cstor-node-1".into();
+        c.spec.pool_config = Some(PoolConfig {
+            data_raid_group_type: "mirror".into(),
+            write_cache_group_type: "stripe".into(),
+            ..Default::default()
+        });
+        c.spec.data_raid_groups = vec![group(2), group(2)];
+        c.spec.write_cache_raid_groups = Some(vec![group(1)]);
+        c.status = Some(CStorPoolInstanceStatus {
+            phase: "ONLINE".into(),
+            capacity: Some(CStorPoolInstanceCapacity {
+                total: Quantity("1610612736".into()),
+                free: Quantity("512Mi".into()),
+                ..Default::default()
+            }),
+            provisioned_replicas: 3,
+            healthy_replicas: 2,
+            ..Default::default()
+        });
+        c
+    }
+
+    #[test]
+    fn layout_lists_groups_in_spec_order() {
+        assert_eq!(layout(&cspi()), "mirror(2)+mirror(2) log:stripe(1)");
+    }
+
+    #[test]
+    fn quantities_of_every_suffix() {
+        assert_eq!(quantity_bytes("1073741824"), Some(1 << 30));
+        assert_eq!(quantity_bytes("512Mi"), Some(512 << 20));
+        assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
+        assert_eq!(quantity_bytes("2G"), Some(2_000_000_000));
+        assert_eq!(quantity_bytes("12x"), None);
+        assert_eq!(human(1610612736), "1.5 GiB");
+        assert_eq!(human(100), "100 B");
+    }
+
+    #[test]
+    fn table_has_one_row_per_pool() {
+        let table = pool_table(&[cspi()]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("CSPC"), "{table}");
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "cspc-a", "cstor-node-1", "cspc-a-bcdf", "ONLINE", "mirror(2)+mirror(2)",
+                "log:stripe(1)", "1.5", "GiB", "512.0", "MiB", "no", "2/3"
+            ]
+        );
+        assert!(pool_table(&[]).starts_with("No pools."));
+    }
+}

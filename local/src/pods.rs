@@ -1,0 +1,474 @@
+//! The local stand-in for the kubelet and the deployment controller: every Deployment in the
+//! operator namespace whose container runs our `cstor` binary is run as processes, with the
+//! pod template's args and env, a token of the template's ServiceAccount, and (when the
+//! template selects a node) inside that node's mount namespace. Exited processes are restarted
+//! with back-off, and the Deployment's status says how many are ready, as in a cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::components::{self, Access};
+use crate::node::LocalNode;
+
+/// Field manager of the Deployment status we write.
+const STATUS_MANAGER: &str = "cstor-local/kubelet";
+/// The mount path of the pool-manager's cache directory (spec B §1.4).
+const POOL_STORAGE_MOUNT: &str = "/var/openebs/cstor-pool";
+
+/// What the runner needs to start processes.
+#[derive(Clone, Debug)]
+pub struct PodEnv {
+    pub namespace: String,
+    /// The `cstor` binary the containers' `cstor` command stands for.
+    pub exe: PathBuf,
+    pub nodes: Vec<LocalNode>,
+    pub access: Access,
+    /// ServiceAccount kubeconfigs and tokens.
+    pub token_dir: PathBuf,
+    /// `<pod>.log` per process (appended across restarts).
+    pub logs: PathBuf,
+    /// Process group to join, so our watchdog ends the processes with us.
+    pub pgid: Option<i32>,
+}
+
+/// The running processes, by pod name (`<deployment>-local-<i>`): pid and restart count.
+#[derive(Clone, Debug, Default)]
+pub struct PodTable(Arc<Mutex<BTreeMap<String, (u32, u32)>>>);
+
+impl PodTable {
+    /// Pod names and pids of the running processes.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.0
+            .lock()
+            .map(|t| t.iter().map(|(k, (pid, _))| (k.clone(), *pid)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Pids of the pods of Deployment `name`.
+    pub fn pids_of(&self, deployment: &str) -> Vec<u32> {
+        let prefix = format!("{deployment}-local-");
+        self.pids()
+            .into_iter()
+            .filter(|(pod, _)| pod.starts_with(&prefix))
+            .map(|(_, pid)| pid)
+            .collect()
+    }
+
+    /// Total restarts so far of the pods of Deployment `name`.
+    pub fn restarts_of(&self, deployment: &str) -> u32 {
+        let prefix = format!("{deployment}-local-");
+        self.0
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, (_, r))| *r)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    fn set(&self, pod: &str, pid: u32, restarts: u32) {
+        if let Ok(mut t) = self.0.lock() {
+            t.insert(pod.to_string(), (pid, restarts));
+        }
+    }
+
+    fn remove(&self, pod: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            t.remove(pod);
+        }
+    }
+}
+
+/// What one replica runs: fully resolved, so a change of template restarts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PodPlan {
+    node: Option<String>,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    account: String,
+}
+
+struct Pod {
+    plan: PodPlan,
+    child: Option<tokio::process::Child>,
+    restarts: u32,
+    not_before: Instant,
+    started: Instant,
+}
+
+/// The container of a template that runs our binary, if any.
+fn our_container(spec: &PodSpec) -> Option<&Container> {
+    spec.containers.iter().find(|c| {
+        c.command
+            .as_ref()
+            .and_then(|c| c.first())
+            .is_some_and(|c| c == "cstor")
+    })
+}
+
+/// The node a template selects by hostname label, if it selects one.
+fn selected_node(spec: &PodSpec) -> Option<String> {
+    spec.node_selector
+        .as_ref()
+        .and_then(|s| s.get("kubernetes.io/hostname"))
+        .cloned()
+}
+
+impl PodEnv {
+    fn node(&self, name: &str) -> Option<&LocalNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The process plan of replica `pod` of `deploy`, or why it cannot run here.
+    fn plan(&self, deploy: &Deployment, pod: &str) -> Result<Option<PodPlan>, String> {
+        let Some(spec) = deploy.spec.template.spec.as_ref() else {
+            return Ok(None);
+        };
+        let Some(container) = our_container(spec) else {
+            return Ok(None);
+        };
+        let node = selected_node(spec);
+        let local = match &node {
+            Some(n) => Some(
+                self.node(n)
+                    .ok_or_else(|| format!("node {n} is not a local node"))?,
+            ),
+            None => None,
+        };
+        let mut args: Vec<String> = container
+            .command
+            .iter()
+            .flatten()
+            .skip(1)
+            .cloned()
+            .collect();
+        args.extend(container.args.iter().flatten().cloned());
+        let mut env = BTreeMap::new();
+        for var in container.env.iter().flatten() {
+            if let Some(v) = &var.value {
+                env.insert(var.name.clone(), v.clone());
+                continue;
+            }
+            let field = var
+                .value_from
+                .as_ref()
+                .and_then(|f| f.field_ref.as_ref())
+                .map(|f| f.field_path.as_str());
+            let value = match field {
+                Some("metadata.name") => pod.to_string(),
+                Some("metadata.namespace") => self.namespace.clone(),
+                Some("spec.nodeName") => node.clone().unwrap_or_else(|| "localhost".into()),
+                Some("status.podIP") | Some("status.hostIP") => "127.0.0.1".into(),
+                Some("spec.serviceAccountName") => spec
+                    .service_account_name
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+                _ => continue,
+            };
+            env.insert(var.name.clone(), value);
+        }
+        // hostPath volumes live under the node's directory.
+        if let Some(local) = local {
+            for mount in container.volume_mounts.iter().flatten() {
+                if mount.mount_path != POOL_STORAGE_MOUNT {
+                    continue;
+                }
+                let host = spec
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .find(|v| v.name == mount.name)
+                    .and_then(|v| v.host_path.as_ref())
+                    .map(|h| local.host_path(&h.path));
+                if let Some(host) = host {
+                    env.insert(
+                        "CSTOR_POOL_CACHE_FILE".into(),
+                        host.join("pool.cache").to_string_lossy().into_owned(),
+                    );
+                }
+            }
+            env.insert("CSTOR_ZFS_DIALECT".into(), "zfs-fuse".into());
+        }
+        Ok(Some(PodPlan {
+            node,
+            args,
+            env,
+            account: spec
+                .service_account_name
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        }))
+    }
+}
+
+/// Runs our Deployments until `shutdown`; then stops every process (SIGTERM, 10 s, SIGKILL).
+pub async fn run(
+    admin: Client,
+    env: PodEnv,
+    table: PodTable,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let api: Api<Deployment> = Api::namespaced(admin.clone(), &env.namespace);
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relisting: Option<HashMap<String, Deployment>> = None;
+    let mut deployments: HashMap<String, Deployment> = HashMap::new();
+    let mut pods: HashMap<String, Pod> = HashMap::new();
+    let mut kubeconfigs: HashMap<String, PathBuf> = HashMap::new();
+    let mut last_status: HashMap<String, (i32, i32)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut renew = tokio::time::interval(components::TOKEN_LIFETIME / 3);
+    renew.tick().await;
+    let _ = std::fs::create_dir_all(&env.logs);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            ev = events.next() => match ev {
+                Some(Ok(watcher::Event::Apply(d))) => {
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    deployments.insert(name, d);
+                }
+                Some(Ok(watcher::Event::Delete(d))) => {
+                    deployments.remove(&d.metadata.name.clone().unwrap_or_default());
+                }
+                Some(Ok(watcher::Event::Init)) => relisting = Some(HashMap::new()),
+                Some(Ok(watcher::Event::InitApply(d))) => {
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    relisting.get_or_insert_with(HashMap::new).insert(name, d);
+                }
+                Some(Ok(watcher::Event::InitDone)) => {
+                    if let Some(listed) = relisting.take() {
+                        deployments = listed;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "watching Deployments"),
+                None => break,
+            },
+            _ = renew.tick() => {
+                for account in kubeconfigs.keys() {
+                    let path = components::token_path(&env.token_dir, account);
+                    if let Err(e) = components::refresh_token(&admin, &env.namespace, account, &path).await {
+                        tracing::warn!(error = %e, account, "token not renewed");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                reconcile(&admin, &env, &table, &deployments, &mut pods, &mut kubeconfigs, &mut last_status).await;
+            }
+        }
+    }
+    for (name, mut pod) in pods.drain() {
+        if let Some(child) = pod.child.as_mut() {
+            stop_child(child).await;
+        }
+        table.remove(&name);
+    }
+}
+
+async fn stop_child(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reconcile(
+    admin: &Client,
+    env: &PodEnv,
+    table: &PodTable,
+    deployments: &HashMap<String, Deployment>,
+    pods: &mut HashMap<String, Pod>,
+    kubeconfigs: &mut HashMap<String, PathBuf>,
+    last_status: &mut HashMap<String, (i32, i32)>,
+) {
+    let api: Api<Deployment> = Api::namespaced(admin.clone(), &env.namespace);
+    // Desired pods.
+    let mut desired: HashMap<String, (String, PodPlan)> = HashMap::new();
+    for (name, d) in deployments.iter() {
+        let replicas = d.spec.replicas.unwrap_or(1);
+        for i in 0..replicas.max(0) {
+            let pod = format!("{name}-local-{i}");
+            match env.plan(d, &pod) {
+                Ok(Some(plan)) => {
+                    desired.insert(pod, (name.clone(), plan));
+                }
+                Ok(None) => {}
+                Err(why) => tracing::warn!(deployment = %name, %why, "cannot run here"),
+            }
+        }
+    }
+    // Stop pods no longer wanted or whose plan changed.
+    let running: Vec<String> = pods.keys().cloned().collect();
+    for name in running {
+        let keep = desired
+            .get(&name)
+            .is_some_and(|(_, plan)| pods.get(&name).is_some_and(|p| &p.plan == plan));
+        if !keep && let Some(mut pod) = pods.remove(&name) {
+            tracing::info!(pod = %name, "stopping");
+            if let Some(child) = pod.child.as_mut() {
+                stop_child(child).await;
+            }
+            table.remove(&name);
+        }
+    }
+    // Start or restart.
+    for (name, (_, plan)) in &desired {
+        let pod = pods.entry(name.clone()).or_insert_with(|| Pod {
+            plan: plan.clone(),
+            child: None,
+            restarts: 0,
+            not_before: Instant::now(),
+            started: Instant::now(),
+        });
+        if let Some(child) = pod.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            tracing::warn!(pod = %name, %status, "exited; restarting with back-off");
+            pod.child = None;
+            pod.restarts += 1;
+            // Back-off like the kubelet, reset after a long healthy run.
+            let secs = if pod.started.elapsed() > Duration::from_secs(60) {
+                1
+            } else {
+                (1u64 << pod.restarts.min(5)).min(30)
+            };
+            pod.not_before = Instant::now() + Duration::from_secs(secs);
+            table.remove(name);
+        }
+        if pod.child.is_none() && Instant::now() >= pod.not_before {
+            match spawn(admin, env, kubeconfigs, name, plan).await {
+                Ok(child) => {
+                    table.set(name, child.id().unwrap_or(0), pod.restarts);
+                    pod.child = Some(child);
+                    pod.started = Instant::now();
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "cannot start");
+                    pod.restarts += 1;
+                    pod.not_before = Instant::now() + Duration::from_secs(5);
+                }
+            }
+        }
+    }
+    // Deployment status, as kubelet + deployment controller would report it.
+    for (name, d) in deployments.iter() {
+        let prefix = format!("{name}-local-");
+        let wanted = d.spec.replicas.unwrap_or(1);
+        let running = pods
+            .iter()
+            .filter(|(k, p)| k.starts_with(&prefix) && p.child.is_some())
+            .count() as i32;
+        let ours = d
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .is_some_and(|s| our_container(s).is_some());
+        if !ours || last_status.get(name) == Some(&(wanted, running)) {
+            continue;
+        }
+        let body = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": env.namespace},
+            "status": {
+                "observedGeneration": d.metadata.generation,
+                "replicas": wanted, "updatedReplicas": wanted,
+                "readyReplicas": running, "availableReplicas": running,
+                "unavailableReplicas": (wanted - running).max(0),
+            },
+        });
+        let pp = PatchParams::apply(STATUS_MANAGER).force();
+        match api.patch_status(name, &pp, &Patch::Apply(&body)).await {
+            Ok(_) => {
+                last_status.insert(name.clone(), (wanted, running));
+            }
+            Err(e) => tracing::debug!(deployment = %name, error = %e, "status not written"),
+        }
+    }
+    last_status.retain(|k, _| deployments.contains_key(k));
+}
+
+async fn spawn(
+    admin: &Client,
+    env: &PodEnv,
+    kubeconfigs: &mut HashMap<String, PathBuf>,
+    pod: &str,
+    plan: &PodPlan,
+) -> Result<tokio::process::Child, String> {
+    let kubeconfig = match kubeconfigs.get(&plan.account) {
+        Some(k) => k.clone(),
+        None => {
+            let k = components::account_kubeconfig(
+                &env.access,
+                admin,
+                &env.namespace,
+                &plan.account,
+                &env.token_dir,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            kubeconfigs.insert(plan.account.clone(), k.clone());
+            k
+        }
+    };
+    if let Some(cache) = plan.env.get("CSTOR_POOL_CACHE_FILE")
+        && let Some(dir) = std::path::Path::new(cache).parent()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut cmd = match plan.node.as_deref().and_then(|n| env.node(n)) {
+        Some(node) => {
+            let std_cmd = node.command(&env.exe);
+            tokio::process::Command::from(std_cmd)
+        }
+        None => tokio::process::Command::new(&env.exe),
+    };
+    let log_path = env.logs.join(format!("{pod}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    cmd.args(&plan.args)
+        .envs(&plan.env)
+        .env("KUBECONFIG", &kubeconfig)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true);
+    if let Some(pgid) = env.pgid {
+        cmd.process_group(pgid);
+    }
+    tracing::info!(pod, node = ?plan.node, args = ?plan.args, "starting");
+    cmd.spawn()
+        .map_err(|e| format!("{}: {e}", env.exe.display()))
+}

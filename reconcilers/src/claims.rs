@@ -1,0 +1,352 @@
+//! Claim binding: the part of NDM cStor needs (docs/pools.md "Claim binding"). A claim naming a
+//! BlockDevice is bound to it when the device is present, Active, free (or already ours) and big
+//! enough; a deleted claim releases its device. BD and BDC have no status subresource, so the
+//! BD's claim fields and the BDC's phase are written by server-side apply on the object.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cstor_api::openebs_v1alpha1::{
+    BlockDevice, BlockDeviceClaim, RESOURCE_STORAGE, bdc_phase, claim_state, device_state,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::meta::{add_finalizer, has_finalizer, is_deleting, remove_field, remove_finalizer};
+use crate::quantity::parse_bytes;
+use crate::Error;
+
+/// Field manager of claim binding's applies.
+pub const FIELD_MANAGER: &str = "cstor-operator/claims";
+/// NDM's finalizer on a bound claim.
+pub const BDC_FINALIZER: &str = "blockdeviceclaim.finalizer";
+
+/// What to do with a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Phase `Pending` with a Warning Event.
+    Pending { reason: &'static str, message: String },
+    /// Phase `Invalid Capacity Request` with a Warning Event.
+    InvalidCapacity { reason: &'static str, message: String },
+    /// Claim the device: claimRef + `Claimed`, finalizer, phase `Bound`, Normal Event.
+    Bind,
+    /// The device is already this claim's: make sure the finalizer and phase say so.
+    AlreadyBound,
+    /// The claim is being deleted: release the device (if it is ours), then drop the finalizer.
+    Release { release_device: bool },
+    /// Being deleted without our finalizer: nothing to do.
+    Nothing,
+}
+
+/// Whether `bd`'s claimRef points at `bdc` (by uid when both have one, else by name/namespace).
+pub fn claimed_by(bd: &BlockDevice, bdc: &BlockDeviceClaim) -> bool {
+    let Some(r) = &bd.spec.claim_ref else {
+        return false;
+    };
+    match (&r.uid, bdc.uid()) {
+        (Some(a), Some(b)) if !a.is_empty() => *a == b,
+        _ => {
+            r.name.as_deref() == Some(bdc.name_any().as_str())
+                && r.namespace.as_deref().is_none_or(|ns| Some(ns.to_string()) == bdc.namespace())
+        }
+    }
+}
+
+/// The claim decision for `bdc` given its BlockDevice (`None`: not found).
+pub fn decide(bdc: &BlockDeviceClaim, bd: Option<&BlockDevice>) -> Binding {
+    let bd_name = &bdc.spec.block_device_name;
+    if is_deleting(bdc) {
+        if !has_finalizer(bdc, BDC_FINALIZER) {
+            return Binding::Nothing;
+        }
+        return Binding::Release {
+            release_device: bd.is_some_and(|bd| claimed_by(bd, bdc)),
+        };
+    }
+    if bd_name.is_empty() {
+        return Binding::Pending {
+            reason: "BlockDeviceNotFound",
+            message: "BlockDeviceClaim names no BlockDevice (spec.blockDeviceName is empty)".into(),
+        };
+    }
+    let Some(bd) = bd else {
+        return Binding::Pending {
+            reason: "BlockDeviceNotFound",
+            message: format!("BlockDevice {bd_name} not found"),
+        };
+    };
+    if claimed_by(bd, bdc) {
+        return Binding::AlreadyBound;
+    }
+    if bd.status.state == device_state::INACTIVE {
+        return Binding::Pending {
+            reason: "BlockDeviceInactive",
+            message: format!("BlockDevice {bd_name} is Inactive"),
+        };
+    }
+    if let Some(r) = &bd.spec.claim_ref {
+        return Binding::Pending {
+            reason: "BlockDeviceClaimed",
+            message: format!(
+                "BlockDevice {bd_name} is claimed by BDC {}/{}",
+                r.namespace.as_deref().unwrap_or_default(),
+                r.name.as_deref().unwrap_or_default()
+            ),
+        };
+    }
+    if bd.status.claim_state == claim_state::CLAIMED {
+        return Binding::Pending {
+            reason: "BlockDeviceClaimed",
+            message: format!("BlockDevice {bd_name} is Claimed (no claimRef)"),
+        };
+    }
+    let requested = bdc
+        .spec
+        .resources
+        .requests
+        .get(RESOURCE_STORAGE)
+        .and_then(|q| parse_bytes(&q.0));
+    match requested {
+        None | Some(0) => Binding::InvalidCapacity {
+            reason: "InvalidCapacityRequest",
+            message: format!(
+                "BlockDeviceClaim requests no valid storage (spec.resources.requests.{RESOURCE_STORAGE})"
+            ),
+        },
+        Some(req) if u128::from(bd.spec.capacity.storage) < req => Binding::InvalidCapacity {
+            reason: "InsufficientCapacity",
+            message: format!(
+                "BlockDevice {bd_name} has {} bytes, less than the requested {req}",
+                bd.spec.capacity.storage
+            ),
+        },
+        Some(_) => Binding::Bind,
+    }
+}
+
+/// The claimRef a bound BlockDevice carries.
+pub fn claim_ref(bdc: &BlockDeviceClaim) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(BlockDeviceClaim::api_version(&()).into_owned()),
+        kind: Some(BlockDeviceClaim::kind(&()).into_owned()),
+        name: Some(bdc.name_any()),
+        namespace: bdc.namespace(),
+        uid: bdc.uid(),
+        ..ObjectReference::default()
+    }
+}
+
+/// The apply body binding `bd_name` to `bdc` (claimRef + `Claimed`).
+pub fn bind_apply(bd_name: &str, bdc: &BlockDeviceClaim) -> serde_json::Value {
+    json!({
+        "apiVersion": BlockDevice::api_version(&()),
+        "kind": BlockDevice::kind(&()),
+        "metadata": {"name": bd_name},
+        "spec": {"claimRef": claim_ref(bdc)},
+        "status": {"claimState": claim_state::CLAIMED},
+    })
+}
+
+/// The apply body releasing `bd_name`: no claimRef (so SSA drops the one this manager set)
+/// and `Unclaimed`.
+pub fn release_apply(bd_name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": BlockDevice::api_version(&()),
+        "kind": BlockDevice::kind(&()),
+        "metadata": {"name": bd_name},
+        "status": {"claimState": claim_state::UNCLAIMED},
+    })
+}
+
+/// The apply body setting a claim's phase.
+pub fn phase_apply(bdc_name: &str, phase: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": BlockDeviceClaim::api_version(&()),
+        "kind": BlockDeviceClaim::kind(&()),
+        "metadata": {"name": bdc_name},
+        "status": {"phase": phase},
+    })
+}
+
+/// Shared state of the claim binding controller.
+pub struct Context {
+    pub client: Client,
+    pub namespace: String,
+    pub recorder: Recorder,
+    pub resync: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, namespace: String, recorder: Recorder, resync: Duration) -> Self {
+        Context {
+            client,
+            namespace,
+            recorder,
+            resync,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Per-object exponential backoff: 1 s, 2 s, 4 s, … up to 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
+}
+
+async fn event(ctx: &Context, bdc: &BlockDeviceClaim, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Bind".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &bdc.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "event not published");
+    }
+}
+
+async fn set_phase(api: &Api<BlockDeviceClaim>, bdc: &BlockDeviceClaim, phase: &str) -> Result<(), Error> {
+    if bdc.status.phase == phase {
+        return Ok(());
+    }
+    let name = bdc.name_any();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &pp, &Patch::Apply(phase_apply(&name, phase)))
+        .await?;
+    Ok(())
+}
+
+/// One reconcile of a claim.
+pub async fn reconcile(bdc: Arc<BlockDeviceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = crate::meta::key(bdc.as_ref());
+    let result = reconcile_inner(&bdc, &ctx).await;
+    if result.is_ok()
+        && let Ok(mut f) = ctx.failures.lock()
+    {
+        f.remove(&key);
+    }
+    result
+}
+
+async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action, Error> {
+    let ns = bdc.namespace().unwrap_or_else(|| ctx.namespace.clone());
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let bds: Api<BlockDevice> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = bdc.name_any();
+    let bd_name = bdc.spec.block_device_name.clone();
+    let bd = if bd_name.is_empty() {
+        None
+    } else {
+        bds.get_opt(&bd_name).await?
+    };
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    match decide(bdc, bd.as_ref()) {
+        Binding::Nothing => {}
+        Binding::Release { release_device } => {
+            if release_device {
+                let after = bds
+                    .patch(&bd_name, &apply, &Patch::Apply(release_apply(&bd_name)))
+                    .await?;
+                // A claimRef someone else also owns survives the apply: remove it outright.
+                if after.spec.claim_ref.is_some() {
+                    remove_field(&bds, &bd_name, "/spec/claimRef").await?;
+                }
+                event(ctx, bdc, EventType::Normal, "Released", format!("BlockDevice {bd_name} released")).await;
+            }
+            remove_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
+        }
+        Binding::Pending { reason, message } => {
+            set_phase(&bdcs, bdc, bdc_phase::PENDING).await?;
+            event(ctx, bdc, EventType::Warning, reason, message).await;
+        }
+        Binding::InvalidCapacity { reason, message } => {
+            set_phase(&bdcs, bdc, bdc_phase::INVALID_CAPACITY_REQUEST).await?;
+            event(ctx, bdc, EventType::Warning, reason, message).await;
+        }
+        Binding::Bind => {
+            // Finalizer first: a delete from here on still releases the device.
+            add_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
+            bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
+                .await?;
+            set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;
+            event(ctx, bdc, EventType::Normal, "Bound", format!("BlockDeviceClaim bound to BlockDevice {bd_name}")).await;
+        }
+        Binding::AlreadyBound => {
+            add_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
+            if bd.as_ref().is_some_and(|b| b.status.claim_state != claim_state::CLAIMED) {
+                bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
+                    .await?;
+            }
+            if bdc.status.phase != bdc_phase::BOUND {
+                set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;
+                event(ctx, bdc, EventType::Normal, "Bound", format!("BlockDeviceClaim bound to BlockDevice {bd_name}")).await;
+            }
+        }
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+fn error_policy(bdc: Arc<BlockDeviceClaim>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = crate::meta::key(bdc.as_ref());
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    tracing::warn!(claim = %key, %error, failures = n, "claim binding failed");
+    Action::requeue(backoff(n - 1))
+}
+
+/// The claims to reconcile when BlockDevice `bd` changes: the one its claimRef names and every
+/// claim in `store` that names it.
+pub fn claims_of_device(bd: &BlockDevice, store: &Store<BlockDeviceClaim>) -> Vec<ObjectRef<BlockDeviceClaim>> {
+    let ns = bd.namespace().unwrap_or_default();
+    let mut out: Vec<ObjectRef<BlockDeviceClaim>> = Vec::new();
+    if let Some(name) = bd.spec.claim_ref.as_ref().and_then(|r| r.name.clone()) {
+        out.push(ObjectRef::new(&name).within(&ns));
+    }
+    let bd_name = bd.name_any();
+    for c in store.state() {
+        if c.spec.block_device_name == bd_name {
+            let r = ObjectRef::from_obj(c.as_ref());
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Runs claim binding in `ctx.namespace` until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let bds: Api<BlockDevice> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let controller = Controller::new(bdcs, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(bds, watcher::Config::default(), move |bd| claims_of_device(&bd, &store))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "claim binding controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,632 @@
+//! The CSPC reconcile: I/O around the pure decisions of the sibling modules. Level-based and
+//! idempotent: every pass reads CSPC, CSPIs, claims, devices, nodes and Deployments, takes the
+//! steps that are due, writes status with server-side apply and requeues.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cstor_api::common::{ConditionStatus, VersionDetails, VersionStatus};
+use cstor_api::cstor_v1::{
+    CStorPoolCluster, CStorPoolClusterStatus, CStorPoolInstance, CStorPoolInstanceSpec,
+    CStorVolumeReplica,
+};
+use cstor_api::keys::{annotations, finalizers, labels};
+use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::claim::{ClaimStatus, bdc_for_bd, claim_status, cspc_owner};
+use super::deployment::pool_manager_deployment;
+use super::naming::cspi_name;
+use super::node::resolve_node;
+use super::status::{Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item};
+use super::topology::{block_devices, desired_cspi_spec, orphans_to_delete, pair};
+use super::{CspcConfig, FIELD_MANAGER};
+use crate::Error;
+use crate::meta::{add_finalizer, delete_ignore_missing, has_finalizer, is_deleting, remove_finalizer};
+
+/// Requeue while claims bind or pools are destroyed.
+pub const SHORT_REQUEUE: Duration = Duration::from_secs(5);
+/// Requeue while waiting on things not watched (Nodes, volume replicas).
+pub const MEDIUM_REQUEUE: Duration = Duration::from_secs(30);
+
+/// Shared state of the CSPC controller.
+pub struct Context {
+    pub client: Client,
+    pub namespace: String,
+    pub config: CspcConfig,
+    pub recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, namespace: String, config: CspcConfig, recorder: Recorder) -> Self {
+        Context {
+            client,
+            namespace,
+            config,
+            recorder,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The versionDetails of a new CSPI.
+pub fn fresh_version(version: &str) -> VersionDetails {
+    VersionDetails {
+        auto_upgrade: false,
+        desired: version.into(),
+        status: Some(VersionStatus {
+            dependents_upgraded: true,
+            current: version.into(),
+            ..VersionStatus::default()
+        }),
+    }
+}
+
+/// The server-side apply body of CSPI `name` of `cspc` with `spec`. `live` is the current CSPI
+/// (`None` when creating): what this manager set before is sent again so the apply never drops
+/// it (the disable annotation, versionDetails), and the CSPC finalizer is always part of it.
+pub fn cspi_apply(
+    cspc: &CStorPoolCluster,
+    name: &str,
+    spec: &CStorPoolInstanceSpec,
+    version: &str,
+    live: Option<&CStorPoolInstance>,
+) -> Result<Value, Error> {
+    let owner = cspc_owner(cspc).ok_or_else(|| Error::MissingField {
+        kind: "CStorPoolCluster",
+        name: cspc.name_any(),
+        field: "uid",
+    })?;
+    let disable = match live {
+        None => (cspc.annotations().get(annotations::RECONCILE_DISABLE_DEPENDANTS).map(String::as_str)
+            == Some("true"))
+        .then(|| "true".to_string()),
+        Some(l) => l.annotations().get(annotations::RECONCILE_DISABLE).cloned(),
+    };
+    let mut metadata = json!({
+        "name": name,
+        "namespace": cspc.namespace(),
+        "labels": {
+            labels::HOSTNAME: spec.host_name,
+            labels::CSTOR_POOL_CLUSTER: cspc.name_any(),
+            labels::VERSION: version,
+            labels::CAS_TYPE: labels::CAS_TYPE_CSTOR,
+        },
+        "ownerReferences": [owner],
+        "finalizers": [finalizers::CSPC],
+    });
+    if let Some(v) = disable {
+        metadata["annotations"] = json!({ annotations::RECONCILE_DISABLE: v });
+    }
+    let version_details = live
+        .and_then(|l| l.version_details.clone())
+        .unwrap_or_else(|| fresh_version(version));
+    Ok(json!({
+        "apiVersion": CStorPoolInstance::api_version(&()),
+        "kind": CStorPoolInstance::kind(&()),
+        "metadata": metadata,
+        "spec": spec,
+        "versionDetails": version_details,
+    }))
+}
+
+async fn event(ctx: &Context, cspc: &CStorPoolCluster, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &cspc.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "event not published");
+    }
+}
+
+/// Per-object exponential backoff: 1 s, 2 s, 4 s, … up to 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    crate::claims::backoff(failures)
+}
+
+/// One reconcile of a CSPC.
+pub async fn reconcile(cspc: Arc<CStorPoolCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = crate::meta::key(cspc.as_ref());
+    let result = reconcile_inner(&cspc, &ctx).await;
+    if result.is_ok()
+        && let Ok(mut f) = ctx.failures.lock()
+    {
+        f.remove(&key);
+    }
+    result
+}
+
+/// The APIs one reconcile uses, all in the CSPC's namespace (Nodes are cluster-wide).
+struct Apis {
+    cspcs: Api<CStorPoolCluster>,
+    cspis: Api<CStorPoolInstance>,
+    bdcs: Api<BlockDeviceClaim>,
+    bds: Api<BlockDevice>,
+    deployments: Api<Deployment>,
+    cvrs: Api<CStorVolumeReplica>,
+    nodes: Api<Node>,
+}
+
+impl Apis {
+    fn new(client: &Client, ns: &str) -> Self {
+        Apis {
+            cspcs: Api::namespaced(client.clone(), ns),
+            cspis: Api::namespaced(client.clone(), ns),
+            bdcs: Api::namespaced(client.clone(), ns),
+            bds: Api::namespaced(client.clone(), ns),
+            deployments: Api::namespaced(client.clone(), ns),
+            cvrs: Api::namespaced(client.clone(), ns),
+            nodes: Api::all(client.clone()),
+        }
+    }
+}
+
+fn of_cspc(name: &str) -> ListParams {
+    ListParams::default().labels(&format!("{}={name}", labels::CSTOR_POOL_CLUSTER))
+}
+
+async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Action, Error> {
+    let ns = cspc.namespace().unwrap_or_else(|| ctx.namespace.clone());
+    let name = cspc.name_any();
+    let apis = Apis::new(&ctx.client, &ns);
+    if cspc.annotations().get(annotations::RECONCILE_DISABLE).map(String::as_str) == Some("true") {
+        let reason = if is_deleting(cspc) { "Delete" } else { "Update" };
+        event(
+            ctx,
+            cspc,
+            EventType::Warning,
+            reason,
+            "reconcile is disabled via \"reconcile.openebs.io/disable\" annotation".into(),
+        )
+        .await;
+        return Ok(Action::requeue(ctx.config.resync));
+    }
+    let cspis = apis.cspis.list(&of_cspc(&name)).await?.items;
+    if is_deleting(cspc) {
+        return delete_cspc(cspc, ctx, &apis, &cspis).await;
+    }
+    if add_finalizer(&apis.cspcs, &name, finalizers::CSPC).await? {
+        tracing::info!(cspc = %name, "finalizer added");
+    }
+
+    let mut problems = Problems::default();
+    let mut soon = false;
+    let mut medium = false;
+    let our_bdcs = apis.bdcs.list(&of_cspc(&name)).await?.items;
+    // Finish CSPIs being deleted (scale-down): release their claims once the pool is gone.
+    for cspi in cspis.iter().filter(|c| is_deleting(*c)) {
+        soon = true;
+        if !has_finalizer(cspi, finalizers::CSPC) {
+            continue;
+        }
+        if has_finalizer(cspi, finalizers::POOL_PROTECTION) {
+            problems.deprovisioning.push(format!(
+                "{}: waiting for the pool manager to destroy the pool",
+                cspi.name_any()
+            ));
+        } else {
+            cleanup_cspi(cspc, ctx, &apis, cspi, &our_bdcs).await?;
+        }
+    }
+
+    let pools = &cspc.spec.pools;
+    let nodes = apis.nodes.list(&ListParams::default()).await?.items;
+    let mut hostnames: Vec<Option<String>> = Vec::with_capacity(pools.len());
+    for (i, pool) in pools.iter().enumerate() {
+        let host = match resolve_node(&pool.node_selector, &nodes) {
+            Ok(h) => match hostnames.iter().position(|o| o.as_ref() == Some(&h)) {
+                Some(j) => {
+                    problems.node_not_found.push(format!(
+                        "pool {}: node {h} is already used by pool {}",
+                        i + 1,
+                        j + 1
+                    ));
+                    None
+                }
+                None => Some(h),
+            },
+            Err(e) => {
+                problems.node_not_found.push(format!("pool {}: {e}", i + 1));
+                None
+            }
+        };
+        hostnames.push(host);
+    }
+    if !problems.node_not_found.is_empty() {
+        medium = true;
+    }
+    let pairing = pair(pools, &hostnames, &cspis);
+    let bds = apis.bds.list(&ListParams::default()).await?.items;
+    let all_bdcs = apis.bdcs.list(&ListParams::default()).await?.items;
+    let bd_by_name: BTreeMap<String, &BlockDevice> =
+        bds.iter().map(|b| (b.name_any(), b)).collect();
+    let cspi_by_name: BTreeMap<String, &CStorPoolInstance> =
+        cspis.iter().map(|c| (c.name_any(), c)).collect();
+    let cspc_uid = cspc.uid().ok_or_else(|| Error::MissingField {
+        kind: "CStorPoolCluster",
+        name: name.clone(),
+        field: "uid",
+    })?;
+    let version = ctx.config.operator_version.clone();
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+
+    for (i, pool) in pools.iter().enumerate() {
+        let Some(host) = &hostnames[i] else { continue };
+        let current = pairing.pools[i].as_ref().and_then(|n| cspi_by_name.get(n).copied());
+        if let Some(c) = current
+            && is_deleting(c)
+        {
+            problems.deprovisioning.push(format!(
+                "pool {}: waiting for CStorPoolInstance {} to finish deleting",
+                i + 1,
+                c.name_any()
+            ));
+            continue;
+        }
+        let mut bd_names = block_devices(&pool.data_raid_groups, pool.write_cache_raid_groups.as_ref());
+        bd_names.sort();
+        bd_names.dedup();
+        let claims: BTreeMap<String, ClaimStatus> = bd_names
+            .iter()
+            .map(|bd| {
+                let status = claim_status(bd, bd_by_name.get(bd).copied(), &all_bdcs, &name);
+                (bd.clone(), status)
+            })
+            .collect();
+        let desired = desired_cspi_spec(&cspc.spec, pool, host, current.map(|c| &c.spec), &claims);
+        // Claims that can't be made (tag rules) replace the "waiting" reason.
+        let mut refused: BTreeMap<String, String> = BTreeMap::new();
+        for req in &desired.claims {
+            let Some(bd) = bd_by_name.get(&req.block_device) else { continue };
+            match bdc_for_bd(cspc, bd, req.predecessor.as_deref()) {
+                Ok(bdc) => match apis.bdcs.create(&PostParams::default(), &bdc).await {
+                    Ok(_) => {
+                        let what = match &req.predecessor {
+                            Some(old) => format!(
+                                "Claim {} created for BlockDevice {} (replacing {old})",
+                                bdc.name_any(),
+                                req.block_device
+                            ),
+                            None => format!(
+                                "Claim {} created for BlockDevice {}",
+                                bdc.name_any(),
+                                req.block_device
+                            ),
+                        };
+                        event(ctx, cspc, EventType::Normal, "ClaimCreated", what).await;
+                    }
+                    Err(e) if crate::meta::is_already_exists(&e) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                Err(e) => {
+                    refused.insert(req.block_device.clone(), e.to_string());
+                }
+            }
+        }
+        for p in &desired.pending {
+            let reason = refused.get(&p.block_device).unwrap_or(&p.reason);
+            problems
+                .claims_pending
+                .push(pending_item(p.claim.as_deref(), &p.block_device, host, reason));
+        }
+        if !desired.pending.is_empty() {
+            soon = true;
+        }
+        let Some(spec) = desired.spec else { continue };
+        let cspi_name = match current {
+            Some(c) => c.name_any(),
+            None => cspi_name(&name, &cspc_uid, host),
+        };
+        let body = cspi_apply(cspc, &cspi_name, &spec, &version, current)?;
+        let applied = match apis.cspis.patch(&cspi_name, &apply, &Patch::Apply(body)).await {
+            Ok(c) => c,
+            Err(e) => {
+                if current.is_none() {
+                    event(
+                        ctx,
+                        cspc,
+                        EventType::Warning,
+                        "Create",
+                        format!("Pool provisioning failed for {}/{} ", i + 1, pools.len()),
+                    )
+                    .await;
+                }
+                return Err(e.into());
+            }
+        };
+        match current {
+            None => {
+                event(
+                    ctx,
+                    cspc,
+                    EventType::Normal,
+                    "Create",
+                    format!("Pool Provisioned {}/{} ", i + 1, pools.len()),
+                )
+                .await
+            }
+            Some(c) if c.spec != applied.spec => {
+                event(
+                    ctx,
+                    cspc,
+                    EventType::Normal,
+                    "PoolUpdated",
+                    format!("CStorPoolInstance {cspi_name} updated from pool {}", i + 1),
+                )
+                .await
+            }
+            Some(_) => {}
+        }
+        let deployment = pool_manager_deployment(cspc, &applied, &ctx.config)?;
+        if let Err(e) = apis
+            .deployments
+            .patch(&cspi_name, &apply, &Patch::Apply(&deployment))
+            .await
+        {
+            event(
+                ctx,
+                cspc,
+                EventType::Warning,
+                "PoolDeploymentCreate",
+                format!("Failed to create pool deployment for CSP {cspi_name}: {e}"),
+            )
+            .await;
+            return Err(e.into());
+        }
+    }
+
+    // Scale-down: orphans without volume replicas are deleted.
+    let live_orphans: Vec<String> = pairing
+        .orphans
+        .iter()
+        .filter(|o| cspi_by_name.get(*o).is_some_and(|c| !is_deleting(*c)))
+        .cloned()
+        .collect();
+    let mut replicas = BTreeMap::new();
+    for o in &live_orphans {
+        let lp = ListParams::default().labels(&format!("{}={o}", labels::CSPI_NAME));
+        replicas.insert(o.clone(), apis.cvrs.list_metadata(&lp).await?.items.len());
+    }
+    let live_pairing = super::topology::Pairing {
+        pools: pairing.pools.clone(),
+        orphans: live_orphans,
+    };
+    let (delete, blocked) = orphans_to_delete(&live_pairing, &hostnames, &replicas);
+    for o in &delete {
+        event(ctx, cspc, EventType::Normal, "ScaleDown", format!("De-provisioning pool {o}")).await;
+        if let Err(e) = delete_ignore_missing(&apis.cspis, o).await {
+            event(ctx, cspc, EventType::Warning, "DownScale", format!("De-provisioning pool {o}failed")).await;
+            return Err(e);
+        }
+        soon = true;
+    }
+    for (o, n) in &blocked {
+        problems.replicas_on_pool.push(format!(
+            "{o}: its pool was removed from the CSPC but {n} volume replica(s) still live on it; not de-provisioned"
+        ));
+        medium = true;
+    }
+
+    let deployments = apis.deployments.list(&of_cspc(&name)).await?.items;
+    let ready: BTreeMap<String, bool> = deployments
+        .iter()
+        .map(|d| {
+            let r = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) >= 1;
+            (d.name_any(), r)
+        })
+        .collect();
+    let cspis_now = apis.cspis.list(&of_cspc(&name)).await?.items;
+    let input = StatusInput {
+        desired: pools.len(),
+        instances: instances(&cspis_now, &ready),
+        problems,
+        generation: cspc.metadata.generation,
+    };
+    write_status(cspc, ctx, &apis, &input).await?;
+    Ok(Action::requeue(if soon {
+        SHORT_REQUEUE
+    } else if medium {
+        MEDIUM_REQUEUE
+    } else {
+        ctx.config.resync
+    }))
+}
+
+fn instances(cspis: &[CStorPoolInstance], ready: &BTreeMap<String, bool>) -> Vec<Instance> {
+    let mut out: Vec<Instance> = cspis
+        .iter()
+        .map(|c| Instance {
+            name: c.name_any(),
+            manager_ready: ready.get(&c.name_any()).copied().unwrap_or(false),
+            phase: c.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default(),
+            deleting: is_deleting(c),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Writes the status (only when it changed) and an Event per changed condition.
+async fn write_status(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    input: &StatusInput,
+) -> Result<(), Error> {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let previous = cspc.status.as_ref();
+    let status = cspc_status(input, previous, &now);
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let empty = CStorPoolClusterStatus::default();
+    let old = previous.unwrap_or(&empty);
+    for c in changed_conditions(&old.conditions, &status.conditions) {
+        let type_ = if c.status == ConditionStatus::True {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        event(ctx, cspc, type_, &c.reason, c.message.clone()).await;
+    }
+    let body = json!({
+        "apiVersion": CStorPoolCluster::api_version(&()),
+        "kind": CStorPoolCluster::kind(&()),
+        "metadata": {"name": cspc.name_any()},
+        "status": status,
+    });
+    apis.cspcs
+        .patch_status(&cspc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
+        .await?;
+    Ok(())
+}
+
+/// Releases the claims of a deleted CSPI's devices (data and write cache) and lets it go.
+async fn cleanup_cspi(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    cspi: &CStorPoolInstance,
+    our_bdcs: &[BlockDeviceClaim],
+) -> Result<(), Error> {
+    let bds = block_devices(&cspi.spec.data_raid_groups, cspi.spec.write_cache_raid_groups.as_ref());
+    for bdc in our_bdcs.iter().filter(|c| bds.contains(&c.spec.block_device_name)) {
+        release_claim(apis, bdc).await?;
+    }
+    remove_finalizer(&apis.cspis, &cspi.name_any(), finalizers::CSPC).await?;
+    event(
+        ctx,
+        cspc,
+        EventType::Normal,
+        "PoolDeprovisioned",
+        format!("Pool {} de-provisioned; its claims released", cspi.name_any()),
+    )
+    .await;
+    Ok(())
+}
+
+async fn release_claim(apis: &Apis, bdc: &BlockDeviceClaim) -> Result<(), Error> {
+    remove_finalizer(&apis.bdcs, &bdc.name_any(), finalizers::CSPC).await?;
+    if !is_deleting(bdc) {
+        delete_ignore_missing(&apis.bdcs, &bdc.name_any()).await?;
+    }
+    Ok(())
+}
+
+/// B §1.8 with "wait" instead of a silent nil: delete the CSPIs, clean each up once its pool
+/// is destroyed, and only when none is left release the remaining claims and the CSPC.
+async fn delete_cspc(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    cspis: &[CStorPoolInstance],
+) -> Result<Action, Error> {
+    let name = cspc.name_any();
+    if !has_finalizer(cspc, finalizers::CSPC) {
+        return Ok(Action::await_change());
+    }
+    let our_bdcs = apis.bdcs.list(&of_cspc(&name)).await?.items;
+    let mut waiting = Vec::new();
+    for cspi in cspis {
+        if !is_deleting(cspi) {
+            event(ctx, cspc, EventType::Normal, "ScaleDown", format!("De-provisioning pool {}", cspi.name_any())).await;
+            delete_ignore_missing(&apis.cspis, &cspi.name_any()).await?;
+            waiting.push(cspi.name_any());
+        } else if has_finalizer(cspi, finalizers::CSPC) && !has_finalizer(cspi, finalizers::POOL_PROTECTION) {
+            cleanup_cspi(cspc, ctx, apis, cspi, &our_bdcs).await?;
+        } else {
+            waiting.push(cspi.name_any());
+        }
+    }
+    let remaining = apis.cspis.list(&of_cspc(&name)).await?.items;
+    if !remaining.is_empty() {
+        let mut names: Vec<String> = remaining.iter().map(|c| c.name_any()).collect();
+        names.sort();
+        let input = StatusInput {
+            desired: cspc.spec.pools.len(),
+            instances: Vec::new(),
+            problems: Problems {
+                deprovisioning: vec![format!(
+                    "CSPC is being deleted; waiting for pool(s) {} to be destroyed",
+                    names.join(", ")
+                )],
+                ..Problems::default()
+            },
+            generation: cspc.metadata.generation,
+        };
+        write_status(cspc, ctx, apis, &input).await?;
+        return Ok(Action::requeue(SHORT_REQUEUE));
+    }
+    for bdc in apis.bdcs.list(&of_cspc(&name)).await?.items {
+        release_claim(apis, &bdc).await?;
+    }
+    remove_finalizer(&apis.cspcs, &name, finalizers::CSPC).await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(cspc: Arc<CStorPoolCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = crate::meta::key(cspc.as_ref());
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    tracing::warn!(cspc = %key, %error, failures = n, "CSPC reconcile failed");
+    Action::requeue(backoff(n - 1))
+}
+
+/// The CSPC named by an object's `openebs.io/cstor-pool-cluster` label.
+pub fn cspc_of<K: Resource>(obj: &K) -> Option<ObjectRef<CStorPoolCluster>> {
+    let name = obj.meta().labels.as_ref()?.get(labels::CSTOR_POOL_CLUSTER)?;
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    Some(ObjectRef::new(name).within(&ns))
+}
+
+/// Runs the CSPC controller in `ctx.namespace` until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = ctx.namespace.clone();
+    let labelled = watcher::Config::default().labels(labels::CSTOR_POOL_CLUSTER);
+    Controller::new(Api::<CStorPoolCluster>::namespaced(client.clone(), &ns), watcher::Config::default())
+        .owns(Api::<CStorPoolInstance>::namespaced(client.clone(), &ns), watcher::Config::default())
+        .watches(
+            Api::<BlockDeviceClaim>::namespaced(client.clone(), &ns),
+            labelled.clone(),
+            |bdc| cspc_of(&bdc),
+        )
+        .watches(
+            Api::<Deployment>::namespaced(client, &ns),
+            labelled,
+            |d| cspc_of(&d),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "CSPC controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,51 @@
+//! The CSPC controller (cspc-operator): turns each CStorPoolCluster pool spec into a
+//! CStorPoolInstance, its BlockDeviceClaims and its pool-manager Deployment, keeps them
+//! converged, scales down, cleans up on deletion and reports status (spec/reconcilers.md B §1,
+//! with part A's decisions; docs/pools.md). The decisions are pure functions in the submodules;
+//! `controller` does the I/O.
+
+pub mod claim;
+pub mod controller;
+pub mod deployment;
+pub mod naming;
+pub mod node;
+pub mod status;
+pub mod topology;
+
+use std::time::Duration;
+
+/// Field manager of every server-side apply the CSPC controller makes.
+pub const FIELD_MANAGER: &str = "cstor-operator/cspc";
+
+/// What the CSPC controller is configured with (the lead fills it from flags and env).
+#[derive(Clone, Debug)]
+pub struct CspcConfig {
+    /// Written into `openebs.io/version` labels and `versionDetails` ("0.1.0").
+    pub operator_version: String,
+    /// Image of the `cstor-pool-mgmt` container (env `OPENEBS_IO_CSPI_MGMT_IMAGE`).
+    pub pool_manager_image: String,
+    /// Image of the `cstor-pool` container (env `OPENEBS_IO_CSTOR_POOL_IMAGE`).
+    pub pool_image: String,
+    /// ServiceAccount of the pool-manager pods (env `OPENEBS_SERVICEACCOUNT_NAME`).
+    pub pool_manager_account: String,
+    /// Host base directory (env `OPENEBS_IO_BASE_DIR`, "/var/openebs").
+    pub base_dir: String,
+    /// Host sparse-file directory (env `OPENEBS_IO_CSTOR_POOL_SPARSE_DIR`).
+    pub sparse_dir: String,
+    /// Safety-net requeue of every CSPC (spec A.2: minutes, not seconds).
+    pub resync: Duration,
+}
+
+impl Default for CspcConfig {
+    fn default() -> Self {
+        CspcConfig {
+            operator_version: "0.1.0".into(),
+            pool_manager_image: "openebs/cstor-rs:0.1.0".into(),
+            pool_image: "openebs/cstor-pool:ci".into(),
+            pool_manager_account: "cstor-pool-manager".into(),
+            base_dir: "/var/openebs".into(),
+            sparse_dir: "/var/openebs/sparse".into(),
+            resync: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `cstor operator`: the CSPC controller and claim binding, run only while this process holds
+//! the Lease (spec A.3) so two replicas are safe. Losing the Lease ends `run` with an error (the
+//! process restarts and competes again); shutdown stops the controllers and releases the Lease.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::channel::oneshot;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube_lease_manager::LeaseManagerBuilder;
+
+use crate::Error;
+use crate::cspc::CspcConfig;
+
+/// Everything `cstor operator` is configured with.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// The operator namespace: CSPCs, CSPIs, claims, devices, Deployments, the Lease.
+    pub namespace: String,
+    /// This replica's name in the Lease and in Events (the pod name in a cluster).
+    pub identity: String,
+    pub leader_election: bool,
+    /// "cspc-controller-leader".
+    pub lease_name: String,
+    /// Lease duration; a dead leader is replaced after at most this long.
+    pub lease_seconds: u64,
+    /// Run claim binding (off when a real NDM binds claims).
+    pub claim_binding: bool,
+    pub cspc: CspcConfig,
+}
+
+/// Stops started controllers: dropping the senders resolves their shutdown futures.
+struct Controllers {
+    stop: Vec<oneshot::Sender<()>>,
+    done: futures::future::BoxFuture<'static, ()>,
+}
+
+fn start(client: Client, config: &OperatorConfig) -> Controllers {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "cstor-cspc-operator".into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let mut stop = Vec::new();
+    let mut tasks: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+    let (tx, rx) = oneshot::channel::<()>();
+    stop.push(tx);
+    let ctx = Arc::new(crate::cspc::controller::Context::new(
+        client.clone(),
+        config.namespace.clone(),
+        config.cspc.clone(),
+        recorder.clone(),
+    ));
+    tasks.push(crate::cspc::controller::run(ctx, rx.map(|_| ())).boxed());
+    if config.claim_binding {
+        let (tx, rx) = oneshot::channel::<()>();
+        stop.push(tx);
+        let ctx = Arc::new(crate::claims::Context::new(
+            client,
+            config.namespace.clone(),
+            recorder,
+            config.cspc.resync,
+        ));
+        tasks.push(crate::claims::run(ctx, rx.map(|_| ())).boxed());
+    }
+    Controllers {
+        stop,
+        done: futures::future::join_all(tasks).map(|_| ()).boxed(),
+    }
+}
+
+impl Controllers {
+    /// Asks every controller to finish its running reconciles, waiting at most `grace`.
+    async fn stop(self, grace: Duration) {
+        for tx in self.stop {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(grace, self.done).await.is_err() {
+            tracing::warn!("controllers did not stop within {grace:?}");
+        }
+    }
+}
+
+/// Runs the operator until `shutdown` resolves (Ok) or the Lease is lost (Err).
+pub async fn run(
+    client: Client,
+    config: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let mut shutdown = Box::pin(shutdown);
+    if !config.leader_election {
+        let mut controllers = start(client, &config);
+        tokio::select! {
+            _ = &mut shutdown => {}
+            _ = &mut controllers.done => return Err(Error::ControllerStopped("cspc")),
+        }
+        controllers.stop(Duration::from_secs(10)).await;
+        return Ok(());
+    }
+
+    let lease_error = |source| Error::Lease {
+        lease: config.lease_name.clone(),
+        source,
+    };
+    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+        .with_namespace(&config.namespace)
+        .with_identity(&config.identity)
+        .with_duration(config.lease_seconds)
+        .with_grace(config.lease_seconds.div_ceil(3).max(1))
+        .build()
+        .await
+        .map_err(lease_error)?;
+    let (mut leader, lease_task) = manager.watch().await;
+    let release = |leader: tokio::sync::watch::Receiver<bool>, task: tokio::task::JoinHandle<_>| async move {
+        // Dropping the receiver makes the lease task release the Lease and exit.
+        drop(leader);
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "lease not released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
+            Err(_) => tracing::warn!("lease not released within 5s"),
+        }
+    };
+
+    // Follower: wait for the Lease (or shutdown).
+    tracing::info!(lease = %config.lease_name, identity = %config.identity, "waiting for leadership");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return Err(Error::LeaseLost(config.lease_name.clone()));
+                }
+            }
+            _ = &mut shutdown => {
+                release(leader, lease_task).await;
+                return Ok(());
+            }
+        }
+    }
+
+    tracing::info!(lease = %config.lease_name, identity = %config.identity, "leading; starting controllers");
+    let mut controllers = start(client, &config);
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            changed = leader.changed() => {
+                if changed.is_err() || !*leader.borrow_and_update() {
+                    break Err(Error::LeaseLost(config.lease_name.clone()));
+                }
+            }
+            _ = &mut controllers.done => break Err(Error::ControllerStopped("cspc")),
+        }
+    };
+    match &outcome {
+        // Another replica may already act: stop at once, don't wait for reconciles.
+        Err(Error::LeaseLost(_)) => {
+            tracing::error!(lease = %config.lease_name, "lost leadership; stopping");
+            controllers.stop(Duration::from_millis(500)).await;
+        }
+        // Already finished: its future must not be polled again.
+        Err(_) => {}
+        Ok(()) => controllers.stop(Duration::from_secs(10)).await,
+    }
+    release(leader, lease_task).await;
+    outcome
+}
