@@ -197,8 +197,7 @@ fn spec_groups_data_first_in_order() {
 fn replacement_steps_through_a_real_resilver() {
     let old = disk(20);
     let new = disk(22);
-    // Before `zpool replace`: a healthy mirror of d20/d21 (the "done" capture minus the swap is
-    // not available, so use the truncated-mirror capture's shape via a pool without d22).
+    // Before `zpool replace`: the new disk (d22) is not in the pool, the old one (d4) is.
     let before = status("zpool-status-mirror-truncated.txt");
     assert_eq!(
         decide::replace_step(&before, &disk(4), &new),
@@ -432,23 +431,24 @@ fn unavailable_disks_from_leaf_states() {
 
 #[test]
 fn read_only_threshold() {
-    use ReadOnlyChange::*;
+    use ReadOnlyChange::{SetOff, SetOn};
+    const KEEP: ReadOnlyChange = ReadOnlyChange::None;
     let cases = [
         // limit, used, total, currently, want
         (None, 85, 100, false, SetOn),
-        (None, 84, 100, false, None),
+        (None, 84, 100, false, KEEP),
         (None, 84, 100, true, SetOff),
-        (None, 90, 100, true, None),
-        (Some(100), 100, 100, false, None),
+        (None, 90, 100, true, KEEP),
+        (Some(100), 100, 100, false, KEEP),
         (Some(100), 100, 100, true, SetOff),
         (Some(50), 50, 100, false, SetOn),
         // Zero total: 0 % used, never a division by zero.
-        (None, 0, 0, false, None),
+        (None, 0, 0, false, KEEP),
         (Some(0), 0, 0, false, SetOn),
         // No overflow on huge pools.
-        (None, u64::MAX / 2, u64::MAX, false, None),
+        (None, u64::MAX / 2, u64::MAX, false, KEEP),
         // The captured mirror: 61489152 used of 228589568 (26 %).
-        (None, 61_489_152, 228_589_568, false, None),
+        (None, 61_489_152, 228_589_568, false, KEEP),
         (Some(25), 61_489_152, 228_589_568, false, SetOn),
     ];
     for (limit, used, total, currently, want) in cases {

@@ -20,9 +20,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::Error;
 use crate::meta::{add_finalizer, has_finalizer, is_deleting, remove_field, remove_finalizer};
 use crate::quantity::parse_bytes;
-use crate::Error;
 
 /// Field manager of claim binding's applies.
 pub const FIELD_MANAGER: &str = "cstor-operator/claims";
@@ -33,9 +33,15 @@ pub const BDC_FINALIZER: &str = "blockdeviceclaim.finalizer";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Binding {
     /// Phase `Pending` with a Warning Event.
-    Pending { reason: &'static str, message: String },
+    Pending {
+        reason: &'static str,
+        message: String,
+    },
     /// Phase `Invalid Capacity Request` with a Warning Event.
-    InvalidCapacity { reason: &'static str, message: String },
+    InvalidCapacity {
+        reason: &'static str,
+        message: String,
+    },
     /// Claim the device: claimRef + `Claimed`, finalizer, phase `Bound`, Normal Event.
     Bind,
     /// The device is already this claim's: make sure the finalizer and phase say so.
@@ -55,7 +61,9 @@ pub fn claimed_by(bd: &BlockDevice, bdc: &BlockDeviceClaim) -> bool {
         (Some(a), Some(b)) if !a.is_empty() => *a == b,
         _ => {
             r.name.as_deref() == Some(bdc.name_any().as_str())
-                && r.namespace.as_deref().is_none_or(|ns| Some(ns.to_string()) == bdc.namespace())
+                && r.namespace
+                    .as_deref()
+                    .is_none_or(|ns| Some(ns.to_string()) == bdc.namespace())
         }
     }
 }
@@ -202,7 +210,13 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
 }
 
-async fn event(ctx: &Context, bdc: &BlockDeviceClaim, type_: EventType, reason: &str, note: String) {
+async fn event(
+    ctx: &Context,
+    bdc: &BlockDeviceClaim,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -215,7 +229,11 @@ async fn event(ctx: &Context, bdc: &BlockDeviceClaim, type_: EventType, reason: 
     }
 }
 
-async fn set_phase(api: &Api<BlockDeviceClaim>, bdc: &BlockDeviceClaim, phase: &str) -> Result<(), Error> {
+async fn set_phase(
+    api: &Api<BlockDeviceClaim>,
+    bdc: &BlockDeviceClaim,
+    phase: &str,
+) -> Result<(), Error> {
     if bdc.status.phase == phase {
         return Ok(());
     }
@@ -261,7 +279,14 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
                 if after.spec.claim_ref.is_some() {
                     remove_field(&bds, &bd_name, "/spec/claimRef").await?;
                 }
-                event(ctx, bdc, EventType::Normal, "Released", format!("BlockDevice {bd_name} released")).await;
+                event(
+                    ctx,
+                    bdc,
+                    EventType::Normal,
+                    "Released",
+                    format!("BlockDevice {bd_name} released"),
+                )
+                .await;
             }
             remove_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
         }
@@ -279,17 +304,34 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
             bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
                 .await?;
             set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;
-            event(ctx, bdc, EventType::Normal, "Bound", format!("BlockDeviceClaim bound to BlockDevice {bd_name}")).await;
+            event(
+                ctx,
+                bdc,
+                EventType::Normal,
+                "Bound",
+                format!("BlockDeviceClaim bound to BlockDevice {bd_name}"),
+            )
+            .await;
         }
         Binding::AlreadyBound => {
             add_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
-            if bd.as_ref().is_some_and(|b| b.status.claim_state != claim_state::CLAIMED) {
+            if bd
+                .as_ref()
+                .is_some_and(|b| b.status.claim_state != claim_state::CLAIMED)
+            {
                 bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
                     .await?;
             }
             if bdc.status.phase != bdc_phase::BOUND {
                 set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;
-                event(ctx, bdc, EventType::Normal, "Bound", format!("BlockDeviceClaim bound to BlockDevice {bd_name}")).await;
+                event(
+                    ctx,
+                    bdc,
+                    EventType::Normal,
+                    "Bound",
+                    format!("BlockDeviceClaim bound to BlockDevice {bd_name}"),
+                )
+                .await;
             }
         }
     }
@@ -312,7 +354,10 @@ fn error_policy(bdc: Arc<BlockDeviceClaim>, error: &Error, ctx: Arc<Context>) ->
 
 /// The claims to reconcile when BlockDevice `bd` changes: the one its claimRef names and every
 /// claim in `store` that names it.
-pub fn claims_of_device(bd: &BlockDevice, store: &Store<BlockDeviceClaim>) -> Vec<ObjectRef<BlockDeviceClaim>> {
+pub fn claims_of_device(
+    bd: &BlockDevice,
+    store: &Store<BlockDeviceClaim>,
+) -> Vec<ObjectRef<BlockDeviceClaim>> {
     let ns = bd.namespace().unwrap_or_default();
     let mut out: Vec<ObjectRef<BlockDeviceClaim>> = Vec::new();
     if let Some(name) = bd.spec.claim_ref.as_ref().and_then(|r| r.name.clone()) {
@@ -340,7 +385,9 @@ pub async fn run(
     let controller = Controller::new(bdcs, watcher::Config::default());
     let store = controller.store();
     controller
-        .watches(bds, watcher::Config::default(), move |bd| claims_of_device(&bd, &store))
+        .watches(bds, watcher::Config::default(), move |bd| {
+            claims_of_device(&bd, &store)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {

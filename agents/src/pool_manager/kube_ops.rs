@@ -59,11 +59,9 @@ pub fn remove_annotation_ops(
     ]))
 }
 
-/// Sends a JSON patch. kube's `Patch::Json` needs its `jsonpatch` feature, which the workspace
-/// does not enable, so the request is built as a merge patch (the body is the same JSON) and
-/// its content type switched to `application/json-patch+json`.
+/// Sends a JSON patch (RFC 6902); `ops` is its JSON array.
 async fn json_patch<K>(
-    client: &Client,
+    _client: &Client,
     api: &Api<K>,
     name: &str,
     ops: &Value,
@@ -71,14 +69,9 @@ async fn json_patch<K>(
 where
     K: Resource + DeserializeOwned + Clone + std::fmt::Debug,
 {
-    let mut req = kube::core::Request::new(api.resource_url())
-        .patch(name, &PatchParams::default(), &Patch::Merge(ops))
-        .map_err(kube::Error::BuildRequest)?;
-    let content_type = "application/json-patch+json"
-        .parse()
-        .map_err(|e| kube::Error::Service(Box::new(e)))?;
-    req.headers_mut().insert("content-type", content_type);
-    client.request::<K>(req).await
+    let patch = serde_json::from_value(ops.clone()).map_err(kube::Error::SerdeError)?;
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
 }
 
 /// A failed `test` op (422) or a stale resourceVersion (409): re-read and retry.

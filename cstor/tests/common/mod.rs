@@ -62,12 +62,11 @@ where
     Fut: Future<Output = Result<T, String>>,
 {
     let deadline = Instant::now() + within;
-    let mut last = String::new();
     loop {
-        match probe().await {
+        let last = match probe().await {
             Ok(v) => return v,
-            Err(e) => last = e,
-        }
+            Err(e) => e,
+        };
         if Instant::now() > deadline {
             panic!(
                 "timed out after {}s waiting for {what}; last seen: {last}",

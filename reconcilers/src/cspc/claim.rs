@@ -72,7 +72,9 @@ pub fn bdc_for_bd(
     let uid = bd
         .uid()
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| ClaimError::NoUid { bd: bd_name.clone() })?;
+        .ok_or_else(|| ClaimError::NoUid {
+            bd: bd_name.clone(),
+        })?;
     let owner = cspc_owner(cspc).ok_or_else(|| ClaimError::NoCspcUid {
         cspc: cspc.name_any(),
     })?;
@@ -100,9 +102,8 @@ pub fn bdc_for_bd(
             })
         }
     };
-    let annotations = predecessor.map(|p| {
-        BTreeMap::from([(annotations::BD_PREDECESSOR.to_string(), p.to_string())])
-    });
+    let annotations = predecessor
+        .map(|p| BTreeMap::from([(annotations::BD_PREDECESSOR.to_string(), p.to_string())]));
     Ok(BlockDeviceClaim {
         metadata: ObjectMeta {
             name: Some(bdc_name(&uid)),
@@ -126,7 +127,11 @@ pub fn bdc_for_bd(
             },
             block_device_name: bd_name,
             block_device_node_attributes: Some(BlockDeviceNodeAttributes {
-                host_name: bd.labels().get(labels::HOSTNAME).cloned().unwrap_or_default(),
+                host_name: bd
+                    .labels()
+                    .get(labels::HOSTNAME)
+                    .cloned()
+                    .unwrap_or_default(),
                 ..BlockDeviceNodeAttributes::default()
             }),
             ..DeviceClaimSpec::default()
@@ -156,7 +161,10 @@ impl ClaimStatus {
 }
 
 fn ours(bdc: &BlockDeviceClaim, cspc_name: &str) -> bool {
-    bdc.labels().get(labels::CSTOR_POOL_CLUSTER).map(String::as_str) == Some(cspc_name)
+    bdc.labels()
+        .get(labels::CSTOR_POOL_CLUSTER)
+        .map(String::as_str)
+        == Some(cspc_name)
 }
 
 /// The state of BlockDevice `bd_name` (`bd` as listed, `None` if missing) given all claims of
@@ -185,8 +193,7 @@ pub fn claim_status(
         let ref_name = r.name.clone().unwrap_or_default();
         let ref_ns = r.namespace.clone().unwrap_or_default();
         let holder = bdcs.iter().find(|c| {
-            c.name_any() == ref_name
-                && r.uid.as_ref().is_none_or(|u| c.uid().as_ref() == Some(u))
+            c.name_any() == ref_name && r.uid.as_ref().is_none_or(|u| c.uid().as_ref() == Some(u))
         });
         return match holder {
             Some(c) if ours(c, cspc_name) => {

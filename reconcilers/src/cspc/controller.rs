@@ -29,11 +29,15 @@ use super::claim::{ClaimStatus, bdc_for_bd, claim_status, cspc_owner};
 use super::deployment::pool_manager_deployment;
 use super::naming::cspi_name;
 use super::node::resolve_node;
-use super::status::{Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item};
+use super::status::{
+    Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item,
+};
 use super::topology::{block_devices, desired_cspi_spec, orphans_to_delete, pair};
 use super::{CspcConfig, FIELD_MANAGER};
 use crate::Error;
-use crate::meta::{add_finalizer, delete_ignore_missing, has_finalizer, is_deleting, remove_finalizer};
+use crate::meta::{
+    add_finalizer, delete_ignore_missing, has_finalizer, is_deleting, remove_finalizer,
+};
 
 /// Requeue while claims bind or pools are destroyed.
 pub const SHORT_REQUEUE: Duration = Duration::from_secs(5);
@@ -90,7 +94,10 @@ pub fn cspi_apply(
         field: "uid",
     })?;
     let disable = match live {
-        None => (cspc.annotations().get(annotations::RECONCILE_DISABLE_DEPENDANTS).map(String::as_str)
+        None => (cspc
+            .annotations()
+            .get(annotations::RECONCILE_DISABLE_DEPENDANTS)
+            .map(String::as_str)
             == Some("true"))
         .then(|| "true".to_string()),
         Some(l) => l.annotations().get(annotations::RECONCILE_DISABLE).cloned(),
@@ -122,7 +129,13 @@ pub fn cspi_apply(
     }))
 }
 
-async fn event(ctx: &Context, cspc: &CStorPoolCluster, type_: EventType, reason: &str, note: String) {
+async fn event(
+    ctx: &Context,
+    cspc: &CStorPoolCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -185,8 +198,17 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     let ns = cspc.namespace().unwrap_or_else(|| ctx.namespace.clone());
     let name = cspc.name_any();
     let apis = Apis::new(&ctx.client, &ns);
-    if cspc.annotations().get(annotations::RECONCILE_DISABLE).map(String::as_str) == Some("true") {
-        let reason = if is_deleting(cspc) { "Delete" } else { "Update" };
+    if cspc
+        .annotations()
+        .get(annotations::RECONCILE_DISABLE)
+        .map(String::as_str)
+        == Some("true")
+    {
+        let reason = if is_deleting(cspc) {
+            "Delete"
+        } else {
+            "Update"
+        };
         event(
             ctx,
             cspc,
@@ -268,7 +290,9 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
 
     for (i, pool) in pools.iter().enumerate() {
         let Some(host) = &hostnames[i] else { continue };
-        let current = pairing.pools[i].as_ref().and_then(|n| cspi_by_name.get(n).copied());
+        let current = pairing.pools[i]
+            .as_ref()
+            .and_then(|n| cspi_by_name.get(n).copied());
         if let Some(c) = current
             && is_deleting(c)
         {
@@ -279,7 +303,10 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             ));
             continue;
         }
-        let mut bd_names = block_devices(&pool.data_raid_groups, pool.write_cache_raid_groups.as_ref());
+        let mut bd_names = block_devices(
+            &pool.data_raid_groups,
+            pool.write_cache_raid_groups.as_ref(),
+        );
         bd_names.sort();
         bd_names.dedup();
         let claims: BTreeMap<String, ClaimStatus> = bd_names
@@ -293,7 +320,9 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         // Claims that can't be made (tag rules) replace the "waiting" reason.
         let mut refused: BTreeMap<String, String> = BTreeMap::new();
         for req in &desired.claims {
-            let Some(bd) = bd_by_name.get(&req.block_device) else { continue };
+            let Some(bd) = bd_by_name.get(&req.block_device) else {
+                continue;
+            };
             match bdc_for_bd(cspc, bd, req.predecessor.as_deref()) {
                 Ok(bdc) => match apis.bdcs.create(&PostParams::default(), &bdc).await {
                     Ok(_) => {
@@ -321,9 +350,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         }
         for p in &desired.pending {
             let reason = refused.get(&p.block_device).unwrap_or(&p.reason);
-            problems
-                .claims_pending
-                .push(pending_item(p.claim.as_deref(), &p.block_device, host, reason));
+            problems.claims_pending.push(pending_item(
+                p.claim.as_deref(),
+                &p.block_device,
+                host,
+                reason,
+            ));
         }
         if !desired.pending.is_empty() {
             soon = true;
@@ -334,7 +366,11 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             None => cspi_name(&name, &cspc_uid, host),
         };
         let body = cspi_apply(cspc, &cspi_name, &spec, &version, current)?;
-        let applied = match apis.cspis.patch(&cspi_name, &apply, &Patch::Apply(body)).await {
+        let applied = match apis
+            .cspis
+            .patch(&cspi_name, &apply, &Patch::Apply(body))
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 if current.is_none() {
@@ -409,9 +445,23 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     };
     let (delete, blocked) = orphans_to_delete(&live_pairing, &hostnames, &replicas);
     for o in &delete {
-        event(ctx, cspc, EventType::Normal, "ScaleDown", format!("De-provisioning pool {o}")).await;
+        event(
+            ctx,
+            cspc,
+            EventType::Normal,
+            "ScaleDown",
+            format!("De-provisioning pool {o}"),
+        )
+        .await;
         if let Err(e) = delete_ignore_missing(&apis.cspis, o).await {
-            event(ctx, cspc, EventType::Warning, "DownScale", format!("De-provisioning pool {o}failed")).await;
+            event(
+                ctx,
+                cspc,
+                EventType::Warning,
+                "DownScale",
+                format!("De-provisioning pool {o}failed"),
+            )
+            .await;
             return Err(e);
         }
         soon = true;
@@ -427,7 +477,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     let ready: BTreeMap<String, bool> = deployments
         .iter()
         .map(|d| {
-            let r = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) >= 1;
+            let r = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= 1;
             (d.name_any(), r)
         })
         .collect();
@@ -454,7 +509,11 @@ fn instances(cspis: &[CStorPoolInstance], ready: &BTreeMap<String, bool>) -> Vec
         .map(|c| Instance {
             name: c.name_any(),
             manager_ready: ready.get(&c.name_any()).copied().unwrap_or(false),
-            phase: c.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default(),
+            phase: c
+                .status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .unwrap_or_default(),
             deleting: is_deleting(c),
         })
         .collect();
@@ -492,7 +551,11 @@ async fn write_status(
         "status": status,
     });
     apis.cspcs
-        .patch_status(&cspc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
+        .patch_status(
+            &cspc.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
         .await?;
     Ok(())
 }
@@ -505,8 +568,14 @@ async fn cleanup_cspi(
     cspi: &CStorPoolInstance,
     our_bdcs: &[BlockDeviceClaim],
 ) -> Result<(), Error> {
-    let bds = block_devices(&cspi.spec.data_raid_groups, cspi.spec.write_cache_raid_groups.as_ref());
-    for bdc in our_bdcs.iter().filter(|c| bds.contains(&c.spec.block_device_name)) {
+    let bds = block_devices(
+        &cspi.spec.data_raid_groups,
+        cspi.spec.write_cache_raid_groups.as_ref(),
+    );
+    for bdc in our_bdcs
+        .iter()
+        .filter(|c| bds.contains(&c.spec.block_device_name))
+    {
         release_claim(apis, bdc).await?;
     }
     remove_finalizer(&apis.cspis, &cspi.name_any(), finalizers::CSPC).await?;
@@ -515,7 +584,10 @@ async fn cleanup_cspi(
         cspc,
         EventType::Normal,
         "PoolDeprovisioned",
-        format!("Pool {} de-provisioned; its claims released", cspi.name_any()),
+        format!(
+            "Pool {} de-provisioned; its claims released",
+            cspi.name_any()
+        ),
     )
     .await;
     Ok(())
@@ -545,10 +617,19 @@ async fn delete_cspc(
     let mut waiting = Vec::new();
     for cspi in cspis {
         if !is_deleting(cspi) {
-            event(ctx, cspc, EventType::Normal, "ScaleDown", format!("De-provisioning pool {}", cspi.name_any())).await;
+            event(
+                ctx,
+                cspc,
+                EventType::Normal,
+                "ScaleDown",
+                format!("De-provisioning pool {}", cspi.name_any()),
+            )
+            .await;
             delete_ignore_missing(&apis.cspis, &cspi.name_any()).await?;
             waiting.push(cspi.name_any());
-        } else if has_finalizer(cspi, finalizers::CSPC) && !has_finalizer(cspi, finalizers::POOL_PROTECTION) {
+        } else if has_finalizer(cspi, finalizers::CSPC)
+            && !has_finalizer(cspi, finalizers::POOL_PROTECTION)
+        {
             cleanup_cspi(cspc, ctx, apis, cspi, &our_bdcs).await?;
         } else {
             waiting.push(cspi.name_any());
@@ -596,7 +677,11 @@ fn error_policy(cspc: Arc<CStorPoolCluster>, error: &Error, ctx: Arc<Context>) -
 
 /// The CSPC named by an object's `openebs.io/cstor-pool-cluster` label.
 pub fn cspc_of<K: Resource>(obj: &K) -> Option<ObjectRef<CStorPoolCluster>> {
-    let name = obj.meta().labels.as_ref()?.get(labels::CSTOR_POOL_CLUSTER)?;
+    let name = obj
+        .meta()
+        .labels
+        .as_ref()?
+        .get(labels::CSTOR_POOL_CLUSTER)?;
     let ns = obj.meta().namespace.clone().unwrap_or_default();
     Some(ObjectRef::new(name).within(&ns))
 }
@@ -609,24 +694,28 @@ pub async fn run(
     let client = ctx.client.clone();
     let ns = ctx.namespace.clone();
     let labelled = watcher::Config::default().labels(labels::CSTOR_POOL_CLUSTER);
-    Controller::new(Api::<CStorPoolCluster>::namespaced(client.clone(), &ns), watcher::Config::default())
-        .owns(Api::<CStorPoolInstance>::namespaced(client.clone(), &ns), watcher::Config::default())
-        .watches(
-            Api::<BlockDeviceClaim>::namespaced(client.clone(), &ns),
-            labelled.clone(),
-            |bdc| cspc_of(&bdc),
-        )
-        .watches(
-            Api::<Deployment>::namespaced(client, &ns),
-            labelled,
-            |d| cspc_of(&d),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "CSPC controller event");
-            }
-        })
-        .await;
+    Controller::new(
+        Api::<CStorPoolCluster>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<CStorPoolInstance>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<BlockDeviceClaim>::namespaced(client.clone(), &ns),
+        labelled.clone(),
+        |bdc| cspc_of(&bdc),
+    )
+    .watches(Api::<Deployment>::namespaced(client, &ns), labelled, |d| {
+        cspc_of(&d)
+    })
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "CSPC controller event");
+        }
+    })
+    .await;
 }

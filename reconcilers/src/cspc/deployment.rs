@@ -107,13 +107,19 @@ pub fn pool_manager_deployment(
     let cspc_name = cspc.name_any();
     let pool_config = cspi.spec.pool_config.clone().unwrap_or_default();
     let labels = pool_labels(&cspc_name, &cspi_name, &config.operator_version);
-    let monitoring = ("openebs.io/monitoring".to_string(), "pool_exporter_prometheus".to_string());
+    let monitoring = (
+        "openebs.io/monitoring".to_string(),
+        "pool_exporter_prometheus".to_string(),
+    );
     let pod_annotations = BTreeMap::from([
         monitoring.clone(),
         ("prometheus.io/path".into(), "/metrics".into()),
         ("prometheus.io/port".into(), "9500".into()),
         ("prometheus.io/scrape".into(), "true".into()),
-        ("cluster-autoscaler.kubernetes.io/safe-to-evict".into(), "false".into()),
+        (
+            "cluster-autoscaler.kubernetes.io/safe-to-evict".into(),
+            "false".into(),
+        ),
     ]);
     let pool_dir = format!(
         "{}/cstor-pool/{cspc_name}",
@@ -217,7 +223,10 @@ pub fn pool_manager_deployment(
                 }),
                 spec: Some(PodSpec {
                     node_selector: Some(cspi.spec.node_selector.clone()),
-                    priority_class_name: pool_config.priority_class_name.clone().filter(|p| !p.is_empty()),
+                    priority_class_name: pool_config
+                        .priority_class_name
+                        .clone()
+                        .filter(|p| !p.is_empty()),
                     tolerations,
                     service_account_name: Some(config.pool_manager_account.clone()),
                     containers: vec![mgmt, pool],

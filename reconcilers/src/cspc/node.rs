@@ -39,7 +39,10 @@ pub fn matches(selector: &BTreeMap<String, String>, node: &Node) -> bool {
 }
 
 /// The hostname label value of the one node matching `selector`.
-pub fn resolve_node(selector: &BTreeMap<String, String>, nodes: &[Node]) -> Result<String, NodeError> {
+pub fn resolve_node(
+    selector: &BTreeMap<String, String>,
+    nodes: &[Node],
+) -> Result<String, NodeError> {
     if selector.is_empty() {
         return Err(NodeError::EmptySelector);
     }

@@ -104,7 +104,10 @@ pub fn cspc_status(
         (REPLICAS_ON_POOL, &p.replicas_on_pool),
         (POOL_DEPROVISIONING, &p.deprovisioning),
     ];
-    let reason = categories.iter().find(|(_, items)| !items.is_empty()).map(|(r, _)| *r);
+    let reason = categories
+        .iter()
+        .find(|(_, items)| !items.is_empty())
+        .map(|(r, _)| *r);
     let provisioned = match reason {
         Some(reason) => {
             let message = categories
@@ -112,7 +115,13 @@ pub fn cspc_status(
                 .flat_map(|(_, items)| items.iter().cloned())
                 .collect::<Vec<_>>()
                 .join("; ");
-            condition(POOLS_PROVISIONED, ConditionStatus::False, reason, message, input.generation)
+            condition(
+                POOLS_PROVISIONED,
+                ConditionStatus::False,
+                reason,
+                message,
+                input.generation,
+            )
         }
         None if live.len() < input.desired => condition(
             POOLS_PROVISIONED,
@@ -172,7 +181,9 @@ pub fn set_condition(conditions: &mut Vec<PoolCondition>, mut new: PoolCondition
             }
             new.last_update_time = Some(now.clone());
             new.last_transition_time = if old.status == new.status {
-                old.last_transition_time.clone().or_else(|| Some(now.clone()))
+                old.last_transition_time
+                    .clone()
+                    .or_else(|| Some(now.clone()))
             } else {
                 Some(now.clone())
             };
@@ -187,11 +198,17 @@ pub fn set_condition(conditions: &mut Vec<PoolCondition>, mut new: PoolCondition
 }
 
 /// The conditions of `new` whose status, reason or message differ from `old` (for Events).
-pub fn changed_conditions<'a>(old: &[PoolCondition], new: &'a [PoolCondition]) -> Vec<&'a PoolCondition> {
+pub fn changed_conditions<'a>(
+    old: &[PoolCondition],
+    new: &'a [PoolCondition],
+) -> Vec<&'a PoolCondition> {
     new.iter()
         .filter(|n| {
             !old.iter().any(|o| {
-                o.type_ == n.type_ && o.status == n.status && o.reason == n.reason && o.message == n.message
+                o.type_ == n.type_
+                    && o.status == n.status
+                    && o.reason == n.reason
+                    && o.message == n.message
             })
         })
         .collect()

@@ -66,14 +66,19 @@ pub struct Pairing {
 /// hostname (`spec.hostName`), then by a shared data BlockDevice (B §1.5/§1.6). Pools are
 /// walked in spec order and CSPIs in name order, so the result is deterministic; each CSPI
 /// pairs with at most one pool.
-pub fn pair(pools: &[PoolSpec], hostnames: &[Option<String>], cspis: &[CStorPoolInstance]) -> Pairing {
+pub fn pair(
+    pools: &[PoolSpec],
+    hostnames: &[Option<String>],
+    cspis: &[CStorPoolInstance],
+) -> Pairing {
     let mut sorted: Vec<&CStorPoolInstance> = cspis.iter().collect();
     sorted.sort_by_key(|c| c.name_any());
     let mut taken = vec![false; sorted.len()];
     let mut out = vec![None; pools.len()];
     for (i, host) in hostnames.iter().enumerate().take(pools.len()) {
         let Some(host) = host else { continue };
-        if let Some(j) = (0..sorted.len()).find(|&j| !taken[j] && &sorted[j].spec.host_name == host) {
+        if let Some(j) = (0..sorted.len()).find(|&j| !taken[j] && &sorted[j].spec.host_name == host)
+        {
             taken[j] = true;
             out[i] = Some(sorted[j].name_any());
         }
@@ -159,7 +164,12 @@ pub struct DesiredCspi {
 
 impl DesiredCspi {
     /// Records what `bd` needs; `true` when it is usable now.
-    fn need(&mut self, bd: &str, predecessor: Option<&str>, claims: &BTreeMap<String, ClaimStatus>) -> bool {
+    fn need(
+        &mut self,
+        bd: &str,
+        predecessor: Option<&str>,
+        claims: &BTreeMap<String, ClaimStatus>,
+    ) -> bool {
         let status = claims.get(bd).cloned().unwrap_or(ClaimStatus::Pending {
             claim: None,
             reason: "BlockDevice not found".into(),
@@ -282,13 +292,16 @@ fn merge_groups(
                             }
                         }
                     }
-                } else if stripe && missing.is_empty() && out.need_all(extra.iter().copied(), claims) {
-                    result[h]
-                        .block_devices
-                        .extend(extra.iter().map(|b| CStorPoolInstanceBlockDevice {
+                } else if stripe
+                    && missing.is_empty()
+                    && out.need_all(extra.iter().copied(), claims)
+                {
+                    result[h].block_devices.extend(extra.iter().map(|b| {
+                        CStorPoolInstanceBlockDevice {
                             block_device_name: b.to_string(),
                             ..Default::default()
-                        }));
+                        }
+                    }));
                 }
                 // Any other difference (disks removed, several swapped) is not a supported
                 // edit (the webhook denies it): the CSPI keeps its group.
@@ -324,7 +337,10 @@ pub fn desired_cspi_spec(
     let config = effective_pool_config(cspc, pool);
     let mut out = DesiredCspi::default();
     let Some(current) = current else {
-        let bds = block_devices(&pool.data_raid_groups, pool.write_cache_raid_groups.as_ref());
+        let bds = block_devices(
+            &pool.data_raid_groups,
+            pool.write_cache_raid_groups.as_ref(),
+        );
         if out.need_all(bds.iter().map(String::as_str), claims) {
             out.spec = Some(CStorPoolInstanceSpec {
                 host_name: hostname.to_string(),
@@ -346,7 +362,10 @@ pub fn desired_cspi_spec(
         claims,
         &mut out,
     );
-    let write_cache = match (&pool.write_cache_raid_groups, &current.write_cache_raid_groups) {
+    let write_cache = match (
+        &pool.write_cache_raid_groups,
+        &current.write_cache_raid_groups,
+    ) {
         (None, None) => None,
         (p, c) => Some(merge_groups(
             p.as_deref().unwrap_or_default(),
