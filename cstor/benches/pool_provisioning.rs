@@ -107,7 +107,11 @@ fn main() {
                 .unwrap_or(0);
             let managers: Vec<u64> = cspis
                 .iter()
-                .flat_map(|c| stack().pods.pids_of(c.metadata.name.as_deref().unwrap_or("")))
+                .flat_map(|c| {
+                    stack()
+                        .pods
+                        .pids_of(c.metadata.name.as_deref().unwrap_or(""))
+                })
                 .map(rss_kib)
                 .collect();
             delete_and_verify_clean(&client, &name, &disks).await;

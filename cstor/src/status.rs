@@ -149,7 +149,10 @@ pub fn pool_table(cspis: &[CStorPoolInstance]) -> String {
             size(capacity.map(|c| c.total.0.as_str())),
             size(capacity.map(|c| c.free.0.as_str())),
             if status.read_only { "yes" } else { "no" }.into(),
-            format!("{}/{}", status.healthy_replicas, status.provisioned_replicas),
+            format!(
+                "{}/{}",
+                status.healthy_replicas, status.provisioned_replicas
+            ),
         ]);
     }
     if cspis.is_empty() {
@@ -192,7 +195,8 @@ mod tests {
     fn cspi() -> CStorPoolInstance {
         let mut c = CStorPoolInstance::default();
         c.metadata.name = Some("cspc-a-bcdf".into());
-        c.metadata.labels = Some([(labels::CSTOR_POOL_CLUSTER.to_string(), "cspc-a".to_string())].into());
+        c.metadata.labels =
+            Some([(labels::CSTOR_POOL_CLUSTER.to_string(), "cspc-a".to_string())].into());
         c.spec.host_name = "cstor-node-1".into();
         c.spec.pool_config = Some(PoolConfig {
             data_raid_group_type: "mirror".into(),
@@ -241,8 +245,18 @@ mod tests {
         assert_eq!(
             cells,
             [
-                "cspc-a", "cstor-node-1", "cspc-a-bcdf", "ONLINE", "mirror(2)+mirror(2)",
-                "log:stripe(1)", "1.5", "GiB", "512.0", "MiB", "no", "2/3"
+                "cspc-a",
+                "cstor-node-1",
+                "cspc-a-bcdf",
+                "ONLINE",
+                "mirror(2)+mirror(2)",
+                "log:stripe(1)",
+                "1.5",
+                "GiB",
+                "512.0",
+                "MiB",
+                "no",
+                "2/3"
             ]
         );
         assert!(pool_table(&[]).starts_with("No pools."));

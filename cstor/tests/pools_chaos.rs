@@ -94,9 +94,7 @@ async fn kill_9_during_provisioning_and_replacement_still_converges_without_orph
         let name = format!("chaos-{run}");
         // Disks 1,2 form the mirror; on one node disk 1 is replaced by disk 3.
         let target = 1 + (run % NODES);
-        let all: Vec<(usize, usize)> = (1..=NODES)
-            .flat_map(|n| [(n, 1), (n, 2), (n, 3)])
-            .collect();
+        let all: Vec<(usize, usize)> = (1..=NODES).flat_map(|n| [(n, 1), (n, 2), (n, 3)]).collect();
         wait_disks_free(&client, &all).await;
         let mut log = Vec::new();
         let pools = (1..=NODES).map(|n| pool(n, "mirror", &[&[1, 2]])).collect();

@@ -51,7 +51,10 @@ async fn every_raid_type_becomes_online_pools_with_the_spec_layout() {
                 kind.to_string()
             };
             let want: Vec<(String, Vec<usize>)> = if kind == "stripe" {
-                group.iter().map(|d| (want_kind.clone(), vec![*d])).collect()
+                group
+                    .iter()
+                    .map(|d| (want_kind.clone(), vec![*d]))
+                    .collect()
             } else {
                 vec![(want_kind.clone(), group.to_vec())]
             };
@@ -59,7 +62,11 @@ async fn every_raid_type_becomes_online_pools_with_the_spec_layout() {
         }
         // Capacity is reported and claims are Bound with the CSPC's label.
         for c in &cspis {
-            let cap = c.status.as_ref().and_then(|s| s.capacity.clone()).expect("capacity");
+            let cap = c
+                .status
+                .as_ref()
+                .and_then(|s| s.capacity.clone())
+                .expect("capacity");
             assert!(bytes(&cap.total) > 0, "{kind}: total {:?}", cap.total);
             assert!(bytes(&cap.free) <= bytes(&cap.total));
         }
@@ -80,15 +87,19 @@ async fn stripe_append_and_a_new_mirror_group_grow_the_pool() {
     let total_before = total(&before[0]);
     kubectl_apply(&cspc("grow-stripe", vec![pool(1, "stripe", &[&[1, 2]])]));
     let zpool = zpool_of(&client, "grow-stripe").await;
-    let grown = wait_for("stripe capacity to grow", Duration::from_secs(90), || async {
-        let c = cspi_on(&client, "grow-stripe", 1).await;
-        let t = total(&c);
-        if t > total_before + (100 << 20) {
-            Ok(c)
-        } else {
-            Err(format!("total {t} (was {total_before})"))
-        }
-    })
+    let grown = wait_for(
+        "stripe capacity to grow",
+        Duration::from_secs(90),
+        || async {
+            let c = cspi_on(&client, "grow-stripe", 1).await;
+            let t = total(&c);
+            if t > total_before + (100 << 20) {
+                Ok(c)
+            } else {
+                Err(format!("total {t} (was {total_before})"))
+            }
+        },
+    )
     .await;
     assert_eq!(
         zpool_groups(1, &zpool),
@@ -112,14 +123,18 @@ async fn stripe_append_and_a_new_mirror_group_grow_the_pool() {
         vec![pool(2, "mirror", &[&[1, 2], &[3, 4]])],
     ));
     let zpool = zpool_of(&client, "grow-mirror").await;
-    wait_for("mirror capacity to grow", Duration::from_secs(90), || async {
-        let t = total(&cspi_on(&client, "grow-mirror", 2).await);
-        if t > total_before + (100 << 20) {
-            Ok(())
-        } else {
-            Err(format!("total {t} (was {total_before})"))
-        }
-    })
+    wait_for(
+        "mirror capacity to grow",
+        Duration::from_secs(90),
+        || async {
+            let t = total(&cspi_on(&client, "grow-mirror", 2).await);
+            if t > total_before + (100 << 20) {
+                Ok(())
+            } else {
+                Err(format!("total {t} (was {total_before})"))
+            }
+        },
+    )
     .await;
     assert_eq!(
         zpool_groups(2, &zpool),
@@ -265,24 +280,28 @@ async fn a_failing_disk_turns_the_pool_degraded_with_a_reason_and_an_event() {
     assert!(cond.message.contains(&bd(n, 6)), "{cond:?}");
     let name = cspi.metadata.name.clone().expect("name");
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
-    wait_for("a Warning event on the CSPI", Duration::from_secs(30), || async {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items;
-        let ours: Vec<String> = list
-            .iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&name))
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .map(|e| format!("{:?}: {:?}", e.reason, e.note))
-            .collect();
-        if ours.iter().any(|e| e.contains(&bd(n, 6))) {
-            Ok(())
-        } else {
-            Err(format!("{ours:?}"))
-        }
-    })
+    wait_for(
+        "a Warning event on the CSPI",
+        Duration::from_secs(30),
+        || async {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let ours: Vec<String> = list
+                .iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&name))
+                .filter(|e| e.type_.as_deref() == Some("Warning"))
+                .map(|e| format!("{:?}: {:?}", e.reason, e.note))
+                .collect();
+            if ours.iter().any(|e| e.contains(&bd(n, 6))) {
+                Ok(())
+            } else {
+                Err(format!("{ours:?}"))
+            }
+        },
+    )
     .await;
     node(n)
         .zpool(&["online", &zpool, &disk.to_string_lossy()])
@@ -307,10 +326,7 @@ async fn removing_a_pool_spec_destroys_that_pool_and_releases_its_disks() {
         let cspis = cspis_of(&client, "shrink").await;
         let bds: Api<BlockDevice> = Api::namespaced(client.clone(), NS);
         let freed = bds.get(&bd(3, 7)).await.map_err(|e| e.to_string())?;
-        if cspis.len() == 2
-            && !has_zpool(3, &zpool)
-            && freed.status.claim_state == "Unclaimed"
-        {
+        if cspis.len() == 2 && !has_zpool(3, &zpool) && freed.status.claim_state == "Unclaimed" {
             Ok(())
         } else {
             Err(format!(
@@ -337,7 +353,10 @@ async fn cstor_status_prints_the_pools() {
     wait_online(&client, "status-table", 1).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cstor"))
         .arg("status")
-        .env("KUBECONFIG", cstor_local::testing::control_plane().kubeconfig())
+        .env(
+            "KUBECONFIG",
+            cstor_local::testing::control_plane().kubeconfig(),
+        )
         .output()
         .expect("cstor status");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -185,6 +185,9 @@ impl ControlPlane {
                 kcm_kubeconfig.display()
             ))
             .arg("--leader-elect=false")
+            // Each controller acts as its own ServiceAccount (as in kubeadm clusters): the
+            // garbage collector may then delete anything, and our webhook recognises it.
+            .arg("--use-service-account-credentials=true")
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--secure-port={}", free_port()?))
             .arg(format!("--cert-dir={}", cp.dir.join("kcm-certs").display()))

@@ -143,8 +143,15 @@ pub fn start(sup: &mut Supervisor, name: &str, dir: &Path) -> Result<LocalNode, 
     }
     let _ = std::fs::remove_file(zfs.join("run/zfs_socket"));
     let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c", ZFS_SCRIPT])
-        .env("NODE_ZFS", &zfs);
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        ZFS_SCRIPT,
+    ])
+    .env("NODE_ZFS", &zfs);
     let pid = sup.spawn(&format!("zfs-fuse-{name}"), cmd)?;
     let node = LocalNode {
         name: name.to_string(),

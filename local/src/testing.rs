@@ -119,14 +119,9 @@ pub fn stack(opts: crate::stack::StackOptions) -> &'static TestStack {
             rt.block_on(async move {
                 let started = async {
                     let admin = cp.client().await.map_err(|e| e.to_string())?;
-                    crate::stack::start(
-                        &admin,
-                        &crate::components::Access::of(cp),
-                        cp.dir(),
-                        &opts,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
+                    crate::stack::start(&admin, &crate::components::Access::of(cp), cp.dir(), &opts)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
                 .await;
                 match started {

@@ -103,7 +103,10 @@ pub async fn run(opts: UpOptions) -> Result<(), Error> {
     };
     let mut stack = stack::start(&client, &Access::of(&cp), cp.dir(), &stack_opts).await?;
     let names: Vec<String> = stack.nodes.iter().map(|n| n.name.clone()).collect();
-    say(&format!("cstor up: nodes {} ready; admission webhooks serving", names.join(", ")));
+    say(&format!(
+        "cstor up: nodes {} ready; admission webhooks serving",
+        names.join(", ")
+    ));
 
     let kubeconfig = opts.state_dir.join("kubeconfig");
     std::fs::copy(cp.kubeconfig(), &kubeconfig).map_err(|e| Error::io(&kubeconfig, e))?;

@@ -275,25 +275,33 @@ pub async fn delete_and_verify_clean(client: &Client, name: &str, disks: &[(usiz
 /// Waits until every listed disk's BlockDevice is registered, Active and Unclaimed.
 pub async fn wait_disks_free(client: &Client, disks: &[(usize, usize)]) {
     let bds: Api<BlockDevice> = Api::namespaced(client.clone(), NS);
-    wait_for("disks registered and free", Duration::from_secs(60), || async {
-        let mut bad = BTreeMap::new();
-        for (n, d) in disks {
-            match bds.get_opt(&bd(*n, *d)).await.map_err(|e| e.to_string())? {
-                Some(b) if b.status.state == "Active" && b.status.claim_state == "Unclaimed" => {}
-                Some(b) => {
-                    bad.insert(bd(*n, *d), format!("{}/{}", b.status.state, b.status.claim_state));
-                }
-                None => {
-                    bad.insert(bd(*n, *d), "missing".into());
+    wait_for(
+        "disks registered and free",
+        Duration::from_secs(60),
+        || async {
+            let mut bad = BTreeMap::new();
+            for (n, d) in disks {
+                match bds.get_opt(&bd(*n, *d)).await.map_err(|e| e.to_string())? {
+                    Some(b)
+                        if b.status.state == "Active" && b.status.claim_state == "Unclaimed" => {}
+                    Some(b) => {
+                        bad.insert(
+                            bd(*n, *d),
+                            format!("{}/{}", b.status.state, b.status.claim_state),
+                        );
+                    }
+                    None => {
+                        bad.insert(bd(*n, *d), "missing".into());
+                    }
                 }
             }
-        }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{bad:?}"))
-        }
-    })
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{bad:?}"))
+            }
+        },
+    )
     .await
 }
 
