@@ -372,3 +372,124 @@ async fn cstor_status_prints_the_pools() {
     assert!(row.contains("MiB"), "{row}");
     delete_and_verify_clean(&client, "status-table", &disks(1, &[8])).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_registers_and_retires_disks_and_claims_are_refused_with_reasons() {
+    let _one = SERIAL.lock().await;
+    stack();
+    let client = admin().await;
+    let bds: Api<BlockDevice> = Api::namespaced(client.clone(), NS);
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), NS);
+
+    // A new disk file appears as an Active, Unclaimed BlockDevice; removed, it turns Inactive.
+    let extra = node(1).disks_dir().join("disk-extra");
+    let f = std::fs::File::create(&extra).expect("disk file");
+    f.set_len(64 << 20).expect("size");
+    let name = "bd-cstor-node-1-disk-extra";
+    let found = wait_for("new disk registered", Duration::from_secs(30), || async {
+        match bds.get_opt(name).await.map_err(|e| e.to_string())? {
+            Some(b) if b.status.state == "Active" => Ok(b),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(found.status.claim_state, "Unclaimed");
+    assert_eq!(found.spec.capacity.storage, 64 << 20);
+    assert_eq!(found.spec.path, extra.to_string_lossy());
+
+    // Claims: one that fits binds; a second on the same disk and one asking too much are refused.
+    let claim = |claim: &str, bd: &str, storage: &str| {
+        serde_json::json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDeviceClaim",
+            "metadata": {"name": claim, "namespace": NS},
+            "spec": {"blockDeviceName": bd, "resources": {"requests": {"storage": storage}}},
+        })
+    };
+    kubectl_apply(&claim("claim-a", name, "32Mi"));
+    kubectl_apply(&claim("claim-b", name, "32Mi"));
+    kubectl_apply(&claim("claim-big", &bd(1, 8), "1Ti"));
+    let phase = |c: &str| {
+        let bdcs = bdcs.clone();
+        let c = c.to_string();
+        async move {
+            bdcs.get(&c)
+                .await
+                .map(|b| b.status.phase)
+                .map_err(|e| e.to_string())
+        }
+    };
+    wait_for("claim-a Bound", Duration::from_secs(30), || async {
+        match phase("claim-a").await? {
+            p if p == "Bound" => Ok(()),
+            p => Err(p),
+        }
+    })
+    .await;
+    wait_for("claim-big refused", Duration::from_secs(30), || async {
+        match phase("claim-big").await? {
+            p if p == "Invalid Capacity Request" => Ok(()),
+            p => Err(p),
+        }
+    })
+    .await;
+    assert_eq!(phase("claim-b").await.expect("claim-b"), "Pending");
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    wait_for("the refusal's reason as an Event", Duration::from_secs(30), || async {
+        let notes: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("claim-b"))
+            .map(|e| format!("{:?} {:?}", e.reason, e.note))
+            .collect();
+        if notes.iter().any(|n| n.contains("claimed by") && n.contains("claim-a")) {
+            Ok(())
+        } else {
+            Err(format!("{notes:?}"))
+        }
+    })
+    .await;
+    let bound = bds.get(name).await.expect("bd");
+    assert_eq!(bound.status.claim_state, "Claimed");
+    assert_eq!(
+        bound.spec.claim_ref.and_then(|r| r.name).as_deref(),
+        Some("claim-a")
+    );
+
+    // Deleting the bound claim releases the disk; the waiting claim then binds.
+    let (ok, out) = kubectl(&["delete", "bdc", "claim-a"], None);
+    assert!(ok, "{out}");
+    wait_for("claim-b Bound after the release", Duration::from_secs(30), || async {
+        match phase("claim-b").await? {
+            p if p == "Bound" => Ok(()),
+            p => Err(p),
+        }
+    })
+    .await;
+    for c in ["claim-b", "claim-big"] {
+        let (ok, out) = kubectl(&["delete", "bdc", c], None);
+        assert!(ok, "{out}");
+    }
+    wait_for("disk released", Duration::from_secs(30), || async {
+        let b = bds.get(name).await.map_err(|e| e.to_string())?;
+        if b.status.claim_state == "Unclaimed" && b.spec.claim_ref.is_none() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", b.status))
+        }
+    })
+    .await;
+
+    std::fs::remove_file(&extra).expect("remove disk file");
+    wait_for("vanished disk Inactive", Duration::from_secs(30), || async {
+        let b = bds.get(name).await.map_err(|e| e.to_string())?;
+        if b.status.state == "Inactive" {
+            Ok(())
+        } else {
+            Err(b.status.state)
+        }
+    })
+    .await;
+}

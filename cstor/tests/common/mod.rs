@@ -195,7 +195,8 @@ pub async fn zpool_of(client: &Client, cspc: &str) -> String {
 }
 
 /// The data groups `zpool status` shows on node `n`, as disk numbers per group with the
-/// group kind (`disk` for a stripe member).
+/// group kind (`disk` for a stripe member); a vdev that is not a disk (a `replacing-0` group
+/// while a replacement runs) shows as 0.
 pub fn zpool_groups(n: usize, pool: &str) -> Vec<(String, Vec<usize>)> {
     let text = node(n)
         .zpool(&["status", pool])
@@ -209,10 +210,9 @@ pub fn zpool_groups(n: usize, pool: &str) -> Vec<(String, Vec<usize>)> {
             let numbers = disks
                 .iter()
                 .map(|d| {
-                    d.rsplit("disk-")
-                        .next()
-                        .and_then(|x| x.parse().ok())
-                        .unwrap_or_else(|| panic!("unexpected vdev {d}"))
+                    d.rsplit_once("disk-")
+                        .and_then(|(_, x)| x.parse().ok())
+                        .unwrap_or(0)
                 })
                 .collect();
             (kind, numbers)
