@@ -434,22 +434,29 @@ async fn discovery_registers_and_retires_disks_and_claims_are_refused_with_reaso
     .await;
     assert_eq!(phase("claim-b").await.expect("claim-b"), "Pending");
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
-    wait_for("the refusal's reason as an Event", Duration::from_secs(30), || async {
-        let notes: Vec<String> = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("claim-b"))
-            .map(|e| format!("{:?} {:?}", e.reason, e.note))
-            .collect();
-        if notes.iter().any(|n| n.contains("claimed by") && n.contains("claim-a")) {
-            Ok(())
-        } else {
-            Err(format!("{notes:?}"))
-        }
-    })
+    wait_for(
+        "the refusal's reason as an Event",
+        Duration::from_secs(30),
+        || async {
+            let notes: Vec<String> = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("claim-b"))
+                .map(|e| format!("{:?} {:?}", e.reason, e.note))
+                .collect();
+            if notes
+                .iter()
+                .any(|n| n.contains("claimed by") && n.contains("claim-a"))
+            {
+                Ok(())
+            } else {
+                Err(format!("{notes:?}"))
+            }
+        },
+    )
     .await;
     let bound = bds.get(name).await.expect("bd");
     assert_eq!(bound.status.claim_state, "Claimed");
@@ -461,12 +468,16 @@ async fn discovery_registers_and_retires_disks_and_claims_are_refused_with_reaso
     // Deleting the bound claim releases the disk; the waiting claim then binds.
     let (ok, out) = kubectl(&["delete", "bdc", "claim-a"], None);
     assert!(ok, "{out}");
-    wait_for("claim-b Bound after the release", Duration::from_secs(30), || async {
-        match phase("claim-b").await? {
-            p if p == "Bound" => Ok(()),
-            p => Err(p),
-        }
-    })
+    wait_for(
+        "claim-b Bound after the release",
+        Duration::from_secs(30),
+        || async {
+            match phase("claim-b").await? {
+                p if p == "Bound" => Ok(()),
+                p => Err(p),
+            }
+        },
+    )
     .await;
     for c in ["claim-b", "claim-big"] {
         let (ok, out) = kubectl(&["delete", "bdc", c], None);
@@ -483,13 +494,17 @@ async fn discovery_registers_and_retires_disks_and_claims_are_refused_with_reaso
     .await;
 
     std::fs::remove_file(&extra).expect("remove disk file");
-    wait_for("vanished disk Inactive", Duration::from_secs(30), || async {
-        let b = bds.get(name).await.map_err(|e| e.to_string())?;
-        if b.status.state == "Inactive" {
-            Ok(())
-        } else {
-            Err(b.status.state)
-        }
-    })
+    wait_for(
+        "vanished disk Inactive",
+        Duration::from_secs(30),
+        || async {
+            let b = bds.get(name).await.map_err(|e| e.to_string())?;
+            if b.status.state == "Inactive" {
+                Ok(())
+            } else {
+                Err(b.status.state)
+            }
+        },
+    )
     .await;
 }
