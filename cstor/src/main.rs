@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod migrate;
 mod pools;
 mod status;
+mod volumes;
 mod webhook;
 
 #[derive(Parser, Debug)]
@@ -40,7 +41,14 @@ enum Cmd {
     PoolManager(Box<pools::PoolManagerArgs>),
     /// Register a node's disks as BlockDevices.
     DiskDiscovery(pools::DiscoveryArgs),
-    /// Print the pools (and, later, volumes) of the cluster.
+    /// Run the cvc-operator (CVC -> volume, target, replicas), leader-elected.
+    CvcOperator(Box<volumes::CvcOperatorArgs>),
+    /// Run the iSCSI target of one CStorVolume (the target Deployment's sidecar).
+    VolumeManager(Box<volumes::VolumeManagerArgs>),
+    /// Volumes: `cstor volume create NAME --size 1Gi --replicas 3 --pool-cluster CSPC`.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCmd),
+    /// Print the pools and volumes of the cluster.
     Status(status::StatusArgs),
     /// Run the admission webhook server (HTTPS): validation, mutation, certificates.
     Webhook(Box<webhook::WebhookArgs>),
@@ -115,6 +123,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Cmd::PoolManager(args) => pools::pool_manager(*args).await?,
         Cmd::DiskDiscovery(args) => pools::disk_discovery(args).await?,
         Cmd::Status(args) => status::run(args).await?,
+        Cmd::CvcOperator(args) => volumes::cvc_operator(*args).await?,
+        Cmd::VolumeManager(args) => volumes::volume_manager(*args).await?,
+        Cmd::Volume(cmd) => volumes::run(cmd).await?,
         Cmd::Webhook(args) => webhook::run(*args).await?,
         Cmd::Migrate(cmd) => return migrate::run(cmd).await,
     }

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use cstor_api::cstor_v1::cspc::RaidGroup;
 use cstor_api::cstor_v1::cspi::CStorPoolInstance;
+use cstor_api::cstor_v1::cv::CStorVolume;
+use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
+use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys::labels;
 use kube::Api;
 use kube::api::ListParams;
@@ -35,7 +38,114 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         (pool_cluster(a), &a.spec.host_name).cmp(&(pool_cluster(b), &b.spec.host_name))
     });
     print!("{}", pool_table(&cspis));
+    let client = api.into_client();
+    let cvcs: Api<CStorVolumeConfig> = Api::namespaced(client.clone(), &args.namespace);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), &args.namespace);
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client, &args.namespace);
+    let mut cvcs = cvcs.list(&ListParams::default()).await?.items;
+    cvcs.sort_by_key(|c| c.metadata.name.clone());
+    let cvs = cvs.list(&ListParams::default()).await?.items;
+    let mut cvrs = cvrs.list(&ListParams::default()).await?.items;
+    cvrs.sort_by_key(|c| c.metadata.name.clone());
+    if !cvcs.is_empty() {
+        println!();
+        print!("{}", volume_table(&cvcs, &cvs, &cvrs));
+    }
     Ok(())
+}
+
+fn label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> String {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The volumes and their replicas, as `cstor status` prints them below the pools.
+pub fn volume_table(
+    cvcs: &[CStorVolumeConfig],
+    cvs: &[CStorVolume],
+    cvrs: &[CStorVolumeReplica],
+) -> String {
+    let mut rows = vec![
+        ["VOLUME", "CSPC", "CLAIM", "STATUS", "SIZE", "REPLICAS", "IQN"].map(String::from),
+    ];
+    for cvc in cvcs {
+        let name = cvc.metadata.name.clone().unwrap_or_default();
+        let cv = cvs.iter().find(|v| v.metadata.name.as_ref() == Some(&name));
+        let status = cv.and_then(|v| v.status.as_ref());
+        let healthy = status
+            .map(|s| s.replica_statuses.iter().filter(|r| r.mode == "Healthy").count())
+            .unwrap_or(0);
+        let desired = cv
+            .and_then(|v| v.spec.desired_replication_factor.or(v.spec.replication_factor))
+            .unwrap_or(cvc.spec.provision.replica_count);
+        let size = cvc
+            .spec
+            .capacity
+            .get("storage")
+            .map(|q| q.0.clone())
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            name,
+            label(&cvc.metadata, labels::CSTOR_POOL_CLUSTER),
+            cvc.status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "Pending".into()),
+            status
+                .map(|s| s.phase.clone())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "-".into()),
+            size,
+            format!("{healthy}/{desired}"),
+            cv.map(|v| v.spec.iqn.clone()).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = render(&rows);
+    if !cvrs.is_empty() {
+        let mut replicas = vec![["REPLICA", "VOLUME", "POOL", "NODE", "PHASE"].map(String::from)];
+        for cvr in cvrs {
+            replicas.push([
+                cvr.metadata.name.clone().unwrap_or_default(),
+                label(&cvr.metadata, labels::PERSISTENT_VOLUME),
+                label(&cvr.metadata, labels::CSPI_NAME),
+                cvr.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(cstor_api::keys::annotations::CSPI_HOSTNAME))
+                    .cloned()
+                    .unwrap_or_default(),
+                cvr.status
+                    .as_ref()
+                    .map(|s| s.phase.clone())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&render(&replicas));
+    }
+    out
+}
+
+fn render<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn pool_cluster(cspi: &CStorPoolInstance) -> String {
@@ -156,22 +266,9 @@ pub fn pool_table(cspis: &[CStorPoolInstance]) -> String {
         ]);
     }
     if cspis.is_empty() {
-        return "No pools. Create a CStorPoolCluster: kubectl -n openebs apply -f examples/cspc-stripe.yaml\n".into();
+        return "No pools. Create a CStorPoolCluster: kubectl -n openebs apply -f examples/local/cspc-mirror.yaml\n".into();
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    render(&rows)
 }
 
 #[cfg(test)]

@@ -127,8 +127,9 @@ pub fn make_disks(dir: &Path, layout: DiskLayout) -> Result<Vec<PathBuf>, Error>
 }
 
 const ZFS_SCRIPT: &str = r#"set -e
-mkdir -p /var/run/zfs /etc/zfs /var/lock/zfs
+mkdir -p /var/run/zfs /etc/zfs /var/lock/zfs /var/lib/zfs
 mount --bind "$NODE_ZFS/run" /var/run/zfs
+mount --bind "$NODE_ZFS/lib" /var/lib/zfs
 mount --bind "$NODE_ZFS/etc" /etc/zfs
 mount --bind "$NODE_ZFS/lock" /var/lock/zfs
 exec zfs-fuse --no-daemon --pidfile "$NODE_ZFS/zfs-fuse.pid""#;
@@ -137,7 +138,7 @@ exec zfs-fuse --no-daemon --pidfile "$NODE_ZFS/zfs-fuse.pid""#;
 /// once `zpool list` answers inside its namespace.
 pub fn start(sup: &mut Supervisor, name: &str, dir: &Path) -> Result<LocalNode, Error> {
     let zfs = dir.join("zfs");
-    for sub in ["run", "etc", "lock"] {
+    for sub in ["run", "etc", "lock", "lib"] {
         let d = zfs.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }

@@ -40,6 +40,10 @@ pub struct PodEnv {
     pub logs: PathBuf,
     /// Process group to join, so our watchdog ends the processes with us.
     pub pgid: Option<i32>,
+    /// Local-only environment given to every process (tgtd's control port, node roots).
+    pub extra_env: BTreeMap<String, String>,
+    /// Per-pod scratch directories (the volume-manager's FUSE mount point).
+    pub scratch: PathBuf,
 }
 
 /// The running processes, by pod name (`<deployment>-local-<i>`): pid and restart count.
@@ -202,6 +206,18 @@ impl PodEnv {
             }
             env.insert("CSTOR_ZFS_DIALECT".into(), "zfs-fuse".into());
         }
+        for (k, v) in &self.extra_env {
+            env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        // A target's FUSE fan-out is mounted in a directory of its own.
+        env.insert(
+            "CSTOR_FANOUT_DIR".into(),
+            self.scratch
+                .join(pod)
+                .join("fanout")
+                .to_string_lossy()
+                .into_owned(),
+        );
         Ok(Some(PodPlan {
             node,
             args,
@@ -439,6 +455,9 @@ async fn spawn(
         && let Some(dir) = std::path::Path::new(cache).parent()
     {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if let Some(dir) = plan.env.get("CSTOR_FANOUT_DIR") {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
     }
     let mut cmd = match plan.node.as_deref().and_then(|n| env.node(n)) {
         Some(node) => {

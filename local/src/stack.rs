@@ -24,6 +24,10 @@ pub const POOL_MANAGER_RBAC: &str = include_str!("../../deploy/pool-manager/rbac
 /// deploy/disk-discovery/disk-discovery.yaml: the node agent's RBAC and DaemonSet.
 pub const DISK_DISCOVERY_MANIFEST: &str =
     include_str!("../../deploy/disk-discovery/disk-discovery.yaml");
+/// deploy/cvc-operator/operator.yaml: the cvc-operator's ServiceAccount, RBAC and Deployment.
+pub const CVC_OPERATOR_MANIFEST: &str = include_str!("../../deploy/cvc-operator/operator.yaml");
+/// deploy/volume-manager/rbac.yaml: what a volume target may do.
+pub const VOLUME_MANAGER_RBAC: &str = include_str!("../../deploy/volume-manager/rbac.yaml");
 /// The disk-discovery ServiceAccount.
 pub const DISCOVERY_ACCOUNT: &str = "cstor-disk-discovery";
 
@@ -47,6 +51,10 @@ pub struct Stack {
     pub pods: PodTable,
     /// The webhook's port on 127.0.0.1.
     pub webhook_port: u16,
+    /// The iSCSI portal of the machine's tgtd (`127.0.0.1:PORT`).
+    pub iscsi_port: u16,
+    /// tgtd's management port (`tgtadm -C`).
+    pub tgt_control_port: u16,
     sup: Supervisor,
     stop_tx: Option<tokio::sync::oneshot::Sender<()>>,
     runner: Option<tokio::task::JoinHandle<()>>,
@@ -72,6 +80,7 @@ pub async fn start(
     for manifest in [
         components::WEBHOOK_RBAC,
         POOL_MANAGER_RBAC,
+        VOLUME_MANAGER_RBAC,
         DISK_DISCOVERY_MANIFEST,
     ] {
         components::apply(admin, &without_workloads(components::documents(manifest)?)).await?;
@@ -110,7 +119,10 @@ pub async fn start(
         nodes.push(local);
     }
 
+    let (tgt_control_port, iscsi_port) = start_tgtd(&mut sup)?;
+
     let mut operator = components::documents(OPERATOR_MANIFEST)?;
+    operator.extend(components::documents(CVC_OPERATOR_MANIFEST)?);
     if let Some(replicas) = opts.operator_replicas {
         for doc in &mut operator {
             if doc.get("kind").and_then(|k| k.as_str()) == Some("Deployment")
@@ -131,6 +143,19 @@ pub async fn start(
         token_dir: token_dir.clone(),
         logs: logs.clone(),
         pgid: sup.pgid(),
+        extra_env: [
+            ("CSTOR_TGT_CONTROL_PORT".to_string(), tgt_control_port.to_string()),
+            (
+                "CSTOR_NODE_ROOTS".to_string(),
+                nodes
+                    .iter()
+                    .map(|n| format!("{}=/proc/{}/root", n.name, n.zfs_pid))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+        .into(),
+        scratch: dir.join("pods"),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(pods::run(admin.clone(), env, pods.clone(), async move {
@@ -145,11 +170,52 @@ pub async fn start(
         nodes,
         pods,
         webhook_port,
+        iscsi_port,
+        tgt_control_port,
         sup,
         stop_tx: Some(stop_tx),
         runner: Some(runner),
         renewer: Some(renewer),
     })
+}
+
+/// Starts the machine's tgtd (every volume-manager adds its target to it) on a free iSCSI
+/// port and a management port of its own; returns (control port, iSCSI port).
+fn start_tgtd(sup: &mut Supervisor) -> Result<(u16, u16), Error> {
+    if !Path::new("/usr/sbin/tgtd").exists() {
+        return Err(Error::Tool(
+            "`tgtd` is not installed: local volumes need it (apt-get install tgt)".into(),
+        ));
+    }
+    // tgtd's management socket is /var/run/tgtd/socket.<port>: pick one nobody uses.
+    let control = (100..60000u16)
+        .map(|i| i.wrapping_add((std::process::id() % 997) as u16))
+        .find(|p| !Path::new(&format!("/var/run/tgtd/socket.{p}")).exists())
+        .unwrap_or(4242);
+    let iscsi = components::free_port()?;
+    let mut cmd = Command::new("tgtd");
+    cmd.arg("-f")
+        .arg("-C")
+        .arg(control.to_string())
+        .arg("--iscsi")
+        .arg(format!("portal=127.0.0.1:{iscsi}"));
+    sup.spawn("tgtd", cmd)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = Command::new("tgtadm")
+            .args(["-C", &control.to_string(), "--lld", "iscsi", "--mode", "target", "--op", "show"])
+            .output();
+        if shown.is_ok_and(|o| o.status.success()) {
+            return Ok((control, iscsi));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "tgtd did not answer tgtadm -C {control} within 20s; log {}",
+                sup.log_path("tgtd").display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Keeps only what the local stack applies itself: ServiceAccounts and RBAC (DaemonSets are
@@ -244,6 +310,17 @@ impl Stack {
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
+        // tgtd ignores SIGTERM; this is its clean stop.
+        let _ = Command::new("tgtadm")
+            .args([
+                "-C",
+                &self.tgt_control_port.to_string(),
+                "--op",
+                "delete",
+                "--mode",
+                "system",
+            ])
+            .output();
         self.sup.stop(Duration::from_secs(10));
     }
 }

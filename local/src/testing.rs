@@ -92,6 +92,8 @@ pub struct TestStack {
     pub nodes: Vec<crate::node::LocalNode>,
     pub pods: crate::pods::PodTable,
     pub webhook_port: u16,
+    pub iscsi_port: u16,
+    pub tgt_control_port: u16,
 }
 
 static STACK: OnceLock<Result<TestStack, String>> = OnceLock::new();
@@ -130,6 +132,8 @@ pub fn stack(opts: crate::stack::StackOptions) -> &'static TestStack {
                             nodes: stack.nodes.clone(),
                             pods: stack.pods.clone(),
                             webhook_port: stack.webhook_port,
+                            iscsi_port: stack.iscsi_port,
+                            tgt_control_port: stack.tgt_control_port,
                         }));
                         // Keep the stack (and this runtime) for the life of the test binary.
                         std::future::pending::<()>().await;

@@ -1,9 +1,11 @@
 //! Cluster-scope controllers on kube::runtime: the CSPC controller (CSPC → CSPIs, claims and
 //! pool-manager Deployments), claim binding (the part of NDM cStor needs) and the leader-elected
-//! operator entry point. CVC, backup/restore, upgrade and migration come with later issues.
+//! operator entry point, and the CVC controller (volumes). Backup/restore, upgrade and migration
+//! come with later issues.
 
 pub mod claims;
 pub mod cspc;
+pub mod cvc;
 pub mod error;
 pub mod meta;
 pub mod operator;

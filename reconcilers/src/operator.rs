@@ -33,9 +33,21 @@ pub struct OperatorConfig {
 }
 
 /// Stops started controllers: dropping the senders resolves their shutdown futures.
-struct Controllers {
-    stop: Vec<oneshot::Sender<()>>,
-    done: futures::future::BoxFuture<'static, ()>,
+pub(crate) struct Controllers {
+    pub(crate) stop: Vec<oneshot::Sender<()>>,
+    pub(crate) done: futures::future::BoxFuture<'static, ()>,
+}
+
+/// The Lease settings [`run_elected`] needs (shared by every leader-elected operator).
+#[derive(Clone, Debug)]
+pub(crate) struct Election {
+    pub(crate) namespace: String,
+    pub(crate) identity: String,
+    pub(crate) enabled: bool,
+    pub(crate) lease_name: String,
+    pub(crate) lease_seconds: u64,
+    /// Name used in `Error::ControllerStopped`.
+    pub(crate) what: &'static str,
 }
 
 fn start(client: Client, config: &OperatorConfig) -> Controllers {
@@ -75,6 +87,14 @@ fn start(client: Client, config: &OperatorConfig) -> Controllers {
 }
 
 impl Controllers {
+    /// Controllers from their stop senders and their joint completion future.
+    pub(crate) fn new(
+        stop: Vec<oneshot::Sender<()>>,
+        done: futures::future::BoxFuture<'static, ()>,
+    ) -> Self {
+        Controllers { stop, done }
+    }
+
     /// Asks every controller to finish its running reconciles, waiting at most `grace`.
     async fn stop(self, grace: Duration) {
         for tx in self.stop {
@@ -92,12 +112,31 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let election = Election {
+        namespace: config.namespace.clone(),
+        identity: config.identity.clone(),
+        enabled: config.leader_election,
+        lease_name: config.lease_name.clone(),
+        lease_seconds: config.lease_seconds,
+        what: "cspc",
+    };
+    run_elected(client, election, move |c| start(c, &config), shutdown).await
+}
+
+/// Runs the controllers made by `start` while this process holds the Lease (or always, when
+/// election is off) until `shutdown` resolves (Ok) or the Lease is lost (Err).
+pub(crate) async fn run_elected(
+    client: Client,
+    config: Election,
+    start: impl FnOnce(Client) -> Controllers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let mut shutdown = Box::pin(shutdown);
-    if !config.leader_election {
-        let mut controllers = start(client, &config);
+    if !config.enabled {
+        let mut controllers = start(client);
         tokio::select! {
             _ = &mut shutdown => {}
-            _ = &mut controllers.done => return Err(Error::ControllerStopped("cspc")),
+            _ = &mut controllers.done => return Err(Error::ControllerStopped(config.what)),
         }
         controllers.stop(Duration::from_secs(10)).await;
         return Ok(());
@@ -147,7 +186,7 @@ pub async fn run(
     }
 
     tracing::info!(lease = %config.lease_name, identity = %config.identity, "leading; starting controllers");
-    let mut controllers = start(client, &config);
+    let mut controllers = start(client);
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
@@ -156,7 +195,7 @@ pub async fn run(
                     break Err(Error::LeaseLost(config.lease_name.clone()));
                 }
             }
-            _ = &mut controllers.done => break Err(Error::ControllerStopped("cspc")),
+            _ = &mut controllers.done => break Err(Error::ControllerStopped(config.what)),
         }
     };
     match &outcome {

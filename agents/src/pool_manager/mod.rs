@@ -6,6 +6,7 @@
 pub mod decide;
 pub mod kube_ops;
 pub mod reconcile;
+pub mod replica;
 pub mod zfs;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cstor_api::cstor_v1::cspi::CStorPoolInstance;
+use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys;
 use cstor_api::openebs_v1alpha1::BlockDeviceClaim;
 use futures::StreamExt;
@@ -191,11 +193,19 @@ pub async fn run(
     let cspis: Api<CStorPoolInstance> = Api::namespaced(client.clone(), &config.namespace);
     let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), &config.namespace);
     let claims = watcher::Config::default().labels(keys::labels::CSTOR_POOL_CLUSTER);
+    // Our CVRs: the CSPI status counts them (provisioned / healthy replicas).
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), &config.namespace);
+    let ours = watcher::Config::default().labels(&replica::selector(&config.cspi_uid));
+    let watched_cvrs = watched.clone();
+    let replicas = tokio::spawn(replica::run(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx.clone();
     Controller::new(cspis, watcher::Config::default())
         .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
         .watches(bdcs, claims, move |bdc: BlockDeviceClaim| {
             claim_trigger(&watched, &bdc)
+        })
+        .watches(cvrs, ours, move |_: CStorVolumeReplica| {
+            watched_cvrs.lock().ok().and_then(|w| w.cspi.clone())
         })
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -209,6 +219,9 @@ pub async fn run(
             }
         })
         .await;
+    if let Err(e) = replicas.await {
+        tracing::warn!(error = %e, "replica controller task");
+    }
     reconcile::mark_offline(&ctx).await
 }
 

@@ -11,6 +11,7 @@ use cstor_api::common::{ConditionStatus, PoolCondition};
 use cstor_api::cstor_v1::cspi::{
     CStorPoolInstance, CStorPoolInstanceStatus, condition_type, phase,
 };
+use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -864,13 +865,7 @@ async fn update_status(
             ReadOnlyChange::None => {}
         }
     }
-    let provisioned = match ctx.run(&["zfs", "list", "-H", "-o", "name"]).await {
-        Ok(out) => zfs::count_replicas(&out.stdout, pool),
-        Err(e) => {
-            tracing::warn!(error = %e, "datasets not listed");
-            previous.map(|p| p.provisioned_replicas).unwrap_or_default()
-        }
-    };
+    let (provisioned, healthy) = replica_counts(ctx, previous).await;
 
     let bds: Vec<(String, Vec<String>)> = decide::spec_groups(&cspi.spec)
         .iter()
@@ -913,7 +908,7 @@ async fn update_status(
         )
         .await;
     }
-    let new = decide::build_status(
+    let mut new = decide::build_status(
         &status.state,
         used_available.map(|(u, a)| decide::capacity(u, a)),
         previous,
@@ -921,7 +916,35 @@ async fn update_status(
         provisioned,
         conditions,
     );
+    new.healthy_replicas = healthy;
     ctx.write_status(cspi, &new).await
+}
+
+/// `provisionedReplicas` / `healthyReplicas`: our CVRs that have a dataset, and of those the
+/// Healthy ones. Without the CVR list, the datasets are counted; the last values are kept
+/// when nothing can be read.
+async fn replica_counts(ctx: &Ctx, previous: Option<&CStorPoolInstanceStatus>) -> (i32, i32) {
+    let pool = ctx.pool.as_str();
+    let last = (
+        previous.map(|p| p.provisioned_replicas).unwrap_or_default(),
+        previous.map(|p| p.healthy_replicas).unwrap_or_default(),
+    );
+    let listing = match ctx.run(&["zfs", "list", "-H", "-o", "name"]).await {
+        Ok(out) => out.stdout,
+        Err(e) => {
+            tracing::warn!(error = %e, "datasets not listed");
+            return last;
+        }
+    };
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let selector = super::replica::selector(&ctx.config.cspi_uid);
+    match cvrs.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => super::replica::decide::replica_counts(&list.items, &listing, pool),
+        Err(e) => {
+            tracing::warn!(error = %e, "replicas not listed");
+            (zfs::count_replicas(&listing, pool), last.1)
+        }
+    }
 }
 
 /// B §2.8: `canmount=off` and the (dialect-mapped) compression on the pool dataset.

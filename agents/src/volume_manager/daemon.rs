@@ -1,0 +1,897 @@
+//! The volume-manager process: finds its CStorVolume by UID, builds the fan-out from the
+//! volume's CVRs, mounts and serves it with tgt, then follows the CV and CVRs (replicas in
+//! and out, rebuilds, resize, RF/CF and knownReplicas) and reports the CV status by
+//! server-side apply; on shutdown it removes the target, unmounts and reports `Offline`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cstor_api::cstor_v1::cv::{
+    CStorVolume, CStorVolumeCondition, CStorVolumeReplicaDetails, CStorVolumeStatus,
+    condition_status, condition_type, phase,
+};
+use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
+use cstor_api::keys;
+use futures::{StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::fanout::{Fanout, Replica, ReplicaState};
+use super::fuse::{self, Mounted};
+use super::status::{self, KnownPlan};
+use super::tgt::{Tgt, Tgtadm};
+use super::{Config, Error};
+use crate::runner::Runner;
+
+/// How often the fan-out's replica states are looked at (a degraded replica shows up in the
+/// CV status within this).
+const POLL: Duration = Duration::from_secs(1);
+/// First and longest wait between rebuild attempts of one replica.
+const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
+const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn kube_err(e: kube::Error) -> Error {
+    Error::Kube(e)
+}
+
+/// Opens a replica's lun file for reading and writing.
+fn open_replica(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::Io {
+            context: format!("open replica file {}", path.display()),
+            source: e,
+        })
+}
+
+/// Checks what the target needs from the CV spec (B §5.3's add validation, our subset).
+pub fn validate(cv: &CStorVolume) -> Result<u64, String> {
+    let mut bad = Vec::new();
+    if cv.spec.iqn.is_empty() {
+        bad.push("spec.iqn is empty".to_string());
+    }
+    let cap = cv
+        .spec
+        .capacity
+        .as_ref()
+        .and_then(|q| status::quantity_bytes(&q.0))
+        .unwrap_or(0);
+    if cap == 0 {
+        bad.push("spec.capacity is missing or zero".to_string());
+    }
+    let rf = cv.spec.replication_factor.unwrap_or(0);
+    let cf = cv.spec.consistency_factor.unwrap_or(0);
+    if rf <= 0 {
+        bad.push("spec.replicationFactor is not positive".to_string());
+    }
+    if cf <= 0 {
+        bad.push("spec.consistencyFactor is not positive".to_string());
+    }
+    if rf > 0 && cf > rf {
+        bad.push(format!("consistencyFactor {cf} > replicationFactor {rf}"));
+    }
+    if bad.is_empty() {
+        Ok(cap)
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
+/// A rebuild running on a blocking thread.
+struct RebuildTask {
+    handle: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+/// Per-replica retry bookkeeping.
+#[derive(Default)]
+struct Retry {
+    failures: u32,
+    next: Option<Instant>,
+}
+
+fn rebuild_backoff(failures: u32) -> Duration {
+    let d = REBUILD_BACKOFF_MIN.saturating_mul(1u32 << failures.min(5));
+    d.min(REBUILD_BACKOFF_MAX)
+}
+
+/// Everything the running volume-manager holds.
+struct Volume {
+    config: Config,
+    cvs: Api<CStorVolume>,
+    cvrs: Api<CStorVolumeReplica>,
+    name: String,
+    manager: String,
+    recorder: Recorder,
+    fanout: Arc<Fanout>,
+    mounted: Option<Mounted>,
+    tgt: Tgt,
+    tid: Option<u32>,
+    rebuilds: HashMap<String, RebuildTask>,
+    retries: HashMap<String, Retry>,
+    /// The last status applied (times and upTime cleared), to skip identical applies.
+    last_status: Option<CStorVolumeStatus>,
+    last_apply: Option<Instant>,
+    phase: String,
+    /// Resize failure to report in the Resizing condition.
+    resize_error: Option<String>,
+}
+
+/// Runs the volume-manager for CV `config.volume_uid` until `shutdown` resolves (or the CV is
+/// deleted); then removes the tgt target, unmounts and reports phase `Offline`.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), &config.namespace);
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), &config.namespace);
+    let mut stop = stop_rx.clone();
+    let Some(cv) = find_cv(&cvs, &config.volume_uid, &mut stop).await? else {
+        return Ok(());
+    };
+    let name = cv.name_any();
+    tracing::info!(volume = %name, uid = %config.volume_uid, "volume-manager starting");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "cstor-volume-manager".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let manager = format!("cstor-volume-manager/{name}");
+    let tgt = Tgt {
+        adm: Tgtadm {
+            control_port: config.tgt_control_port,
+        },
+        runner: Runner {
+            timeout: config.command_timeout,
+        },
+    };
+
+    // Until the spec is usable and CF replicas can be opened, report Init/Invalid and wait.
+    let Some((fanout, size)) =
+        initial_fanout(&cvs, &cvrs, &name, &config, &recorder, &manager, &mut stop).await?
+    else {
+        return Ok(());
+    };
+    let fanout = Arc::new(fanout);
+    let mut vol = Volume {
+        config: config.clone(),
+        cvs: cvs.clone(),
+        cvrs: cvrs.clone(),
+        name: name.clone(),
+        manager,
+        recorder,
+        fanout: fanout.clone(),
+        mounted: None,
+        tgt,
+        tid: None,
+        rebuilds: HashMap::new(),
+        retries: HashMap::new(),
+        last_status: None,
+        last_apply: None,
+        phase: cv
+            .status
+            .as_ref()
+            .map(|s| s.phase.clone())
+            .unwrap_or_default(),
+        resize_error: None,
+    };
+    let result = vol.serve_and_follow(size, stop_rx).await;
+    vol.teardown().await;
+    result
+}
+
+/// Lists CVs until one with `uid` shows up (the target can start before the API has it).
+async fn find_cv(
+    cvs: &Api<CStorVolume>,
+    uid: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<CStorVolume>, Error> {
+    loop {
+        match cvs.list(&ListParams::default()).await {
+            Ok(list) => {
+                if let Some(cv) = list
+                    .items
+                    .into_iter()
+                    .find(|c| c.metadata.uid.as_deref() == Some(uid))
+                {
+                    return Ok(Some(cv));
+                }
+                tracing::info!(uid, "CStorVolume not there yet");
+            }
+            Err(e) => tracing::warn!(error = %e, "listing CStorVolumes failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+    }
+}
+
+fn cvr_params(name: &str) -> ListParams {
+    ListParams::default().labels(&format!("{}={name}", keys::labels::PERSISTENT_VOLUME))
+}
+
+/// Applies `status` (with identity) to the CV's status subresource.
+async fn apply_status(
+    cvs: &Api<CStorVolume>,
+    name: &str,
+    namespace: &str,
+    manager: &str,
+    status: &CStorVolumeStatus,
+) -> Result<(), Error> {
+    let body = json!({
+        "apiVersion": "cstor.openebs.io/v1",
+        "kind": "CStorVolume",
+        "metadata": {"name": name, "namespace": namespace},
+        "status": status,
+    });
+    cvs.patch_status(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(kube_err)
+}
+
+async fn event(
+    recorder: &Recorder,
+    cv: &CStorVolume,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    match type_ {
+        EventType::Warning => tracing::warn!(reason, %note, "event"),
+        EventType::Normal => tracing::info!(reason, %note, "event"),
+    }
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &cv.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "event not published");
+    }
+}
+
+/// Waits for a valid spec and for CF openable replicas; returns the fan-out and the size.
+/// A fresh volume's replicas start Healthy; at a restart only those the last status showed
+/// Healthy do (the others are rebuilt by the main loop).
+async fn initial_fanout(
+    cvs: &Api<CStorVolume>,
+    cvrs: &Api<CStorVolumeReplica>,
+    name: &str,
+    config: &Config,
+    recorder: &Recorder,
+    manager: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<(Fanout, u64)>, Error> {
+    let mut reported = String::new();
+    loop {
+        let cv = cvs.get(name).await.map_err(kube_err)?;
+        let (phase, message) = match validate(&cv) {
+            Err(why) => (phase::INVALID, why),
+            Ok(size) => {
+                let list = cvrs.list(&cvr_params(name)).await.map_err(kube_err)?;
+                let wanted = status::wanted_replicas(&cv, &list.items, &config.node_roots);
+                let fresh = status::is_fresh(&cv);
+                let mut replicas = Vec::new();
+                let mut problems = Vec::new();
+                for (id, (path, recreate)) in &wanted {
+                    let healthy = !recreate && (fresh || status::was_healthy(&cv, id));
+                    if !healthy {
+                        continue;
+                    }
+                    match open_replica(path) {
+                        Ok(file) => replicas.push(Replica {
+                            id: id.clone(),
+                            file,
+                            state: ReplicaState::Healthy,
+                        }),
+                        Err(e) => problems.push(e.to_string()),
+                    }
+                }
+                let cf = cv.spec.consistency_factor.unwrap_or(1).max(1) as usize;
+                if replicas.len() >= cf {
+                    // Replica files shorter than the volume (a resize before our start) grow.
+                    for r in &replicas {
+                        if r.file.metadata().map(|m| m.len() < size).unwrap_or(false)
+                            && let Err(e) = r.file.set_len(size)
+                        {
+                            tracing::warn!(replica = %r.id, error = %e, "growing replica file");
+                        }
+                    }
+                    tracing::info!(
+                        replicas = replicas.len(),
+                        wanted = wanted.len(),
+                        fresh,
+                        "starting the fan-out"
+                    );
+                    return Ok(Some((Fanout::new(replicas, size, cf), size)));
+                }
+                let mut m = format!(
+                    "waiting for replicas: {} of {cf} needed can be opened ({} CVRs ready)",
+                    replicas.len(),
+                    wanted.len()
+                );
+                if !problems.is_empty() {
+                    m.push_str(": ");
+                    m.push_str(&problems.join("; "));
+                }
+                (phase::INIT, m)
+            }
+        };
+        if reported != message {
+            tracing::info!(phase, %message, "volume not ready");
+            let st = CStorVolumeStatus {
+                phase: phase.to_string(),
+                message: message.clone(),
+                last_update_time: Some(now()),
+                last_transition_time: Some(now()),
+                ..CStorVolumeStatus::default()
+            };
+            if phase == phase::INVALID {
+                event(
+                    recorder,
+                    &cv,
+                    EventType::Warning,
+                    "FailCreate",
+                    format!("failed to create cstorvolume validation failed: {message}"),
+                )
+                .await;
+            }
+            if let Err(e) = apply_status(cvs, name, &config.namespace, manager, &st).await {
+                tracing::warn!(error = %e, "status apply failed");
+            }
+            reported = message;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+    }
+}
+
+impl Volume {
+    async fn serve_and_follow(
+        &mut self,
+        size: u64,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        let mounted = {
+            let fanout = self.fanout.clone();
+            let dir = self.config.mount_dir.clone();
+            tokio::task::spawn_blocking(move || fuse::mount(fanout, &dir))
+                .await
+                .map_err(|e| Error::Io {
+                    context: "FUSE mount task".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })??
+        };
+        let lun = mounted.lun_path().display().to_string();
+        self.mounted = Some(mounted);
+        let cv = self.cvs.get(&self.name).await.map_err(kube_err)?;
+        let tid = self.tgt.serve(&cv.spec.iqn, &lun).await?;
+        self.tid = Some(tid);
+        tracing::info!(volume = %self.name, tid, size, "serving");
+
+        let cv_watch = watcher(
+            self.cvs.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={}", self.name)),
+        )
+        .default_backoff()
+        .map(|_| ())
+        .boxed();
+        let cvr_watch = watcher(
+            self.cvrs.clone(),
+            watcher::Config::default().labels(&format!(
+                "{}={}",
+                keys::labels::PERSISTENT_VOLUME,
+                self.name
+            )),
+        )
+        .default_backoff()
+        .map(|_| ())
+        .boxed();
+        let mut events = stream::select(cv_watch, cvr_watch);
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+                e = events.next() => {
+                    if e.is_none() {
+                        tracing::warn!("watch streams ended");
+                        return Ok(());
+                    }
+                    dirty = true;
+                }
+                _ = poll.tick() => {}
+            }
+            // Watch events come in bursts; one pass per tick picks them all up.
+            let due = self
+                .last_apply
+                .is_none_or(|t| t.elapsed() >= self.config.resync);
+            if dirty || due || self.fanout_changed() {
+                match self.reconcile().await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(()),
+                    Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                }
+                dirty = false;
+            }
+        }
+    }
+
+    /// True when the fan-out's view differs from the last applied status (a replica failed or
+    /// finished its rebuild).
+    fn fanout_changed(&self) -> bool {
+        let Some(last) = &self.last_status else {
+            return true;
+        };
+        let infos = self.fanout.replicas();
+        let now = Instant::now();
+        let mut current = status::replica_statuses(&infos, now);
+        for r in &mut current {
+            r.up_time = 0;
+            r.checkpointed_io_seq.clear();
+            r.inflight_read.clear();
+            r.inflight_write.clear();
+            r.inflight_sync.clear();
+        }
+        let mut prev = last.replica_statuses.clone();
+        for r in &mut prev {
+            r.checkpointed_io_seq.clear();
+            r.inflight_read.clear();
+            r.inflight_write.clear();
+            r.inflight_sync.clear();
+        }
+        current != prev || self.rebuilds.values().any(|t| t.handle.is_finished())
+    }
+
+    /// One pass; false when the CV is gone (stop serving).
+    async fn reconcile(&mut self) -> Result<bool, Error> {
+        let Some(cv) = self.cvs.get_opt(&self.name).await.map_err(kube_err)? else {
+            tracing::info!(volume = %self.name, "CStorVolume deleted; stopping");
+            return Ok(false);
+        };
+        if cv.metadata.deletion_timestamp.is_some() {
+            tracing::info!(volume = %self.name, "CStorVolume being deleted; stopping");
+            return Ok(false);
+        }
+        let cvrs = self
+            .cvrs
+            .list(&cvr_params(&self.name))
+            .await
+            .map_err(kube_err)?
+            .items;
+        self.reap_rebuilds().await;
+        self.follow_replicas(&cv, &cvrs);
+        if let Some(cf) = cv.spec.consistency_factor
+            && cf > 0
+        {
+            self.fanout.set_consistency_factor(cf as usize);
+        }
+        let cv = self.follow_known(cv).await?;
+        self.follow_resize(&cv).await;
+        self.report(&cv).await?;
+        Ok(true)
+    }
+
+    /// Collects finished rebuilds (errors go into the replica's backoff).
+    async fn reap_rebuilds(&mut self) {
+        let done: Vec<String> = self
+            .rebuilds
+            .iter()
+            .filter(|(_, t)| t.handle.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            let Some(task) = self.rebuilds.remove(&id) else {
+                continue;
+            };
+            let result = match task.handle.await {
+                Ok(r) => r,
+                Err(e) => Err(Error::RebuildAborted {
+                    id: id.clone(),
+                    reason: e.to_string(),
+                }),
+            };
+            let retry = self.retries.entry(id.clone()).or_default();
+            match result {
+                Ok(()) => {
+                    retry.failures = 0;
+                    retry.next = None;
+                }
+                Err(e) => {
+                    let wait = rebuild_backoff(retry.failures);
+                    retry.failures = retry.failures.saturating_add(1);
+                    retry.next = Some(Instant::now() + wait);
+                    tracing::warn!(replica = %id, error = %e, retry_in = ?wait, "rebuild failed");
+                }
+            }
+        }
+    }
+
+    /// Replicas in and out: CVRs gone or not admitted leave; new or Degraded ones are
+    /// (re)opened and rebuilt in the background.
+    fn follow_replicas(&mut self, cv: &CStorVolume, cvrs: &[CStorVolumeReplica]) {
+        let wanted = status::wanted_replicas(cv, cvrs, &self.config.node_roots);
+        for id in self.fanout.ids() {
+            if !wanted.contains_key(&id) {
+                tracing::info!(replica = %id, "replica left the volume");
+                self.fanout.remove_replica(&id);
+                self.retries.remove(&id);
+            }
+        }
+        for (id, (path, _)) in wanted {
+            let state = self.fanout.state(&id);
+            if matches!(
+                state,
+                Some(ReplicaState::Healthy | ReplicaState::Rebuilding)
+            ) || self.rebuilds.contains_key(&id)
+            {
+                continue;
+            }
+            if self
+                .retries
+                .get(&id)
+                .and_then(|r| r.next)
+                .is_some_and(|t| Instant::now() < t)
+            {
+                continue;
+            }
+            if state.is_none() {
+                self.fanout.add_replica(&id);
+            }
+            self.start_rebuild(id, path);
+        }
+    }
+
+    fn start_rebuild(&mut self, id: String, path: PathBuf) {
+        let fanout = self.fanout.clone();
+        let task_id = id.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            let file = open_replica(&path)?;
+            fanout.rebuild(&task_id, file).map(|_| ())
+        });
+        self.rebuilds.insert(id, RebuildTask { handle });
+    }
+
+    /// knownReplicas, RF and CF (B §5.4/§5.5); returns the CV as it is afterwards.
+    async fn follow_known(&mut self, cv: CStorVolume) -> Result<CStorVolume, Error> {
+        let plan: KnownPlan = status::plan_known(&cv, &self.fanout.replicas());
+        if let Some(w) = &plan.waiting {
+            tracing::info!(volume = %self.name, "{w}");
+        }
+        for id in &plan.removed {
+            tracing::info!(replica = %id, "scale down: replica leaves the fan-out");
+            self.fanout.remove_replica(id);
+        }
+        if plan.spec_known.is_none() && plan.rf_cf.is_none() {
+            return Ok(with_status_known(cv, plan.status_known));
+        }
+        let mut spec = serde_json::Map::new();
+        if let Some((rf, cf)) = plan.rf_cf {
+            spec.insert("replicationFactor".into(), json!(rf));
+            spec.insert("consistencyFactor".into(), json!(cf));
+        }
+        if let Some(known) = &plan.spec_known {
+            let old = status::spec_known(&cv);
+            let mut m = serde_json::Map::new();
+            for (k, v) in known {
+                m.insert(k.clone(), json!(v));
+            }
+            for k in old.keys().filter(|k| !known.contains_key(*k)) {
+                m.insert(k.clone(), serde_json::Value::Null);
+            }
+            spec.insert("replicaDetails".into(), json!({"knownReplicas": m}));
+        }
+        let patch = json!({"spec": spec});
+        let drf = status::drf(&cv);
+        match self
+            .cvs
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                if let Some((rf, cf)) = plan.rf_cf {
+                    self.fanout.set_consistency_factor(cf.max(1) as usize);
+                    event(
+                        &self.recorder,
+                        &updated,
+                        EventType::Normal,
+                        "Updated",
+                        format!(
+                            "Successfully updated the desiredReplicationFactor to {drf} \
+                             (replicationFactor {rf}, consistencyFactor {cf})"
+                        ),
+                    )
+                    .await;
+                }
+                Ok(with_status_known(updated, plan.status_known))
+            }
+            Err(e) => {
+                event(
+                    &self.recorder,
+                    &cv,
+                    EventType::Warning,
+                    "FailUpdate",
+                    format!("failed to update desired replication factor to {drf} Error: {e}"),
+                )
+                .await;
+                Err(kube_err(e))
+            }
+        }
+    }
+
+    /// Grows the replicas and the LUN when `spec.capacity` exceeds the fan-out's size.
+    async fn follow_resize(&mut self, cv: &CStorVolume) {
+        let Some(want) = cv
+            .spec
+            .capacity
+            .as_ref()
+            .and_then(|q| status::quantity_bytes(&q.0))
+        else {
+            return;
+        };
+        let have = self.fanout.size();
+        if want <= have {
+            if want < have {
+                tracing::warn!(
+                    want,
+                    have,
+                    "spec.capacity below the volume size; shrink ignored"
+                );
+            }
+            return;
+        }
+        let fanout = self.fanout.clone();
+        let grown = tokio::task::spawn_blocking(move || fanout.resize(want))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::Io {
+                    context: "resize task".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        let refreshed = match (grown, self.tid, &self.mounted) {
+            (Ok(()), Some(tid), Some(m)) => {
+                let lun = m.lun_path().display().to_string();
+                self.tgt.refresh_lun(tid, &lun).await
+            }
+            (Ok(()), _, _) => Ok(()),
+            (Err(e), _, _) => Err(e),
+        };
+        match refreshed {
+            Ok(()) => {
+                self.resize_error = None;
+                event(
+                    &self.recorder,
+                    cv,
+                    EventType::Normal,
+                    "Updated",
+                    format!("successfully resized volume from {have} to {want} bytes"),
+                )
+                .await;
+            }
+            Err(e) => {
+                self.resize_error = Some(e.to_string());
+                event(
+                    &self.recorder,
+                    cv,
+                    EventType::Warning,
+                    "FailUpdate",
+                    format!("resize from {have} to {want} bytes failed: {e}"),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// The CV status from the fan-out; applied when it changed or the resync is due; an
+    /// Event on a phase change.
+    async fn report(&mut self, cv: &CStorVolume) -> Result<(), Error> {
+        let st = self.desired_status(cv);
+        let mut cmp = st.clone();
+        strip_volatile(&mut cmp);
+        let due = self
+            .last_apply
+            .is_none_or(|t| t.elapsed() >= self.config.resync);
+        if !due && self.last_status.as_ref() == Some(&cmp) {
+            return Ok(());
+        }
+        apply_status(
+            &self.cvs,
+            &self.name,
+            &self.config.namespace,
+            &self.manager,
+            &st,
+        )
+        .await?;
+        self.last_status = Some(cmp);
+        self.last_apply = Some(Instant::now());
+        if st.phase != self.phase {
+            let type_ = match st.phase.as_str() {
+                phase::INIT | phase::HEALTHY | phase::DEGRADED => EventType::Normal,
+                _ => EventType::Warning,
+            };
+            event(
+                &self.recorder,
+                cv,
+                type_,
+                &st.phase,
+                format!("Volume is in {} state", st.phase),
+            )
+            .await;
+            self.phase = st.phase.clone();
+        }
+        Ok(())
+    }
+
+    fn desired_status(&self, cv: &CStorVolume) -> CStorVolumeStatus {
+        let infos = self.fanout.replicas();
+        let rf = cv.spec.replication_factor.unwrap_or(0);
+        let cf = cv.spec.consistency_factor.unwrap_or(0);
+        let serving = self.tid.is_some();
+        let ph = status::volume_phase(&infos, rf, cf, serving).to_string();
+        let old = cv.status.clone().unwrap_or_default();
+        let transition = if old.phase == ph {
+            old.last_transition_time.clone().or_else(|| Some(now()))
+        } else {
+            Some(now())
+        };
+        let want = cv
+            .spec
+            .capacity
+            .as_ref()
+            .and_then(|q| status::quantity_bytes(&q.0));
+        // `capacity` is the spec's once the LUN has that size; until then the last reported.
+        let capacity = match (want, &cv.spec.capacity) {
+            (Some(w), Some(q)) if self.fanout.size() >= w && serving => Some(q.clone()),
+            _ => old
+                .capacity
+                .clone()
+                .or_else(|| Some(Quantity(self.fanout.size().to_string()))),
+        };
+        let resizing = want.is_some_and(|w| w > self.fanout.size()) || self.resize_error.is_some();
+        let conditions = if resizing {
+            let prev = old
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition_type::RESIZING);
+            vec![CStorVolumeCondition {
+                type_: condition_type::RESIZING.into(),
+                status: condition_status::IN_PROGRESS.into(),
+                last_probe_time: Some(now()),
+                last_transition_time: prev
+                    .and_then(|c| c.last_transition_time.clone())
+                    .or_else(|| Some(now())),
+                reason: "Resizing".into(),
+                message: self
+                    .resize_error
+                    .clone()
+                    .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
+            }]
+        } else {
+            Vec::new()
+        };
+        let known = status::status_known(cv);
+        CStorVolumeStatus {
+            phase: ph,
+            replica_statuses: status::replica_statuses(&infos, Instant::now()),
+            capacity,
+            last_transition_time: transition,
+            last_update_time: Some(now()),
+            message: status::volume_message(&infos, rf, cf),
+            conditions,
+            replica_details: (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
+                known_replicas: known,
+            }),
+        }
+    }
+
+    /// Removes the target, unmounts, reports `Offline` (keeping replicaStatuses, which tell
+    /// the next start which replicas hold every write).
+    async fn teardown(&mut self) {
+        for (_, t) in self.rebuilds.drain() {
+            t.handle.abort();
+        }
+        if let Some(tid) = self.tid.take()
+            && let Err(e) = self.tgt.remove(tid).await
+        {
+            tracing::warn!(tid, error = %e, "removing the tgt target failed");
+        }
+        if let Some(m) = self.mounted.take() {
+            let r = tokio::task::spawn_blocking(move || m.unmount()).await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "unmount failed"),
+                Err(e) => tracing::warn!(error = %e, "unmount task failed"),
+            }
+        }
+        let Ok(Some(cv)) = self.cvs.get_opt(&self.name).await else {
+            return;
+        };
+        let mut st = self.desired_status(&cv);
+        st.phase = phase::OFFLINE.into();
+        st.message = "the volume-manager stopped".into();
+        if cv.status.as_ref().map(|s| s.phase.as_str()) != Some(phase::OFFLINE) {
+            st.last_transition_time = Some(now());
+        }
+        if let Err(e) = apply_status(
+            &self.cvs,
+            &self.name,
+            &self.config.namespace,
+            &self.manager,
+            &st,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "reporting Offline failed");
+        } else if self.phase != phase::OFFLINE {
+            event(
+                &self.recorder,
+                &cv,
+                EventType::Warning,
+                phase::OFFLINE,
+                "Volume is in Offline state".into(),
+            )
+            .await;
+        }
+    }
+}
+
+/// The CV with `status.replicaDetails.knownReplicas` as the plan says (used for the status
+/// computed from it).
+fn with_status_known(mut cv: CStorVolume, known: BTreeMap<String, String>) -> CStorVolume {
+    let st = cv.status.get_or_insert_with(Default::default);
+    st.replica_details = (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
+        known_replicas: known,
+    });
+    cv
+}
+
+/// Clears what changes every second (times, upTime, counters) for the "did it change" check.
+fn strip_volatile(st: &mut CStorVolumeStatus) {
+    st.last_update_time = None;
+    st.last_transition_time = None;
+    for c in &mut st.conditions {
+        c.last_probe_time = None;
+    }
+    for r in &mut st.replica_statuses {
+        r.up_time = 0;
+        r.checkpointed_io_seq.clear();
+        r.inflight_read.clear();
+        r.inflight_write.clear();
+        r.inflight_sync.clear();
+    }
+}

@@ -1,0 +1,695 @@
+//! The fan-out core (no kube, no FUSE): one volume's bytes kept on N replica files, every write
+//! sent to each Healthy and Rebuilding replica and acknowledged at the consistency factor,
+//! reads from a Healthy replica, and the rebuild that brings a replica back.
+//!
+//! Locking: the replica list is a `RwLock` (membership changes are rare); each replica's state
+//! and file sit in a small `Mutex` (held only to copy an `Arc<File>`, never across I/O); and
+//! the volume is split into 64 KiB lock units guarded by striped mutexes: a write holds the
+//! units of its range, the rebuild holds the units of the chunk it copies. So a write either
+//! lands before the copy of its chunk (and is copied) or after it (and goes to the rebuilding
+//! replica itself): none is lost or overwritten by stale data. Overlapping writes are thereby
+//! also ordered the same way on every replica, so replicas never diverge.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use nix::fcntl::{FallocateFlags, fallocate};
+use nix::unistd::{Whence, lseek};
+
+use super::Error;
+
+/// Rebuild copy unit and write-lock granularity.
+pub const CHUNK: u64 = 1 << 20;
+/// Write-lock granularity.
+const LOCK_UNIT: u64 = 64 << 10;
+/// Lock stripes over the units (unit index modulo this).
+const STRIPES: usize = 1024;
+/// Writes at least this large go to the replicas from parallel threads; smaller ones are
+/// written one after the other (a thread spawn costs more than a small pwrite to page cache).
+pub const PARALLEL_MIN: usize = 256 << 10;
+
+/// What a replica is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Has all acknowledged data; counts for quorum and serves reads.
+    Healthy,
+    /// Being copied from a Healthy replica: receives writes, does not count or serve reads.
+    Rebuilding,
+    /// Failed or not yet opened: no file, receives nothing.
+    Degraded,
+}
+
+/// A replica handed to [`Fanout::new`].
+#[derive(Debug)]
+pub struct Replica {
+    pub id: String,
+    pub file: File,
+    pub state: ReplicaState,
+}
+
+/// One replica as seen from outside (for the CV status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    pub id: String,
+    pub state: ReplicaState,
+    /// When the replica entered its current state.
+    pub since: Instant,
+    /// The replica has been Healthy at some point (istgt's quorum bit: its data counts).
+    pub ever_healthy: bool,
+    /// Writes this replica acknowledged.
+    pub io_seq: u64,
+    pub inflight_read: u64,
+    pub inflight_write: u64,
+    pub inflight_sync: u64,
+}
+
+/// What a finished rebuild did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    /// Chunks looked at.
+    pub chunks: u64,
+    /// Chunks whose bytes were written to the replica.
+    pub copied: u64,
+    /// Chunks skipped because they were holes on both sides or already equal.
+    pub skipped: u64,
+}
+
+#[derive(Debug)]
+struct SlotInner {
+    state: ReplicaState,
+    file: Option<Arc<File>>,
+    since: Instant,
+    ever_healthy: bool,
+    /// A rebuild owns this replica.
+    rebuilding: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: String,
+    inner: Mutex<SlotInner>,
+    io_seq: AtomicU64,
+    inflight_read: AtomicU64,
+    inflight_write: AtomicU64,
+    inflight_sync: AtomicU64,
+}
+
+impl Slot {
+    fn new(id: String, state: ReplicaState, file: Option<File>) -> Arc<Slot> {
+        let state = if file.is_none() {
+            ReplicaState::Degraded
+        } else {
+            state
+        };
+        Arc::new(Slot {
+            id,
+            inner: Mutex::new(SlotInner {
+                state,
+                file: file.map(Arc::new),
+                since: Instant::now(),
+                ever_healthy: state == ReplicaState::Healthy,
+                rebuilding: false,
+            }),
+            io_seq: AtomicU64::new(0),
+            inflight_read: AtomicU64::new(0),
+            inflight_write: AtomicU64::new(0),
+            inflight_sync: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotInner> {
+        // A panic elsewhere must not make the volume unusable; the data is plain state.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A target of one I/O: the replica, its file at the time, and whether it counted.
+struct Target {
+    slot: Arc<Slot>,
+    file: Arc<File>,
+    healthy: bool,
+}
+
+/// A counter held up while an I/O is in flight.
+struct Inflight<'a>(&'a AtomicU64);
+
+impl<'a> Inflight<'a> {
+    fn new(c: &'a AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        Inflight(c)
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The replicated volume.
+#[derive(Debug)]
+pub struct Fanout {
+    slots: RwLock<Vec<Arc<Slot>>>,
+    size: AtomicU64,
+    cf: AtomicUsize,
+    next_read: AtomicUsize,
+    stripes: Vec<Mutex<()>>,
+    /// Serialises resize against a rebuild's setup (both set file lengths).
+    resize_lock: Mutex<()>,
+}
+
+fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+    Error::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset`; past the end of the file the rest is zeros (a replica
+/// file shorter than the volume reads as sparse).
+fn read_full(file: &File, mut offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset) {
+            Ok(0) => {
+                buf[done..].fill(0);
+                return Ok(());
+            }
+            Ok(n) => {
+                done += n;
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// True when `[start, end)` of `file` is known to be a hole (SEEK_DATA says the next data is
+/// at or past `end`). Unknown (no SEEK_DATA support) is false.
+fn is_hole(file: &File, start: u64, end: u64) -> bool {
+    let Ok(start_off) = i64::try_from(start) else {
+        return false;
+    };
+    match lseek(file, start_off, Whence::SeekData) {
+        Ok(next) => u64::try_from(next).is_ok_and(|n| n >= end),
+        // ENXIO: no data at or after `start`.
+        Err(nix::errno::Errno::ENXIO) => true,
+        Err(_) => false,
+    }
+}
+
+/// Makes `[start, start+len)` of `file` read as zeros: punch a hole, or write zeros where the
+/// file system cannot punch.
+fn zero_range(file: &File, start: u64, len: u64) -> std::io::Result<()> {
+    let (Ok(s), Ok(l)) = (i64::try_from(start), i64::try_from(len)) else {
+        return Err(std::io::Error::from_raw_os_error(libc_einval()));
+    };
+    let punch = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    if fallocate(file, punch, s, l).is_ok() {
+        return Ok(());
+    }
+    let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.write_all_at(&zeros, start)
+}
+
+fn libc_einval() -> i32 {
+    nix::errno::Errno::EINVAL as i32
+}
+
+impl Fanout {
+    /// A fan-out of `size` bytes over `replicas`, acknowledging writes at `cf` Healthy
+    /// replicas.
+    pub fn new(replicas: Vec<Replica>, size: u64, cf: usize) -> Fanout {
+        let slots = replicas
+            .into_iter()
+            .map(|r| Slot::new(r.id, r.state, Some(r.file)))
+            .collect();
+        Fanout {
+            slots: RwLock::new(slots),
+            size: AtomicU64::new(size),
+            cf: AtomicUsize::new(cf.max(1)),
+            next_read: AtomicUsize::new(0),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            resize_lock: Mutex::new(()),
+        }
+    }
+
+    /// The exposed size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub fn consistency_factor(&self) -> usize {
+        self.cf.load(Ordering::Acquire)
+    }
+
+    /// Changes the number of Healthy replicas a write needs (at least 1).
+    pub fn set_consistency_factor(&self, cf: usize) {
+        self.cf.store(cf.max(1), Ordering::Release);
+    }
+
+    fn slots(&self) -> RwLockReadGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(&self, id: &str) -> Option<Arc<Slot>> {
+        self.slots().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Replica ids in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.slots().iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// A snapshot of every replica.
+    pub fn replicas(&self) -> Vec<ReplicaInfo> {
+        self.slots()
+            .iter()
+            .map(|s| {
+                let inner = s.lock();
+                ReplicaInfo {
+                    id: s.id.clone(),
+                    state: inner.state,
+                    since: inner.since,
+                    ever_healthy: inner.ever_healthy,
+                    io_seq: s.io_seq.load(Ordering::Relaxed),
+                    inflight_read: s.inflight_read.load(Ordering::Relaxed),
+                    inflight_write: s.inflight_write.load(Ordering::Relaxed),
+                    inflight_sync: s.inflight_sync.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    pub fn state(&self, id: &str) -> Option<ReplicaState> {
+        self.slot(id).map(|s| s.lock().state)
+    }
+
+    pub fn healthy_count(&self) -> usize {
+        self.slots()
+            .iter()
+            .filter(|s| s.lock().state == ReplicaState::Healthy)
+            .count()
+    }
+
+    /// Adds a replica with no file yet (Degraded) unless it exists; true when added.
+    pub fn add_replica(&self, id: &str) -> bool {
+        let mut slots = self.slots_mut();
+        if slots.iter().any(|s| s.id == id) {
+            return false;
+        }
+        slots.push(Slot::new(id.to_string(), ReplicaState::Degraded, None));
+        true
+    }
+
+    /// Adds a replica that is Healthy right away (a fresh volume: all replicas are empty and
+    /// equal). Replaces nothing: false when the id exists.
+    pub fn add_healthy(&self, id: &str, file: File) -> bool {
+        let mut slots = self.slots_mut();
+        if slots.iter().any(|s| s.id == id) {
+            return false;
+        }
+        slots.push(Slot::new(id.to_string(), ReplicaState::Healthy, Some(file)));
+        true
+    }
+
+    /// Drops a replica (scale down); a running rebuild of it stops. True when it existed.
+    pub fn remove_replica(&self, id: &str) -> bool {
+        let mut slots = self.slots_mut();
+        let before = slots.len();
+        slots.retain(|s| {
+            if s.id == id {
+                let mut inner = s.lock();
+                inner.state = ReplicaState::Degraded;
+                inner.file = None;
+                false
+            } else {
+                true
+            }
+        });
+        slots.len() != before
+    }
+
+    /// Marks a replica Degraded and closes its file (e.g. its pool went offline).
+    pub fn degrade(&self, id: &str, why: &str) -> bool {
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        let mut inner = slot.lock();
+        if inner.state == ReplicaState::Degraded && inner.file.is_none() {
+            return false;
+        }
+        tracing::warn!(replica = %id, why, "replica degraded");
+        inner.state = ReplicaState::Degraded;
+        inner.file = None;
+        inner.since = Instant::now();
+        true
+    }
+
+    /// An I/O on `file` of `slot` failed: the replica stops counting, unless it has been
+    /// re-opened meanwhile (then the failure concerns a file it no longer uses).
+    fn fail(&self, slot: &Slot, file: &Arc<File>, what: &str, err: &std::io::Error) {
+        let mut inner = slot.lock();
+        if inner.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
+            tracing::warn!(replica = %slot.id, what, error = %err, "replica I/O failed; degraded");
+            inner.state = ReplicaState::Degraded;
+            inner.file = None;
+            inner.since = Instant::now();
+        }
+    }
+
+    /// The replicas an I/O goes to: Healthy ones, plus Rebuilding ones when `rebuilding`.
+    fn targets(&self, rebuilding: bool) -> Vec<Target> {
+        self.slots()
+            .iter()
+            .filter_map(|s| {
+                let inner = s.lock();
+                let healthy = inner.state == ReplicaState::Healthy;
+                let wanted = healthy || (rebuilding && inner.state == ReplicaState::Rebuilding);
+                let file = inner.file.clone()?;
+                wanted.then(|| Target {
+                    slot: s.clone(),
+                    file,
+                    healthy,
+                })
+            })
+            .collect()
+    }
+
+    fn quorum(&self, healthy: usize) -> Result<(), Error> {
+        let needed = self.consistency_factor();
+        if healthy < needed {
+            return Err(Error::Quorum { healthy, needed });
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<(), Error> {
+        let size = self.size();
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > size) {
+            return Err(Error::OutOfRange { offset, len, size });
+        }
+        Ok(())
+    }
+
+    /// Stripe indexes covering `[offset, offset+len)`, sorted and distinct (a fixed order, so
+    /// writers never deadlock).
+    fn stripes_of(offset: u64, len: usize) -> Vec<usize> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let first = offset / LOCK_UNIT;
+        let last = (offset + len as u64 - 1) / LOCK_UNIT;
+        if last - first + 1 >= STRIPES as u64 {
+            return (0..STRIPES).collect();
+        }
+        let mut v: Vec<usize> = (first..=last)
+            .map(|c| (c % STRIPES as u64) as usize)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Locks the units of `[offset, offset+len)`, in stripe order.
+    fn lock_range(&self, offset: u64, len: usize) -> Vec<MutexGuard<'_, ()>> {
+        Self::stripes_of(offset, len)
+            .into_iter()
+            .map(|i| self.stripes[i].lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+
+    /// Writes `data` at `offset` to every Healthy and Rebuilding replica; Ok once at least CF
+    /// Healthy replicas have it.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<usize, Error> {
+        self.check_range(offset, data.len())?;
+        let _guards = self.lock_range(offset, data.len());
+        // Taken under the chunk locks: a rebuild that has not copied these chunks yet waits
+        // for us and then copies our data.
+        let targets = self.targets(true);
+        self.quorum(targets.iter().filter(|t| t.healthy).count())?;
+        let write_one = |t: &Target| {
+            let _f = Inflight::new(&t.slot.inflight_write);
+            t.file.write_all_at(data, offset)
+        };
+        let results: Vec<std::io::Result<()>> = if targets.len() > 1 && data.len() >= PARALLEL_MIN {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = targets[1..]
+                    .iter()
+                    .map(|t| s.spawn(move || write_one(t)))
+                    .collect();
+                let mut out = vec![write_one(&targets[0])];
+                out.extend(handles.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
+                }));
+                out
+            })
+        } else {
+            targets.iter().map(write_one).collect()
+        };
+        let mut ok = 0;
+        for (t, r) in targets.iter().zip(results) {
+            match r {
+                Ok(()) => {
+                    t.slot.io_seq.fetch_add(1, Ordering::Relaxed);
+                    ok += usize::from(t.healthy);
+                }
+                Err(e) => self.fail(&t.slot, &t.file, "write", &e),
+            }
+        }
+        self.quorum(ok)?;
+        Ok(data.len())
+    }
+
+    /// Reads up to `len` bytes at `offset` (short at the end of the volume) from a Healthy
+    /// replica, round-robin; a replica that fails is degraded and the next one tried.
+    pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let size = self.size();
+        if offset >= size {
+            return Ok(Vec::new());
+        }
+        let len = len.min(usize::try_from(size - offset).unwrap_or(usize::MAX));
+        let mut buf = vec![0u8; len];
+        loop {
+            let targets = self.targets(false);
+            self.quorum(targets.len())?;
+            let start = self.next_read.fetch_add(1, Ordering::Relaxed) % targets.len();
+            let t = &targets[start];
+            let r = {
+                let _f = Inflight::new(&t.slot.inflight_read);
+                read_full(&t.file, offset, &mut buf)
+            };
+            match r {
+                Ok(()) => return Ok(buf),
+                // Degraded now, so the next round has one target fewer: the loop ends.
+                Err(e) => self.fail(&t.slot, &t.file, "read", &e),
+            }
+        }
+    }
+
+    /// Flushes every Healthy and Rebuilding replica; Ok when CF Healthy ones succeeded.
+    pub fn fsync(&self) -> Result<(), Error> {
+        let targets = self.targets(true);
+        self.quorum(targets.iter().filter(|t| t.healthy).count())?;
+        let mut ok = 0;
+        for t in &targets {
+            let r = {
+                let _f = Inflight::new(&t.slot.inflight_sync);
+                t.file.sync_data()
+            };
+            match r {
+                Ok(()) => ok += usize::from(t.healthy),
+                Err(e) => self.fail(&t.slot, &t.file, "fsync", &e),
+            }
+        }
+        self.quorum(ok)
+    }
+
+    /// Grows the volume to `new_size`: every replica's file first, then the exposed size.
+    /// Shrinking is refused; the same size is a no-op.
+    pub fn resize(&self, new_size: u64) -> Result<(), Error> {
+        let _r = self.resize_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let from = self.size();
+        if new_size < from {
+            return Err(Error::Shrink { from, to: new_size });
+        }
+        let targets = self.targets(true);
+        let mut ok = 0;
+        for t in &targets {
+            let grown = match t.file.metadata() {
+                Ok(m) if m.len() >= new_size => Ok(()),
+                Ok(_) => t.file.set_len(new_size),
+                Err(e) => Err(e),
+            };
+            match grown {
+                Ok(()) => ok += usize::from(t.healthy),
+                Err(e) => self.fail(&t.slot, &t.file, "resize", &e),
+            }
+        }
+        self.quorum(ok)?;
+        self.size.store(new_size, Ordering::Release);
+        Ok(())
+    }
+
+    /// Brings replica `id` back (added when unknown): `file` becomes its file, it receives
+    /// writes at once (Rebuilding), the whole volume is copied into it from Healthy replicas
+    /// chunk by chunk, and then it is Healthy. Blocking; run it on its own thread.
+    pub fn rebuild(&self, id: &str, file: File) -> Result<RebuildStats, Error> {
+        let file = Arc::new(file);
+        let slot = {
+            let mut slots = self.slots_mut();
+            match slots.iter().find(|s| s.id == id) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Slot::new(id.to_string(), ReplicaState::Degraded, None);
+                    slots.push(s.clone());
+                    s
+                }
+            }
+        };
+        {
+            let _r = self.resize_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = slot.lock();
+            if inner.rebuilding {
+                return Err(Error::Busy(id.to_string()));
+            }
+            if inner.state == ReplicaState::Healthy {
+                return Ok(RebuildStats::default());
+            }
+            let size = self.size();
+            let len = file
+                .metadata()
+                .map_err(|e| io(format!("replica {id}: stat"), e))?
+                .len();
+            if len < size {
+                file.set_len(size)
+                    .map_err(|e| io(format!("replica {id}: grow to {size}"), e))?;
+            }
+            inner.rebuilding = true;
+            inner.state = ReplicaState::Rebuilding;
+            inner.file = Some(file.clone());
+            inner.since = Instant::now();
+        }
+        tracing::info!(replica = %id, size = self.size(), "rebuild started");
+        let result = self.copy_all(&slot, &file);
+        let mut inner = slot.lock();
+        inner.rebuilding = false;
+        let ours = inner.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, &file));
+        match result {
+            Ok(stats) if ours && inner.state == ReplicaState::Rebuilding => {
+                inner.state = ReplicaState::Healthy;
+                inner.ever_healthy = true;
+                inner.since = Instant::now();
+                tracing::info!(replica = %id, ?stats, "rebuild done; replica healthy");
+                Ok(stats)
+            }
+            Ok(_) => Err(Error::RebuildAborted {
+                id: id.to_string(),
+                reason: "the replica failed or was removed during the copy".into(),
+            }),
+            Err(e) => {
+                if ours {
+                    inner.state = ReplicaState::Degraded;
+                    inner.file = None;
+                    inner.since = Instant::now();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn copy_all(&self, slot: &Arc<Slot>, dst: &Arc<File>) -> Result<RebuildStats, Error> {
+        let mut stats = RebuildStats::default();
+        let mut src_buf = vec![0u8; CHUNK as usize];
+        let mut dst_buf = vec![0u8; CHUNK as usize];
+        let mut chunk = 0u64;
+        // The size is read every round: a resize during the rebuild extends the copy.
+        while chunk * CHUNK < self.size() {
+            {
+                let inner = slot.lock();
+                let ours = inner.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, dst));
+                if !ours || inner.state != ReplicaState::Rebuilding {
+                    return Err(Error::RebuildAborted {
+                        id: slot.id.clone(),
+                        reason: "the replica failed or was removed during the copy".into(),
+                    });
+                }
+            }
+            let start = chunk * CHUNK;
+            let end = (start + CHUNK).min(self.size());
+            let n = usize::try_from(end - start).unwrap_or(0);
+            let _g = self.lock_range(start, n);
+            let copied =
+                self.copy_chunk(slot, dst, start, end, &mut src_buf[..n], &mut dst_buf[..n])?;
+            stats.chunks += 1;
+            if copied {
+                stats.copied += 1;
+            } else {
+                stats.skipped += 1;
+            }
+            chunk += 1;
+        }
+        dst.sync_data()
+            .map_err(|e| io(format!("replica {}: fsync after rebuild", slot.id), e))?;
+        Ok(stats)
+    }
+
+    /// Copies `[start, end)` from a Healthy replica into `dst`; false when nothing had to be
+    /// written. Called with the chunk's lock units held.
+    fn copy_chunk(
+        &self,
+        slot: &Arc<Slot>,
+        dst: &Arc<File>,
+        start: u64,
+        end: u64,
+        src_buf: &mut [u8],
+        dst_buf: &mut [u8],
+    ) -> Result<bool, Error> {
+        let dst_err = |what: &str, e: std::io::Error| {
+            self.fail(slot, dst, what, &e);
+            io(format!("replica {}: rebuild {what} at {start}", slot.id), e)
+        };
+        loop {
+            let sources = self.targets(false);
+            let Some(src) = sources.first() else {
+                return Err(Error::Quorum {
+                    healthy: 0,
+                    needed: 1,
+                });
+            };
+            // Holes on both sides: nothing to read or write.
+            if is_hole(&src.file, start, end) {
+                if is_hole(dst, start, end) {
+                    return Ok(false);
+                }
+                zero_range(dst, start, end - start).map_err(|e| dst_err("zero", e))?;
+                return Ok(true);
+            }
+            if let Err(e) = read_full(&src.file, start, src_buf) {
+                // The source failed, not the rebuild: degrade it and try another.
+                self.fail(&src.slot, &src.file, "rebuild read", &e);
+                continue;
+            }
+            // Writing only what differs keeps a re-opened replica's unchanged data in place
+            // and costs a brand-new sparse file only cheap hole reads.
+            read_full(dst, start, dst_buf).map_err(|e| dst_err("read", e))?;
+            if src_buf == dst_buf {
+                return Ok(false);
+            }
+            dst.write_all_at(src_buf, start)
+                .map_err(|e| dst_err("write", e))?;
+            return Ok(true);
+        }
+    }
+}

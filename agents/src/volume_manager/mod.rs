@@ -1,0 +1,70 @@
+//! The volume-manager: the local iSCSI target of one volume (docs/volumes.md, "The target
+//! locally"; spec/reconcilers.md A and B §5). A FUSE file ([`fuse`]) whose writes go to every
+//! healthy replica's `lun` file with quorum acknowledgement ([`fanout`]) is served by tgtd
+//! ([`tgt`]); [`daemon`] wires it to the CStorVolume and its CVRs and reports the CV status
+//! computed by [`status`].
+
+pub mod daemon;
+pub mod fanout;
+pub mod fuse;
+pub mod status;
+pub mod tgt;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use daemon::run;
+
+use crate::runner::RunError;
+
+/// What `cstor volume-manager` is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the CV and CVRs (`openebs`).
+    pub namespace: String,
+    /// UID of the one CStorVolume this process serves (`OPENEBS_IO_CSTOR_VOLUME_ID`).
+    pub volume_uid: String,
+    /// Where the fan-out is mounted; tgt serves `<mount_dir>/lun`.
+    pub mount_dir: PathBuf,
+    /// tgtd's control port (`tgtadm -C`), None for the default socket.
+    pub tgt_control_port: Option<u16>,
+    /// Node name → that node's filesystem root (`CSTOR_NODE_ROOTS`); replica paths of other
+    /// nodes are used as they are.
+    pub node_roots: BTreeMap<String, PathBuf>,
+    /// Safety-net status refresh (`RESYNC_INTERVAL`).
+    pub resync: Duration,
+    /// Timeout of each tgtadm command.
+    pub command_timeout: Duration,
+}
+
+/// Why a fan-out operation or the volume-manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("only {healthy} healthy replicas, {needed} needed for I/O")]
+    Quorum { healthy: usize, needed: usize },
+    #[error("I/O of {len} bytes at {offset} is beyond the volume size {size}")]
+    OutOfRange { offset: u64, len: usize, size: u64 },
+    #[error("shrinking the volume from {from} to {to} bytes is not supported")]
+    Shrink { from: u64, to: u64 },
+    #[error("replica {0} is already being rebuilt")]
+    Busy(String),
+    #[error("rebuild of replica {id} stopped: {reason}")]
+    RebuildAborted { id: String, reason: String },
+    #[error(transparent)]
+    Command(#[from] RunError),
+    #[error("{0}")]
+    Parse(String),
+    #[error("no free tgt target id")]
+    NoFreeTid,
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("CStorVolume {0}: {1}")]
+    Invalid(String, String),
+}

@@ -1,0 +1,305 @@
+//! tgt (the Linux SCSI target daemon) driven through `tgtadm`: exact argv builders, a parser
+//! for `--op show --mode target`, the tid choice, and the async steps (serve, re-add LUN on
+//! resize, remove) run through [`Runner`].
+//!
+//! Verified against tgt 1.0.85: a regular file needs `--bstype rdwr`; `-C <n>` on both
+//! `tgtd` and `tgtadm` selects a private control socket (`/var/run/tgtd/socket.<n>`); tgt does
+//! not notice a grown backing file, deleting and re-adding LUN 1 does (also with an initiator
+//! logged in: its next READ CAPACITY sees the new size); `--op update --mode logicalunit
+//! --params online=1` does not.
+
+use crate::runner::{RunError, Runner};
+
+use super::Error;
+
+/// The LUN we serve (LUN 0 is tgt's controller).
+pub const LUN: u32 = 1;
+/// Largest tid we pick (tgt takes any positive int; a small range keeps `show` readable).
+const TID_RANGE: u32 = 30_000;
+
+/// `tgtadm` argv builder bound to one control port (`None`: tgtd's default socket).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tgtadm {
+    pub control_port: Option<u16>,
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+impl Tgtadm {
+    fn base(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(p) = self.control_port {
+            v.push("-C".to_string());
+            v.push(p.to_string());
+        }
+        v.extend(s(&["--lld", "iscsi"]));
+        v
+    }
+
+    fn with(&self, rest: &[&str]) -> Vec<String> {
+        let mut v = self.base();
+        v.extend(s(rest));
+        v
+    }
+
+    /// `--mode target --op new --tid N --targetname IQN`
+    pub fn new_target(&self, tid: u32, iqn: &str) -> Vec<String> {
+        let tid = tid.to_string();
+        self.with(&[
+            "--mode",
+            "target",
+            "--op",
+            "new",
+            "--tid",
+            &tid,
+            "--targetname",
+            iqn,
+        ])
+    }
+
+    /// `--mode logicalunit --op new --tid N --lun 1 --backing-store PATH --bstype rdwr`
+    pub fn new_lun(&self, tid: u32, backing: &str) -> Vec<String> {
+        let tid = tid.to_string();
+        let lun = LUN.to_string();
+        self.with(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            &tid,
+            "--lun",
+            &lun,
+            "--backing-store",
+            backing,
+            "--bstype",
+            "rdwr",
+        ])
+    }
+
+    /// `--mode logicalunit --op delete --tid N --lun 1`
+    pub fn delete_lun(&self, tid: u32) -> Vec<String> {
+        let tid = tid.to_string();
+        let lun = LUN.to_string();
+        self.with(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "delete",
+            "--tid",
+            &tid,
+            "--lun",
+            &lun,
+        ])
+    }
+
+    /// `--mode target --op bind --tid N --initiator-address ALL`
+    pub fn bind_all(&self, tid: u32) -> Vec<String> {
+        let tid = tid.to_string();
+        self.with(&[
+            "--mode",
+            "target",
+            "--op",
+            "bind",
+            "--tid",
+            &tid,
+            "--initiator-address",
+            "ALL",
+        ])
+    }
+
+    /// `--mode target --op delete --force --tid N` (force: initiators may be logged in).
+    pub fn delete_target(&self, tid: u32) -> Vec<String> {
+        let tid = tid.to_string();
+        self.with(&[
+            "--mode", "target", "--op", "delete", "--force", "--tid", &tid,
+        ])
+    }
+
+    /// `--mode target --op show`
+    pub fn show(&self) -> Vec<String> {
+        self.with(&["--mode", "target", "--op", "show"])
+    }
+
+    /// `--mode system --op delete`: stops tgtd (only for a tgtd we started ourselves).
+    pub fn stop_daemon(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(p) = self.control_port {
+            v.push("-C".to_string());
+            v.push(p.to_string());
+        }
+        v.extend(s(&["--mode", "system", "--op", "delete"]));
+        v
+    }
+}
+
+/// A LUN from `show`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShownLun {
+    pub lun: u32,
+    /// `Size: 67 MB` (tgt prints decimal MB, rounded).
+    pub size_mb: u64,
+    pub backing_path: String,
+}
+
+/// A target from `show`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShownTarget {
+    pub tid: u32,
+    pub iqn: String,
+    /// Number of `I_T nexus:` entries (logged-in sessions).
+    pub sessions: usize,
+    pub luns: Vec<ShownLun>,
+    /// Lines under `ACL information:` (e.g. `ALL`).
+    pub acl: Vec<String>,
+}
+
+fn parse_err(line: &str, what: &str) -> Error {
+    Error::Parse(format!("{what} in tgtadm show line {line:?}"))
+}
+
+/// Parses `tgtadm --op show --mode target` output.
+pub fn parse_show(out: &str) -> Result<Vec<ShownTarget>, Error> {
+    let mut targets: Vec<ShownTarget> = Vec::new();
+    let mut in_acl = false;
+    for raw in out.lines() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = raw.strip_prefix("Target ") {
+            let (tid, iqn) = rest
+                .split_once(':')
+                .ok_or_else(|| parse_err(raw, "no ':'"))?;
+            let tid = tid.trim().parse().map_err(|_| parse_err(raw, "bad tid"))?;
+            targets.push(ShownTarget {
+                tid,
+                iqn: iqn.trim().to_string(),
+                ..ShownTarget::default()
+            });
+            in_acl = false;
+            continue;
+        }
+        let Some(t) = targets.last_mut() else {
+            return Err(parse_err(raw, "text before the first target"));
+        };
+        if line.ends_with("information:") {
+            in_acl = line == "ACL information:";
+            continue;
+        }
+        if in_acl {
+            t.acl.push(line.to_string());
+        } else if line.starts_with("I_T nexus:") {
+            t.sessions += 1;
+        } else if let Some(n) = line.strip_prefix("LUN:") {
+            let lun = n.trim().parse().map_err(|_| parse_err(raw, "bad LUN"))?;
+            t.luns.push(ShownLun {
+                lun,
+                ..ShownLun::default()
+            });
+        } else if let Some(rest) = line.strip_prefix("Size:") {
+            let mb = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| parse_err(raw, "bad size"))?;
+            if let Some(l) = t.luns.last_mut() {
+                l.size_mb = mb;
+            }
+        } else if let Some(p) = line.strip_prefix("Backing store path:")
+            && let Some(l) = t.luns.last_mut()
+        {
+            l.backing_path = p.trim().to_string();
+        }
+    }
+    Ok(targets)
+}
+
+/// The tid tgt would print for `size` bytes (`Size: N MB`, rounded to nearest MB of 10^6).
+pub fn shown_mb(size: u64) -> u64 {
+    (size + 500_000) / 1_000_000
+}
+
+/// The tid to use for `iqn`: the one already serving it, else the first free one from a hash
+/// of the IQN (so restarts and different volumes rarely collide).
+pub fn choose_tid(targets: &[ShownTarget], iqn: &str) -> Result<u32, Error> {
+    if let Some(t) = targets.iter().find(|t| t.iqn == iqn) {
+        return Ok(t.tid);
+    }
+    let start = (xxhash_rust::xxh64::xxh64(iqn.as_bytes(), 0) % u64::from(TID_RANGE)) as u32;
+    (0..TID_RANGE)
+        .map(|i| (start + i) % TID_RANGE + 1)
+        .find(|tid| targets.iter().all(|t| t.tid != *tid))
+        .ok_or(Error::NoFreeTid)
+}
+
+/// The async side: runs tgtadm through [`Runner`].
+#[derive(Clone, Debug)]
+pub struct Tgt {
+    pub adm: Tgtadm,
+    pub runner: Runner,
+}
+
+impl Tgt {
+    async fn run(&self, argv: Vec<String>) -> Result<String, RunError> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.runner.run("tgtadm", &args).await.map(|o| o.stdout)
+    }
+
+    pub async fn show(&self) -> Result<Vec<ShownTarget>, Error> {
+        let out = self.run(self.adm.show()).await?;
+        parse_show(&out)
+    }
+
+    /// Serves `backing` as LUN 1 of a fresh target `iqn`; a target of that IQN left by an
+    /// earlier run (its LUN points at a dead mount) is deleted first. Returns the tid.
+    pub async fn serve(&self, iqn: &str, backing: &str) -> Result<u32, Error> {
+        let shown = self.show().await?;
+        if let Some(old) = shown.iter().find(|t| t.iqn == iqn) {
+            tracing::info!(
+                tid = old.tid,
+                iqn,
+                "removing a target left by an earlier run"
+            );
+            self.run(self.adm.delete_target(old.tid)).await?;
+        }
+        let shown: Vec<ShownTarget> = shown.into_iter().filter(|t| t.iqn != iqn).collect();
+        let tid = choose_tid(&shown, iqn)?;
+        self.run(self.adm.new_target(tid, iqn)).await?;
+        let rest = async {
+            self.run(self.adm.new_lun(tid, backing)).await?;
+            self.run(self.adm.bind_all(tid)).await?;
+            Ok::<_, RunError>(())
+        };
+        if let Err(e) = rest.await {
+            let _ = self.run(self.adm.delete_target(tid)).await;
+            return Err(e.into());
+        }
+        tracing::info!(tid, iqn, backing, "target served");
+        Ok(tid)
+    }
+
+    /// Makes tgt see a new size of the backing file: delete and re-add LUN 1.
+    pub async fn refresh_lun(&self, tid: u32, backing: &str) -> Result<(), Error> {
+        self.run(self.adm.delete_lun(tid)).await?;
+        self.run(self.adm.new_lun(tid, backing)).await?;
+        Ok(())
+    }
+
+    /// LUN 1's size as tgt shows it (MB), None when the target or LUN is missing.
+    pub async fn lun_mb(&self, tid: u32) -> Result<Option<u64>, Error> {
+        let shown = self.show().await?;
+        Ok(shown
+            .iter()
+            .find(|t| t.tid == tid)
+            .and_then(|t| t.luns.iter().find(|l| l.lun == LUN))
+            .map(|l| l.size_mb))
+    }
+
+    pub async fn remove(&self, tid: u32) -> Result<(), Error> {
+        self.run(self.adm.delete_target(tid)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Pure volume-manager decisions: quantities, node roots, replica paths and admission, the CV
+//! phase and replicaStatuses, and knownReplicas/RF/CF plans (B §5.4/§5.5).
+
+// A test panics to report a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cstor_agents::volume_manager::daemon::validate;
+use cstor_agents::volume_manager::fanout::{ReplicaInfo, ReplicaState};
+use cstor_agents::volume_manager::status::*;
+use cstor_api::cstor_v1::cv::{
+    CStorVolume, CStorVolumeReplicaDetails, CStorVolumeStatus, ReplicaStatus,
+};
+use cstor_api::cstor_v1::cvr::{CStorVolumeReplica, CStorVolumeReplicaStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+fn cv(rf: i64, cf: i64, drf: i64, spec_known: &[&str], status_known: &[&str]) -> CStorVolume {
+    let map = |ids: &[&str]| {
+        ids.iter()
+            .map(|i| (i.to_string(), i.to_string()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut cv = CStorVolume::default();
+    cv.metadata.name = Some("pvc-1".into());
+    cv.spec.iqn = "iqn.2016-09.com.openebs.cstor:pvc-1".into();
+    cv.spec.capacity = Some(Quantity("1Gi".into()));
+    cv.spec.replication_factor = Some(rf);
+    cv.spec.consistency_factor = Some(cf);
+    cv.spec.desired_replication_factor = Some(drf);
+    cv.spec.replica_details = Some(CStorVolumeReplicaDetails {
+        known_replicas: map(spec_known),
+    });
+    cv.status = Some(CStorVolumeStatus {
+        replica_details: Some(CStorVolumeReplicaDetails {
+            known_replicas: map(status_known),
+        }),
+        ..Default::default()
+    });
+    cv
+}
+
+fn info(id: &str, state: ReplicaState) -> ReplicaInfo {
+    ReplicaInfo {
+        id: id.into(),
+        state,
+        since: Instant::now(),
+        ever_healthy: state == ReplicaState::Healthy,
+        io_seq: 5,
+        inflight_read: 0,
+        inflight_write: 1,
+        inflight_sync: 0,
+    }
+}
+
+fn cvr(id: &str, node: &str, lun: Option<&str>) -> CStorVolumeReplica {
+    let mut c = CStorVolumeReplica::default();
+    c.metadata.name = Some(format!("pvc-1-{id}"));
+    c.spec.replica_id = id.into();
+    let mut a = BTreeMap::new();
+    a.insert(
+        "cstorpoolinstance.openebs.io/hostname".to_string(),
+        node.to_string(),
+    );
+    if let Some(l) = lun {
+        a.insert(REPLICA_LUN_ANNOTATION.to_string(), l.to_string());
+    }
+    c.metadata.annotations = Some(a);
+    c
+}
+
+#[test]
+fn quantities() {
+    assert_eq!(quantity_bytes("1Gi"), Some(1 << 30));
+    assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+    assert_eq!(quantity_bytes("1073741824"), Some(1 << 30));
+    assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
+    assert_eq!(quantity_bytes("5Xi"), None);
+    assert_eq!(quantity_bytes("-1"), None);
+    assert_eq!(quantity_bytes(""), None);
+}
+
+#[test]
+fn node_roots_and_paths() {
+    let roots = parse_node_roots("n1=/proc/10/root, n2=/proc/20/root,bad,=x");
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots["n2"], PathBuf::from("/proc/20/root"));
+    let c = cvr("7", "n1", Some("/var/cache/replicas/pvc-1/lun"));
+    assert_eq!(
+        replica_path(&c, &roots),
+        Some(PathBuf::from("/proc/10/root/var/cache/replicas/pvc-1/lun"))
+    );
+    let c = cvr("7", "other", Some("/data/lun"));
+    assert_eq!(replica_path(&c, &roots), Some(PathBuf::from("/data/lun")));
+    assert_eq!(replica_path(&cvr("7", "n1", None), &roots), None);
+    assert_eq!(replica_id(&cvr("", "n1", None)), None);
+}
+
+#[test]
+fn admission_keeps_a_scaled_down_replica_out() {
+    let roots = BTreeMap::new();
+    let cvrs = vec![
+        cvr("1", "a", Some("/a")),
+        cvr("2", "b", Some("/b")),
+        cvr("3", "c", Some("/c")),
+    ];
+    // Fresh: nothing known, DRF 3: all in.
+    let w = wanted_replicas(&cv(3, 2, 3, &[], &[]), &cvrs, &roots);
+    assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2", "3"]);
+    // Scaled down to 2, replica 3 dropped from spec.known: out, though its CVR still exists.
+    let w = wanted_replicas(&cv(3, 2, 2, &["1", "2"], &["1", "2", "3"]), &cvrs, &roots);
+    assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+    // A Recreate CVR is flagged for rebuild.
+    let mut c4 = cvr("4", "d", Some("/d"));
+    c4.status = Some(CStorVolumeReplicaStatus {
+        phase: "Recreate".into(),
+        ..Default::default()
+    });
+    let w = wanted_replicas(
+        &cv(3, 2, 4, &["1", "2", "3"], &["1", "2", "3"]),
+        &[c4],
+        &roots,
+    );
+    assert!(w["4"].1);
+}
+
+#[test]
+fn phases_and_statuses() {
+    use ReplicaState::*;
+    let all = [info("1", Healthy), info("2", Healthy), info("3", Healthy)];
+    assert_eq!(volume_phase(&all, 3, 2, false), "Init");
+    assert_eq!(volume_phase(&[], 3, 2, true), "Init");
+    assert_eq!(volume_phase(&all, 3, 2, true), "Healthy");
+    let one_down = [
+        info("1", Healthy),
+        info("2", Healthy),
+        info("3", Rebuilding),
+    ];
+    assert_eq!(volume_phase(&one_down, 3, 2, true), "Degraded");
+    let two_down = [info("1", Healthy), info("2", Degraded), info("3", Degraded)];
+    assert_eq!(volume_phase(&two_down, 3, 2, true), "Offline");
+    assert_eq!(volume_phase(&all[..2], 3, 2, true), "Degraded");
+    let st = replica_statuses(&one_down, Instant::now() + Duration::from_secs(3));
+    assert_eq!(
+        st[2],
+        ReplicaStatus {
+            id: "3".into(),
+            mode: "Rebuilding".into(),
+            checkpointed_io_seq: "5".into(),
+            inflight_read: "0".into(),
+            inflight_write: "1".into(),
+            inflight_sync: "0".into(),
+            up_time: 3,
+            quorum: "0".into(),
+        }
+    );
+    assert_eq!(st[0].quorum, "1");
+    assert_eq!(
+        volume_message(&one_down, 3, 2),
+        "2 of 3 replicas healthy (writes need 2); 3 Rebuilding"
+    );
+}
+
+#[test]
+fn first_provisioning_registers_healthy_replicas() {
+    use ReplicaState::*;
+    let c = cv(3, 2, 3, &[], &[]);
+    let p = plan_known(
+        &c,
+        &[
+            info("1", Healthy),
+            info("2", Healthy),
+            info("3", Rebuilding),
+        ],
+    );
+    let known = p.spec_known.unwrap();
+    assert_eq!(known.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+    assert_eq!(known["1"], "1");
+    assert_eq!(p.rf_cf, None, "RF stays 3, CF 2");
+    assert_eq!(p.status_known, known);
+}
+
+#[test]
+fn scale_up_raises_rf_and_cf_once_the_new_replica_is_healthy() {
+    use ReplicaState::*;
+    let c = cv(3, 2, 4, &["1", "2", "3"], &["1", "2", "3"]);
+    let rebuilding = [
+        info("1", Healthy),
+        info("2", Healthy),
+        info("3", Healthy),
+        info("4", Rebuilding),
+    ];
+    let p = plan_known(&c, &rebuilding);
+    assert_eq!((p.spec_known, p.rf_cf), (None, None));
+    let done = [
+        info("1", Healthy),
+        info("2", Healthy),
+        info("3", Healthy),
+        info("4", Healthy),
+    ];
+    let p = plan_known(&c, &done);
+    assert_eq!(p.rf_cf, Some((4, 3)));
+    assert_eq!(p.spec_known.unwrap().len(), 4);
+    // No room beyond DRF.
+    let c = cv(3, 2, 3, &["1", "2", "3"], &["1", "2", "3"]);
+    let p = plan_known(&c, &done);
+    assert_eq!((p.spec_known, p.rf_cf), (None, None));
+}
+
+#[test]
+fn scale_down_waits_for_healthy_then_lowers_rf_cf() {
+    use ReplicaState::*;
+    let c = cv(3, 2, 2, &["1", "2"], &["1", "2", "3"]);
+    let p = plan_known(
+        &c,
+        &[info("1", Healthy), info("2", Degraded), info("3", Healthy)],
+    );
+    assert!(p.waiting.is_some());
+    assert_eq!(p.status_known.len(), 3);
+    assert!(p.removed.is_empty());
+    let p = plan_known(
+        &c,
+        &[info("1", Healthy), info("2", Healthy), info("3", Healthy)],
+    );
+    assert_eq!(p.removed, vec!["3"]);
+    assert_eq!(p.rf_cf, Some((2, 2)));
+    assert_eq!(p.status_known.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+}
+
+#[test]
+fn freshness_validation_and_restart_health() {
+    let mut c = cv(3, 2, 3, &[], &[]);
+    assert!(is_fresh(&c));
+    assert_eq!(validate(&c), Ok(1 << 30));
+    c.status.as_mut().unwrap().replica_statuses = vec![ReplicaStatus {
+        id: "1".into(),
+        mode: "Healthy".into(),
+        ..Default::default()
+    }];
+    assert!(!is_fresh(&c));
+    assert!(was_healthy(&c, "1"));
+    assert!(!was_healthy(&c, "2"));
+    c.spec.iqn.clear();
+    c.spec.consistency_factor = Some(4);
+    let e = validate(&c).unwrap_err();
+    assert!(
+        e.contains("spec.iqn is empty") && e.contains("consistencyFactor 4 > replicationFactor 3"),
+        "{e}"
+    );
+    assert_eq!(drf(&cv(3, 2, 0, &[], &[])), 3);
+}

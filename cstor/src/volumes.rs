@@ -1,0 +1,201 @@
+//! `cstor cvc-operator`, `cstor volume-manager` and `cstor volume create`: flags and
+//! environment (the names the Go original's Deployments use), then the crates' entry points.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
+use cstor_api::keys::{annotations, finalizers, labels};
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::pools::terminated;
+use crate::webhook::client;
+
+/// Flags of `cstor cvc-operator`.
+#[derive(Args, Debug, Clone)]
+pub struct CvcOperatorArgs {
+    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    pub namespace: String,
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    #[arg(long, default_value = "cvc-controller-leader")]
+    pub lease_name: String,
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Image of the volume-manager container of the target Deployments.
+    #[arg(
+        long,
+        env = "OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE",
+        default_value = "openebs/cstor-rs:0.1.0"
+    )]
+    pub volume_manager_image: String,
+    /// Image of cStor's istgt container of those Deployments.
+    #[arg(
+        long,
+        env = "OPENEBS_IO_CSTOR_TARGET_IMAGE",
+        default_value = "openebs/cstor-istgt:3.6.0"
+    )]
+    pub istgt_image: String,
+    #[arg(
+        long,
+        env = "OPENEBS_SERVICEACCOUNT_NAME",
+        default_value = "cstor-volume-manager"
+    )]
+    pub volume_manager_account: String,
+    #[arg(long, env = "OPENEBS_IO_BASE_DIR", default_value = "/var/openebs")]
+    pub base_dir: String,
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let config = cstor_reconcilers::cvc::CvcConfig {
+        namespace: args.namespace.clone(),
+        identity: args
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("cstor-cvc-operator-{}", std::process::id())),
+        leader_election: args.leader_election,
+        lease_name: args.lease_name.clone(),
+        lease_seconds: args.lease_seconds,
+        operator_version: env!("CARGO_PKG_VERSION").to_string(),
+        volume_manager_image: args.volume_manager_image.clone(),
+        istgt_image: args.istgt_image.clone(),
+        volume_manager_account: args.volume_manager_account.clone(),
+        base_dir: args.base_dir.clone(),
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+    };
+    cstor_reconcilers::cvc::run(client, config, terminated())
+        .await
+        .context("cvc-operator")
+}
+
+/// Flags of `cstor volume-manager` (env names as in the target Deployment).
+#[derive(Args, Debug, Clone)]
+pub struct VolumeManagerArgs {
+    /// UID of the CStorVolume this target serves.
+    #[arg(long, env = "OPENEBS_IO_CSTOR_VOLUME_ID")]
+    pub volume_id: String,
+    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    pub namespace: String,
+    /// Where the FUSE fan-out is mounted (its file `lun` is the iSCSI LUN).
+    #[arg(
+        long,
+        env = "CSTOR_FANOUT_DIR",
+        default_value = "/var/openebs/cstor-target/fanout"
+    )]
+    pub mount_dir: PathBuf,
+    /// tgtd's management port (`tgtadm -C`), when not the default.
+    #[arg(long, env = "CSTOR_TGT_CONTROL_PORT")]
+    pub tgt_control_port: Option<u16>,
+    /// `node=/path,…`: where each node's filesystem is reached (local mode).
+    #[arg(long, env = "CSTOR_NODE_ROOTS", default_value = "")]
+    pub node_roots: String,
+    #[arg(long, env = "RESYNC_INTERVAL", default_value_t = 30)]
+    pub resync_seconds: u64,
+    #[arg(long, default_value_t = 60)]
+    pub command_timeout_seconds: u64,
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let resync = if args.resync_seconds == 0 {
+        30
+    } else {
+        args.resync_seconds
+    };
+    let config = cstor_agents::volume_manager::Config {
+        namespace: args.namespace.clone(),
+        volume_uid: args.volume_id.clone(),
+        mount_dir: args.mount_dir.clone(),
+        tgt_control_port: args.tgt_control_port,
+        node_roots: cstor_agents::volume_manager::status::parse_node_roots(&args.node_roots),
+        resync: Duration::from_secs(resync),
+        command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
+    };
+    cstor_agents::volume_manager::run(client, config, terminated())
+        .await
+        .context("volume-manager")
+}
+
+/// `cstor volume …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum VolumeCmd {
+    /// Create a volume the way the cStor CSI driver does: a CStorVolumeConfig named NAME.
+    Create(CreateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Volume (PV) name.
+    pub name: String,
+    /// Capacity, e.g. 1Gi.
+    #[arg(long)]
+    pub size: String,
+    /// Number of replicas.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: i64,
+    /// The CStorPoolCluster whose pools hold the replicas.
+    #[arg(long)]
+    pub pool_cluster: String,
+    #[arg(long, env = "OPENEBS_NAMESPACE", default_value = "openebs")]
+    pub namespace: String,
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The CVC the CSI driver's CreateVolume makes (spec/reconcilers.md B §4).
+pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
+    let value = serde_json::json!({
+        "apiVersion": "cstor.openebs.io/v1",
+        "kind": "CStorVolumeConfig",
+        "metadata": {
+            "name": args.name,
+            "namespace": args.namespace,
+            "labels": {labels::CSTOR_POOL_CLUSTER: args.pool_cluster},
+            "annotations": {
+                annotations::VOLUME_ID: args.name,
+                annotations::VOLUME_POLICY: "",
+            },
+            "finalizers": [finalizers::CVC],
+        },
+        "spec": {
+            "capacity": {"storage": args.size},
+            "provision": {"capacity": {"storage": args.size}, "replicaCount": args.replicas},
+            "policy": {},
+        },
+    });
+    serde_json::from_value(value).context("building the CStorVolumeConfig")
+}
+
+pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
+    match cmd {
+        VolumeCmd::Create(args) => {
+            let kubeconfig = args.kubeconfig.clone().or_else(|| {
+                let p = cstor_local::up::default_state_dir().join("kubeconfig");
+                p.exists().then_some(p)
+            });
+            let client = client(kubeconfig.as_ref()).await?;
+            let api: Api<CStorVolumeConfig> = Api::namespaced(client, &args.namespace);
+            let cvc = cvc_for(&args)?;
+            api.create(&PostParams::default(), &cvc)
+                .await
+                .with_context(|| format!("creating CStorVolumeConfig {}", args.name))?;
+            println!(
+                "cstorvolumeconfig {}/{} created ({} replicas of {} on {}); watch it with `cstor status`",
+                args.namespace, args.name, args.replicas, args.size, args.pool_cluster
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Pure decisions of a Bound volume: replica scaling (B §4.4, one scale-down at a time, waiting
+//! for the target to forget the removed replica) and resize (B §4.5; shrinking is refused).
+
+use std::collections::BTreeMap;
+
+use cstor_api::cstor_v1::CStorVolume;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::quantity::parse_bytes;
+
+/// What the replica set of a Bound volume needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScaleOp {
+    /// `replicaPoolInfo` and `status.poolInfo` name the same pools.
+    None,
+    /// New pools in the spec (in spec order).
+    Up { add: Vec<String> },
+    /// The first pool of the status that the spec dropped.
+    Down { remove: String },
+    /// Same count, different names: not supported.
+    Migration,
+}
+
+/// Compares the desired pools (`spec.policy.replicaPoolInfo`) with `status.poolInfo` as sets.
+pub fn scale_op(spec_pools: &[String], status_pools: &[String]) -> ScaleOp {
+    let add: Vec<String> = spec_pools
+        .iter()
+        .filter(|p| !status_pools.contains(p))
+        .cloned()
+        .collect();
+    let removed = status_pools.iter().find(|p| !spec_pools.contains(p));
+    if add.is_empty() && removed.is_none() {
+        return ScaleOp::None;
+    }
+    if spec_pools.len() > status_pools.len() {
+        ScaleOp::Up { add }
+    } else if spec_pools.len() < status_pools.len() {
+        match removed {
+            Some(r) => ScaleOp::Down { remove: r.clone() },
+            None => ScaleOp::None,
+        }
+    } else {
+        ScaleOp::Migration
+    }
+}
+
+/// The desiredReplicationFactor the CV must be raised to before a scale-up, if any.
+pub fn scale_up_drf(cv: &CStorVolume, target: usize) -> Option<i64> {
+    let target = i64::try_from(target).ok()?;
+    (cv.spec.desired_replication_factor.unwrap_or(0) < target).then_some(target)
+}
+
+/// The next step of a scale-down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScaleDownStep {
+    /// Lower the CV's desiredReplicationFactor and drop the replica from
+    /// `spec.replicaDetails.knownReplicas`.
+    UpdateVolume {
+        drf: i64,
+        known: BTreeMap<String, String>,
+    },
+    /// The target still lists the replica: wait (condition `ReplicaScaling`).
+    WaitForTarget { message: String },
+    /// The target has let go: delete the CVR (if still there) and record the new pool set.
+    DeleteReplica,
+}
+
+/// The scale-down step for CVR `cvr` (replica id `replica_id`, `None` when the CVR is gone or
+/// has no id yet), going from `from` to `to` replicas. A missing CVR never blocks (B quirk 9).
+pub fn scale_down_step(
+    cv: &CStorVolume,
+    cvr: &str,
+    replica_id: Option<&str>,
+    from: usize,
+    to: usize,
+) -> ScaleDownStep {
+    let target = i64::try_from(to).unwrap_or(i64::MAX);
+    let spec_known = cv
+        .spec
+        .replica_details
+        .as_ref()
+        .map(|d| d.known_replicas.clone())
+        .unwrap_or_default();
+    let drf = cv.spec.desired_replication_factor.unwrap_or(target);
+    let id_in_spec = replica_id.is_some_and(|id| spec_known.contains_key(id));
+    if drf > target || id_in_spec {
+        let mut known = spec_known;
+        if let Some(id) = replica_id {
+            known.remove(id);
+        }
+        return ScaleDownStep::UpdateVolume {
+            drf: drf.min(target),
+            known,
+        };
+    }
+    let status_known = cv
+        .status
+        .as_ref()
+        .and_then(|s| s.replica_details.as_ref())
+        .map(|d| d.known_replicas.clone())
+        .unwrap_or_default();
+    // By id when the CVR has one; else B's count test (only meaningful once the target keeps
+    // spec.knownReplicas, so an empty spec list never blocks forever).
+    let waiting = match replica_id {
+        Some(id) => status_known.contains_key(id),
+        None => !spec_known.is_empty() && status_known.len() > spec_known.len(),
+    };
+    if waiting {
+        let what = match replica_id {
+            Some(id) => format!("replica {id} ({cvr})"),
+            None => format!("the replica of {cvr}"),
+        };
+        return ScaleDownStep::WaitForTarget {
+            message: format!(
+                "scaling down volume replicas from {from} to {to}: waiting for the target to drop {what} from status.replicaDetails.knownReplicas ({} known, {} wanted)",
+                status_known.len(),
+                spec_known.len()
+            ),
+        };
+    }
+    ScaleDownStep::DeleteReplica
+}
+
+/// What a Bound volume's size needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResizeStep {
+    /// `spec.capacity` equals `status.capacity`.
+    Nothing,
+    /// `spec.capacity` is below `status.capacity`: refused, nothing changes.
+    Shrink { from: String, to: String },
+    /// Raise the CV's and every CVR's `spec.capacity` to `to`.
+    Grow { to: Quantity },
+    /// The CV already asks for `to`; the target has not reported it yet (CVRs are still
+    /// brought to `to` if one lags).
+    InProgress { to: Quantity },
+    /// The target reports the new size: `status.capacity = to`.
+    Done { to: Quantity },
+    /// A capacity is not a quantity.
+    Invalid { message: String },
+}
+
+fn bytes(q: Option<&Quantity>) -> Option<u128> {
+    q.and_then(|q| parse_bytes(&q.0))
+}
+
+/// The resize step from the CVC's `spec.capacity.storage` (`desired`), its
+/// `status.capacity.storage` (`current`) and the CV.
+pub fn resize_step(
+    desired: Option<&Quantity>,
+    current: Option<&Quantity>,
+    cv: &CStorVolume,
+) -> ResizeStep {
+    let Some(want) = desired else {
+        return ResizeStep::Invalid {
+            message: "spec.capacity.storage is missing".into(),
+        };
+    };
+    let Some(want_b) = bytes(Some(want)) else {
+        return ResizeStep::Invalid {
+            message: format!("spec.capacity.storage {:?} is not a quantity", want.0),
+        };
+    };
+    let Some(have) = current else {
+        return ResizeStep::Nothing;
+    };
+    let Some(have_b) = bytes(Some(have)) else {
+        return ResizeStep::Invalid {
+            message: format!("status.capacity.storage {:?} is not a quantity", have.0),
+        };
+    };
+    if want_b < have_b {
+        return ResizeStep::Shrink {
+            from: have.0.clone(),
+            to: want.0.clone(),
+        };
+    }
+    if want_b == have_b {
+        return ResizeStep::Nothing;
+    }
+    let reported = bytes(cv.status.as_ref().and_then(|s| s.capacity.as_ref())).unwrap_or(0);
+    if reported >= want_b {
+        return ResizeStep::Done { to: want.clone() };
+    }
+    let asked = bytes(cv.spec.capacity.as_ref()).unwrap_or(0);
+    if asked >= want_b {
+        ResizeStep::InProgress { to: want.clone() }
+    } else {
+        ResizeStep::Grow { to: want.clone() }
+    }
+}

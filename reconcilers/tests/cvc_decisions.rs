@@ -1,0 +1,244 @@
+//! Table tests of a Bound volume's decisions: replica scale up/down (including the wait for
+//! the target's knownReplicas and B quirk 9), resize (grow, in progress, done, shrink refused)
+//! and the CVC condition merge.
+#![allow(clippy::unwrap_used)]
+
+mod cvc_common;
+
+use std::collections::BTreeMap;
+
+use cstor_reconcilers::cvc::decide::{
+    ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op, scale_up_drf,
+};
+use cstor_reconcilers::cvc::status::{condition, remove_condition, set_condition};
+use cvc_common::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use pretty_assertions::assert_eq;
+
+fn v(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn scale_operations() {
+    let cases: Vec<(&[&str], &[&str], ScaleOp)> = vec![
+        (&["a", "b"], &["b", "a"], ScaleOp::None),
+        (
+            &["a", "b", "c", "d"],
+            &["a", "b"],
+            ScaleOp::Up {
+                add: v(&["c", "d"]),
+            },
+        ),
+        (
+            &["a", "c"],
+            &["a", "b", "c"],
+            ScaleOp::Down { remove: "b".into() },
+        ),
+        (&["a", "x"], &["a", "b"], ScaleOp::Migration),
+    ];
+    for (spec, status, want) in cases {
+        assert_eq!(
+            scale_op(&v(spec), &v(status)),
+            want,
+            "{spec:?} vs {status:?}"
+        );
+    }
+}
+
+#[test]
+fn scale_up_raises_the_desired_replication_factor_only_upwards() {
+    assert_eq!(scale_up_drf(&cv(2), 3), Some(3));
+    assert_eq!(scale_up_drf(&cv(3), 3), None);
+    assert_eq!(scale_up_drf(&cv(4), 3), None);
+}
+
+#[test]
+fn scale_down_steps() {
+    let cvr = "pvc-1-p3";
+    // 1. The CV still wants 3 and trusts replica 333: lower DRF and drop the id.
+    let mut start = cv(3);
+    start.spec.replica_details = known(&["111", "222", "333"]);
+    let start = with_status_known(start, &["111", "222", "333"]);
+    assert_eq!(
+        scale_down_step(&start, cvr, Some("333"), 3, 2),
+        ScaleDownStep::UpdateVolume {
+            drf: 2,
+            known: BTreeMap::from([
+                ("111".to_string(), "111".to_string()),
+                ("222".to_string(), "222".to_string())
+            ]),
+        }
+    );
+    // 2. Spec updated, the target still lists 333: wait, saying so.
+    let mut asked = cv(2);
+    asked.spec.replica_details = known(&["111", "222"]);
+    let asked = with_status_known(asked, &["111", "222", "333"]);
+    assert_eq!(
+        scale_down_step(&asked, cvr, Some("333"), 3, 2),
+        ScaleDownStep::WaitForTarget {
+            message: "scaling down volume replicas from 3 to 2: waiting for the target to drop \
+                      replica 333 (pvc-1-p3) from status.replicaDetails.knownReplicas \
+                      (3 known, 2 wanted)"
+                .into()
+        }
+    );
+    // Without an id (the pool manager never wrote one) B's count test decides.
+    assert_eq!(
+        scale_down_step(&asked, cvr, None, 3, 2),
+        ScaleDownStep::WaitForTarget {
+            message: "scaling down volume replicas from 3 to 2: waiting for the target to drop \
+                      the replica of pvc-1-p3 from status.replicaDetails.knownReplicas \
+                      (3 known, 2 wanted)"
+                .into()
+        }
+    );
+    // 3. The target let go: delete the CVR.
+    let mut done = cv(2);
+    done.spec.replica_details = known(&["111", "222"]);
+    let done = with_status_known(done, &["111", "222"]);
+    assert_eq!(
+        scale_down_step(&done, cvr, Some("333"), 3, 2),
+        ScaleDownStep::DeleteReplica
+    );
+    // B quirk 9: the CVR is already gone (no id) and DRF is right: never blocks.
+    assert_eq!(
+        scale_down_step(&done, cvr, None, 3, 2),
+        ScaleDownStep::DeleteReplica
+    );
+    // A target that keeps no spec.knownReplicas never blocks on counts alone.
+    let bare = with_status_known(cv(2), &["111", "222"]);
+    assert_eq!(
+        scale_down_step(&bare, cvr, None, 3, 2),
+        ScaleDownStep::DeleteReplica
+    );
+    assert_eq!(
+        scale_down_step(&bare, cvr, Some("111"), 3, 2),
+        ScaleDownStep::WaitForTarget {
+            message: "scaling down volume replicas from 3 to 2: waiting for the target to drop \
+                      replica 111 (pvc-1-p3) from status.replicaDetails.knownReplicas \
+                      (2 known, 0 wanted)"
+                .into()
+        }
+    );
+}
+
+#[test]
+fn resize_steps() {
+    let fresh = with_capacities(cv(1), "1Gi", Some("1Gi"));
+    let asked = with_capacities(cv(1), "2Gi", Some("1Gi"));
+    let grown = with_capacities(cv(1), "2Gi", Some("2Gi"));
+    let cases = vec![
+        ("1Gi", Some("1Gi"), &fresh, ResizeStep::Nothing),
+        ("1024Mi", Some("1Gi"), &fresh, ResizeStep::Nothing),
+        (
+            "2Gi",
+            Some("1Gi"),
+            &fresh,
+            ResizeStep::Grow { to: q("2Gi") },
+        ),
+        (
+            "2Gi",
+            Some("1Gi"),
+            &asked,
+            ResizeStep::InProgress { to: q("2Gi") },
+        ),
+        (
+            "2Gi",
+            Some("1Gi"),
+            &grown,
+            ResizeStep::Done { to: q("2Gi") },
+        ),
+        (
+            "512Mi",
+            Some("1Gi"),
+            &fresh,
+            ResizeStep::Shrink {
+                from: "1Gi".into(),
+                to: "512Mi".into(),
+            },
+        ),
+        (
+            "lots",
+            Some("1Gi"),
+            &fresh,
+            ResizeStep::Invalid {
+                message: "spec.capacity.storage \"lots\" is not a quantity".into(),
+            },
+        ),
+        ("2Gi", None, &fresh, ResizeStep::Nothing),
+    ];
+    for (desired, current, volume, want) in cases {
+        let d = q(desired);
+        let c = current.map(q);
+        assert_eq!(
+            resize_step(Some(&d), c.as_ref(), volume),
+            want,
+            "{desired} over {current:?}"
+        );
+    }
+    assert_eq!(
+        resize_step(None, Some(&q("1Gi")), &fresh),
+        ResizeStep::Invalid {
+            message: "spec.capacity.storage is missing".into()
+        }
+    );
+}
+
+fn t(s: &str) -> Time {
+    Time(s.parse().unwrap())
+}
+
+#[test]
+fn condition_merge() {
+    let t1 = t("2024-01-01T00:00:00Z");
+    let t2 = t("2024-01-01T00:05:00Z");
+    let t3 = t("2024-01-01T00:10:00Z");
+    let mut conds = Vec::new();
+    assert!(set_condition(
+        &mut conds,
+        condition("PoolPlacement", "NotEnoughPools", "need 3", Some(1)),
+        &t1
+    ));
+    assert_eq!(conds[0].last_transition_time, Some(t1.clone()));
+    assert_eq!(conds[0].observed_generation, Some(1));
+    // Identical: untouched.
+    assert!(!set_condition(
+        &mut conds,
+        condition("PoolPlacement", "NotEnoughPools", "need 3", Some(1)),
+        &t2
+    ));
+    assert_eq!(conds[0].last_probe_time, Some(t1.clone()));
+    // Same reason, new message: transition time kept, probe time moves.
+    assert!(set_condition(
+        &mut conds,
+        condition(
+            "PoolPlacement",
+            "NotEnoughPools",
+            "need 3, 2 usable",
+            Some(2)
+        ),
+        &t2
+    ));
+    assert_eq!(conds[0].last_transition_time, Some(t1.clone()));
+    assert_eq!(conds[0].last_probe_time, Some(t2.clone()));
+    assert_eq!(conds[0].observed_generation, Some(2));
+    // A flip: both move.
+    assert!(set_condition(
+        &mut conds,
+        condition("PoolPlacement", "PoolsSelected", "placing 3", Some(2)),
+        &t3
+    ));
+    assert_eq!(conds[0].last_transition_time, Some(t3.clone()));
+    assert_eq!(conds[0].reason, "PoolsSelected");
+    // Other types live next to it; removal is by type.
+    set_condition(
+        &mut conds,
+        condition("VolumeResizeFailed", "ShrinkNotSupported", "no", Some(2)),
+        &t3,
+    );
+    assert_eq!(conds.len(), 2);
+    assert!(remove_condition(&mut conds, "VolumeResizeFailed"));
+    assert!(!remove_condition(&mut conds, "VolumeResizeFailed"));
+    assert_eq!(conds.len(), 1);
+}
