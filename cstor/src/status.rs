@@ -69,17 +69,29 @@ pub fn volume_table(
     cvrs: &[CStorVolumeReplica],
 ) -> String {
     let mut rows = vec![
-        ["VOLUME", "CSPC", "CLAIM", "STATUS", "SIZE", "REPLICAS", "IQN"].map(String::from),
+        [
+            "VOLUME", "CSPC", "CLAIM", "STATUS", "SIZE", "REPLICAS", "IQN",
+        ]
+        .map(String::from),
     ];
     for cvc in cvcs {
         let name = cvc.metadata.name.clone().unwrap_or_default();
         let cv = cvs.iter().find(|v| v.metadata.name.as_ref() == Some(&name));
         let status = cv.and_then(|v| v.status.as_ref());
         let healthy = status
-            .map(|s| s.replica_statuses.iter().filter(|r| r.mode == "Healthy").count())
+            .map(|s| {
+                s.replica_statuses
+                    .iter()
+                    .filter(|r| r.mode == "Healthy")
+                    .count()
+            })
             .unwrap_or(0);
         let desired = cv
-            .and_then(|v| v.spec.desired_replication_factor.or(v.spec.replication_factor))
+            .and_then(|v| {
+                v.spec
+                    .desired_replication_factor
+                    .or(v.spec.replication_factor)
+            })
             .unwrap_or(cvc.spec.provision.replica_count);
         let size = cvc
             .spec

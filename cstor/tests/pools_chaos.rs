@@ -132,7 +132,12 @@ async fn kill_9_during_provisioning_and_replacement_still_converges_without_orph
                         {
                             Ok(())
                         }
-                        other => Err(format!("{other:?}, zpool {groups:?}")),
+                        other => Err(format!(
+                            "{other:?}, zpool status:\n{}",
+                            node(target)
+                                .zpool(&["status", &zpool])
+                                .unwrap_or_else(|e| e)
+                        )),
                     }
                 },
             )

@@ -144,7 +144,10 @@ pub async fn start(
         logs: logs.clone(),
         pgid: sup.pgid(),
         extra_env: [
-            ("CSTOR_TGT_CONTROL_PORT".to_string(), tgt_control_port.to_string()),
+            (
+                "CSTOR_TGT_CONTROL_PORT".to_string(),
+                tgt_control_port.to_string(),
+            ),
             (
                 "CSTOR_NODE_ROOTS".to_string(),
                 nodes
@@ -203,7 +206,16 @@ fn start_tgtd(sup: &mut Supervisor) -> Result<(u16, u16), Error> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let shown = Command::new("tgtadm")
-            .args(["-C", &control.to_string(), "--lld", "iscsi", "--mode", "target", "--op", "show"])
+            .args([
+                "-C",
+                &control.to_string(),
+                "--lld",
+                "iscsi",
+                "--mode",
+                "target",
+                "--op",
+                "show",
+            ])
             .output();
         if shown.is_ok_and(|o| o.status.success()) {
             return Ok((control, iscsi));

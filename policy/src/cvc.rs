@@ -40,13 +40,29 @@ fn same_quantity(a: Option<&str>, b: Option<&str>) -> bool {
 
 /// UPDATE of a CVC from `old` to `new`.
 pub fn validate_update(old: &CStorVolumeConfig, new: &CStorVolumeConfig) -> Verdict {
-    match check(old, new) {
+    match check(old, new, false) {
         Ok(()) => Verdict::allow(),
         Err(msg) => Verdict::deny(CODE, msg),
     }
 }
 
-fn check(old: &CStorVolumeConfig, new: &CStorVolumeConfig) -> Result<(), String> {
+/// UPDATE of a CVC by `user`. The cvc-operator records the pools it placed replicas on in
+/// `spec.policy.replicaPoolInfo` after writing `status.poolInfo` (two requests, since status is
+/// a subresource here), which the scaling rules would read as a user's scale; so for the
+/// operator accounts only the immutability rules apply (docs/decisions/014).
+pub fn validate_update_by(
+    old: &CStorVolumeConfig,
+    new: &CStorVolumeConfig,
+    user: &str,
+    operators: &crate::owned::OperatorAccounts,
+) -> Verdict {
+    match check(old, new, operators.contains(user)) {
+        Ok(()) => Verdict::allow(),
+        Err(msg) => Verdict::deny(CODE, msg),
+    }
+}
+
+fn check(old: &CStorVolumeConfig, new: &CStorVolumeConfig, operator: bool) -> Result<(), String> {
     let name = new.metadata.name.as_deref().unwrap_or_default();
     let (old_count, new_count) = (
         old.spec.provision.replica_count,
@@ -62,6 +78,9 @@ fn check(old: &CStorVolumeConfig, new: &CStorVolumeConfig) -> Result<(), String>
             "cvc initial provisioned capacity `Spec.Provision.Capacity` is immutable, can't be modified "
                 .into(),
         );
+    }
+    if operator {
+        return Ok(());
     }
     let old_status: Vec<&str> = old
         .status

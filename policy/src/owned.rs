@@ -39,7 +39,8 @@ pub enum Operation {
 pub struct OperatorAccounts(pub Vec<String>);
 
 impl OperatorAccounts {
-    fn contains(&self, user: &str) -> bool {
+    /// Whether `user` is one of the operator accounts.
+    pub fn contains(&self, user: &str) -> bool {
         self.0.iter().any(|a| a == user)
     }
 }

@@ -153,3 +153,36 @@ fn allowed_changes() {
         assert_eq!(verdict(old, new), Ok(()));
     }
 }
+
+#[test]
+fn the_cvc_operator_may_record_its_placement_but_not_break_immutability() {
+    use cstor_policy::cvc::validate_update_by;
+    use cstor_policy::owned::OperatorAccounts;
+    let ops = OperatorAccounts(vec![
+        "system:serviceaccount:openebs:cstor-cvc-operator".to_string(),
+    ]);
+    let by = |user: &str, old: Value, new: Value| {
+        let old: CStorVolumeConfig = serde_json::from_value(old).expect("old");
+        let new: CStorVolumeConfig = serde_json::from_value(new).expect("new");
+        let v = validate_update_by(&old, &new, user, &ops);
+        if v.allowed { Ok(()) } else { Err(v.message) }
+    };
+    // Bound with status.poolInfo written first; the spec then records the same pools.
+    let old = cvc(3, "5Gi", "Bound", &[], &["a", "b", "c"]);
+    let new = cvc(3, "5Gi", "Bound", &["a", "b", "c"], &["a", "b", "c"]);
+    let operator = "system:serviceaccount:openebs:cstor-cvc-operator";
+    assert_eq!(by(operator, old.clone(), new.clone()), Ok(()));
+    assert_eq!(
+        by("alice", old, new),
+        Err("scaling of CVC pvc-1 is already in progress".into())
+    );
+    // Immutable fields stay immutable for the operator too.
+    assert_eq!(
+        by(
+            operator,
+            cvc(3, "5Gi", "Bound", &[], &[]),
+            cvc(4, "5Gi", "Bound", &[], &[])
+        ),
+        Err("cvc pvc-1 replicaCount got modified from 3 to 4".into())
+    );
+}

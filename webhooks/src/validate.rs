@@ -124,7 +124,12 @@ async fn run<F: Facts>(
         ("cstor.openebs.io", "CStorVolumeConfig") if *op == Operation::Update => {
             let new: CStorVolumeConfig = typed(object(&req.object, "object", kind)?, kind)?;
             let old: CStorVolumeConfig = typed(object(&req.old_object, "oldObject", kind)?, kind)?;
-            Ok(cstor_policy::cvc::validate_update(&old, &new))
+            Ok(cstor_policy::cvc::validate_update_by(
+                &old,
+                &new,
+                req.user_info.username.as_deref().unwrap_or_default(),
+                &config.operator_accounts,
+            ))
         }
         ("cstor.openebs.io", "CStorPoolInstance" | "CStorVolumeReplica" | "CStorVolume") => {
             let operation = match op {

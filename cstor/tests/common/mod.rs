@@ -37,6 +37,21 @@ pub fn stack() -> &'static TestStack {
     })
 }
 
+/// The stack of the volume tests: 4 nodes (scaling 3 → 4 needs a fourth node) × 2 disks of
+/// 3 GiB (sparse), so 1 → 2 GiB volumes fit.
+pub fn volume_stack() -> &'static TestStack {
+    testing::stack(StackOptions {
+        nodes: 4,
+        disks: DiskLayout {
+            per_node: 2,
+            bytes: 3 << 30,
+        },
+        exe: env!("CARGO_BIN_EXE_cstor").into(),
+        discovery_interval: Duration::from_millis(500),
+        operator_replicas: Some(1),
+    })
+}
+
 pub async fn admin() -> Client {
     testing::control_plane()
         .client()
@@ -248,7 +263,9 @@ pub async fn delete_and_verify_clean(client: &Client, name: &str, disks: &[(usiz
             let left_deploys = deploys.list(&lp).await.map_err(|e| e.to_string())?.items.len();
             let left_bdcs = bdcs.list(&lp).await.map_err(|e| e.to_string())?.items.len();
             let cspc_left = cspcs.get_opt(name).await.map_err(|e| e.to_string())?.is_some();
-            let zpools: Vec<usize> = (1..=NODES).filter(|n| has_zpool(*n, &pool)).collect();
+            let zpools: Vec<usize> = (1..=stack().nodes.len())
+                .filter(|n| has_zpool(*n, &pool))
+                .collect();
             let mut claimed = Vec::new();
             for (n, d) in disks {
                 let b = bds.get(&bd(*n, *d)).await.map_err(|e| e.to_string())?;
