@@ -1,7 +1,7 @@
 //! Volumes end to end on the real apiserver, zfs-fuse and tgt, checked with real iSCSI clients
 //! (libiscsi's iscsi-inq / iscsi-readcapacity16, qemu-io with `iscsi://` URLs): a 3-replica
 //! volume becomes Bound and Healthy and replicates every write; resize; scale 3 → 4 → 3 with a
-//! rebuild; a replica's pool going away and coming back; deletion removes everything.
+//! rebuild; deletion removes everything.
 
 mod common;
 
