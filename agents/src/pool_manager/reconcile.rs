@@ -662,6 +662,18 @@ async fn update(
             )
         };
         decide::set_condition(conditions, wanted, generation, &now());
+    } else if decide::condition(conditions, condition_type::DISK_REPLACEMENT)
+        .is_some_and(|c| c.status == ConditionStatus::True)
+    {
+        // No claim names a predecessor any more: the replacement was cleaned up, maybe by a
+        // run that died before it could write so (kill -9 right after the cleanup).
+        let wanted = Wanted::new(
+            condition_type::DISK_REPLACEMENT,
+            ConditionStatus::False,
+            "BlockDeviceReplacementSucceess",
+            "Blockdevice replacement was successfully completed",
+        );
+        decide::set_condition(conditions, wanted, generation, &now());
     }
 
     // Expansion against the topology as it is now.
