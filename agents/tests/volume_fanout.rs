@@ -381,36 +381,3 @@ fn add_remove_and_degrade() {
     assert_eq!(f.healthy_count(), 2);
     assert_eq!(f.ids(), vec!["1", "2", "3"]);
 }
-
-/// Throughput of the fan-out (3 replicas, sequential 1 MiB and 64 KiB writes) against one
-/// plain file; run with `--ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_fanout_vs_plain() {
-    use std::os::unix::fs::FileExt;
-    let dir = TempDir::new("bench");
-    let size = 256 * MIB;
-    for bs in [64usize << 10, 1 << 20] {
-        let plain = rw(&dir.file(&format!("plain{bs}"), size));
-        let buf = vec![0x42u8; bs];
-        let t = std::time::Instant::now();
-        for i in 0..(size / bs as u64) {
-            plain.write_all_at(&buf, i * bs as u64).unwrap();
-        }
-        plain.sync_data().unwrap();
-        let p = t.elapsed();
-        let (_, f) = three(&TempDir::new(&format!("bench{bs}")), size);
-        let t = std::time::Instant::now();
-        for i in 0..(size / bs as u64) {
-            f.write(i * bs as u64, &buf).unwrap();
-        }
-        f.fsync().unwrap();
-        let q = t.elapsed();
-        let mb = (size >> 20) as f64;
-        println!(
-            "bs {bs}: plain {:.0} MiB/s, fan-out x3 {:.0} MiB/s",
-            mb / p.as_secs_f64(),
-            mb / q.as_secs_f64()
-        );
-    }
-}

@@ -9,6 +9,7 @@ pub mod cvc;
 pub mod error;
 pub mod meta;
 pub mod operator;
+pub mod podspec;
 pub mod quantity;
 
 pub use error::Error;

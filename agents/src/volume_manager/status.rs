@@ -17,43 +17,10 @@ use super::fanout::{ReplicaInfo, ReplicaState};
 pub const REPLICA_LUN_ANNOTATION: &str = "cstor.openebs.io/replica-lun";
 
 /// Bytes of a Kubernetes quantity (`1Gi`, `500M`, `1073741824`, `1.5Gi`); None when it is
-/// not a non-negative size.
+/// not a non-negative whole number of bytes. The replica store's parser, so the LUN and every
+/// replica's `lun` file get the same size from the same capacity string.
 pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let mult: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        "Ei" => 1 << 60,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "P" => 1_000_000_000_000_000,
-        "E" => 1_000_000_000_000_000_000,
-        _ => return None,
-    };
-    if let Some((int, frac)) = num.split_once('.') {
-        let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-        let frac_val: u64 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().ok()?
-        };
-        let scale = 10u64.checked_pow(u32::try_from(frac.len()).ok()?)?;
-        let whole = int.checked_mul(mult)?;
-        let part = u128::from(frac_val) * u128::from(mult) / u128::from(scale);
-        whole.checked_add(u64::try_from(part).ok()?)
-    } else {
-        num.parse::<u64>().ok()?.checked_mul(mult)
-    }
+    crate::pool_manager::replica::decide::parse_capacity(q).ok()
 }
 
 /// `CSTOR_NODE_ROOTS` (`node=/proc/<pid>/root,…`) as a map; malformed entries are skipped.

@@ -7,9 +7,8 @@ use cstor_api::cstor_v1::{CStorPoolCluster, CStorPoolInstance};
 use cstor_api::keys::labels;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, SecurityContext, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, Lifecycle, LifecycleHandler,
+    PodSpec, PodTemplateSpec, Probe, SecurityContext, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
@@ -17,6 +16,7 @@ use kube::ResourceExt;
 use super::CspcConfig;
 use super::claim::controller_ref;
 use crate::Error;
+use crate::podspec::{env, field_env, host_path, mount};
 
 /// Label on every pool-manager Deployment and pod (and their shared selector).
 pub const APP_LABEL: (&str, &str) = ("app", "cstor-pool");
@@ -26,47 +26,6 @@ pub const MGMT_CONTAINER: &str = "cstor-pool-mgmt";
 pub const POOL_CONTAINER: &str = "cstor-pool";
 /// Where the pool's host directory is mounted (the cache file lives there).
 pub const POOL_MOUNT: &str = "/var/openebs/cstor-pool";
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
-
-fn field_env(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
-
-fn host_path(name: &str, path: &str, type_: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        host_path: Some(HostPathVolumeSource {
-            path: path.into(),
-            type_: Some(type_.into()),
-        }),
-        ..Volume::default()
-    }
-}
-
-fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        ..VolumeMount::default()
-    }
-}
 
 fn exec(cmd: &str) -> ExecAction {
     ExecAction {

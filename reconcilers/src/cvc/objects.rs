@@ -12,9 +12,8 @@ use cstor_api::cstor_v1::{
 use cstor_api::keys::{annotations, finalizers, labels};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    Affinity, Container, HostPathVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -29,6 +28,7 @@ use super::CvcConfig;
 use crate::Error;
 use crate::cspc::claim::controller_ref;
 use crate::cspc::naming::fnv1a64;
+use crate::podspec::{empty_dir, env, field_env, mount, tcp_port};
 
 /// `app` label of the target Deployment, pod and Service selector.
 pub const TARGET_APP: (&str, &str) = ("app", "cstor-volume-manager");
@@ -335,52 +335,6 @@ pub fn cvr_object(
         status: None,
         version_details: Some(fresh_version(version)),
     })
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
-
-fn field_env(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
-
-fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        ..VolumeMount::default()
-    }
-}
-
-fn empty_dir(name: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    }
-}
-
-fn tcp_port(p: i32) -> ContainerPort {
-    ContainerPort {
-        container_port: p,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
-    }
 }
 
 /// The four NoExecute tolerations a target gets when the policy names none (B §4.3).

@@ -1,0 +1,70 @@
+//! Small builders of pod-spec pieces (env vars, mounts, volumes, ports) shared by the
+//! Deployments the operators make (pool-manager, volume target).
+
+use k8s_openapi::api::core::v1::{
+    ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    ObjectFieldSelector, Volume, VolumeMount,
+};
+
+/// `name=value`.
+pub fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// `name` from the pod's field `path` (`metadata.name`, `spec.nodeName`, …).
+pub fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// A hostPath volume of `type_` (`Directory`, `DirectoryOrCreate`).
+pub fn host_path(name: &str, path: &str, type_: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.into(),
+            type_: Some(type_.into()),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// An emptyDir volume.
+pub fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// Volume `name` mounted at `path`.
+pub fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }
+}
+
+/// A TCP container port.
+pub fn tcp_port(p: i32) -> ContainerPort {
+    ContainerPort {
+        container_port: p,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
