@@ -26,12 +26,18 @@ pub struct StatusArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let kubeconfig = args.kubeconfig.clone().or_else(|| {
+/// A client for the user's commands: `--kubeconfig`/`$KUBECONFIG`, else the kubeconfig a
+/// running `cstor up` wrote.
+pub async fn user_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kubeconfig.or_else(|| {
         let p = cstor_local::up::default_state_dir().join("kubeconfig");
         p.exists().then_some(p)
     });
-    let client = client(kubeconfig.as_ref()).await?;
+    client(kubeconfig.as_ref()).await
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let client = user_client(args.kubeconfig.clone()).await?;
     let api: Api<CStorPoolInstance> = Api::namespaced(client, &args.namespace);
     let mut cspis = api.list(&ListParams::default()).await?.items;
     cspis.sort_by(|a, b| {
@@ -195,29 +201,10 @@ pub fn layout(cspi: &CStorPoolInstance) -> String {
     }
 }
 
-/// A Kubernetes quantity of bytes (`1073741824`, `512Mi`, `1.5Gi`, `2G`) as bytes.
+/// A Kubernetes quantity of bytes (`1073741824`, `512Mi`, `1.5Gi`, `2G`) as bytes; the
+/// replica store's parser, so the table shows what the agents computed with.
 pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let factor: f64 = match suffix {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        _ => return None,
-    };
-    let value: f64 = num.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| (value * factor).round() as u64)
+    cstor_agents::pool_manager::replica::decide::parse_capacity(q).ok()
 }
 
 /// Bytes as `1.5 GiB`.

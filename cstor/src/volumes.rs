@@ -181,11 +181,7 @@ pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
 pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
     match cmd {
         VolumeCmd::Create(args) => {
-            let kubeconfig = args.kubeconfig.clone().or_else(|| {
-                let p = cstor_local::up::default_state_dir().join("kubeconfig");
-                p.exists().then_some(p)
-            });
-            let client = client(kubeconfig.as_ref()).await?;
+            let client = crate::status::user_client(args.kubeconfig.clone()).await?;
             let api: Api<CStorVolumeConfig> = Api::namespaced(client, &args.namespace);
             let cvc = cvc_for(&args)?;
             api.create(&PostParams::default(), &cvc)

@@ -3,8 +3,7 @@
 //! enough; a deleted claim releases its device. BD and BDC have no status subresource, so the
 //! BD's claim fields and the BDC's phase are written by server-side apply on the object.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cstor_api::openebs_v1alpha1::{
@@ -190,7 +189,7 @@ pub struct Context {
     pub namespace: String,
     pub recorder: Recorder,
     pub resync: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: crate::meta::Backoff,
 }
 
 impl Context {
@@ -200,14 +199,14 @@ impl Context {
             namespace,
             recorder,
             resync,
-            failures: Mutex::new(HashMap::new()),
+            failures: crate::meta::Backoff::default(),
         }
     }
 }
 
 /// Per-object exponential backoff: 1 s, 2 s, 4 s, … up to 5 minutes.
 pub fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
+    crate::meta::Backoff::delay(failures)
 }
 
 async fn event(
@@ -248,10 +247,8 @@ async fn set_phase(
 pub async fn reconcile(bdc: Arc<BlockDeviceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(bdc.as_ref());
     let result = reconcile_inner(&bdc, &ctx).await;
-    if result.is_ok()
-        && let Ok(mut f) = ctx.failures.lock()
-    {
-        f.remove(&key);
+    if result.is_ok() {
+        ctx.failures.succeeded(&key);
     }
     result
 }
@@ -340,16 +337,9 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
 
 fn error_policy(bdc: Arc<BlockDeviceClaim>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(bdc.as_ref());
-    let n = match ctx.failures.lock() {
-        Ok(mut f) => {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
+    let (n, wait) = ctx.failures.failed(&key);
     tracing::warn!(claim = %key, %error, failures = n, "claim binding failed");
-    Action::requeue(backoff(n - 1))
+    Action::requeue(wait)
 }
 
 /// The claims to reconcile when BlockDevice `bd` changes: the one its claimRef names and every

@@ -158,3 +158,36 @@ where
 pub fn key<K: Resource>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
+
+/// Per-object exponential backoff on reconcile errors (kube-runtime has none built in):
+/// 1 s, 2 s, 4 s, … up to 5 minutes; a success resets the object's count.
+#[derive(Debug, Default)]
+pub struct Backoff(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Backoff {
+    /// The delay after `failures` earlier failures.
+    pub fn delay(failures: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(1u64 << failures.min(8))
+            .min(std::time::Duration::from_secs(300))
+    }
+
+    /// `key` reconciled fine: start again from 1 s.
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut f) = self.0.lock() {
+            f.remove(key);
+        }
+    }
+
+    /// `key` failed once more: its failure count and how long to wait.
+    pub fn failed(&self, key: &str) -> (u32, std::time::Duration) {
+        let n = match self.0.lock() {
+            Ok(mut f) => {
+                let n = f.entry(key.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        };
+        (n, Self::delay(n - 1))
+    }
+}

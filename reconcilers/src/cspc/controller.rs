@@ -2,8 +2,8 @@
 //! idempotent: every pass reads CSPC, CSPIs, claims, devices, nodes and Deployments, takes the
 //! steps that are due, writes status with server-side apply and requeues.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cstor_api::common::{ConditionStatus, VersionDetails, VersionStatus};
@@ -50,7 +50,7 @@ pub struct Context {
     pub namespace: String,
     pub config: CspcConfig,
     pub recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: crate::meta::Backoff,
 }
 
 impl Context {
@@ -60,7 +60,7 @@ impl Context {
             namespace,
             config,
             recorder,
-            failures: Mutex::new(HashMap::new()),
+            failures: crate::meta::Backoff::default(),
         }
     }
 }
@@ -157,10 +157,8 @@ pub fn backoff(failures: u32) -> Duration {
 pub async fn reconcile(cspc: Arc<CStorPoolCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(cspc.as_ref());
     let result = reconcile_inner(&cspc, &ctx).await;
-    if result.is_ok()
-        && let Ok(mut f) = ctx.failures.lock()
-    {
-        f.remove(&key);
+    if result.is_ok() {
+        ctx.failures.succeeded(&key);
     }
     result
 }
@@ -663,16 +661,9 @@ async fn delete_cspc(
 
 fn error_policy(cspc: Arc<CStorPoolCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(cspc.as_ref());
-    let n = match ctx.failures.lock() {
-        Ok(mut f) => {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
+    let (n, wait) = ctx.failures.failed(&key);
     tracing::warn!(cspc = %key, %error, failures = n, "CSPC reconcile failed");
-    Action::requeue(backoff(n - 1))
+    Action::requeue(wait)
 }
 
 /// The CSPC named by an object's `openebs.io/cstor-pool-cluster` label.

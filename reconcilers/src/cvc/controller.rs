@@ -2,8 +2,8 @@
 //! idempotent: every step is get-or-create with deterministic names, status is written with
 //! server-side apply on the status subresource, and each pass requeues (soon while waiting).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cstor_api::cstor_v1::{
@@ -49,7 +49,7 @@ pub struct Context {
     pub client: Client,
     pub config: CvcConfig,
     pub recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: crate::meta::Backoff,
 }
 
 impl Context {
@@ -58,7 +58,7 @@ impl Context {
             client,
             config,
             recorder,
-            failures: Mutex::new(HashMap::new()),
+            failures: crate::meta::Backoff::default(),
         }
     }
 }
@@ -257,10 +257,8 @@ async fn publish(
 pub async fn reconcile(cvc: Arc<CStorVolumeConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(cvc.as_ref());
     let result = reconcile_inner(&cvc, &ctx).await;
-    if result.is_ok()
-        && let Ok(mut f) = ctx.failures.lock()
-    {
-        f.remove(&key);
+    if result.is_ok() {
+        ctx.failures.succeeded(&key);
     }
     result
 }
@@ -1119,16 +1117,9 @@ async fn deprovision(cvc: &CStorVolumeConfig, ctx: &Context, apis: &Apis) -> Res
 
 fn error_policy(cvc: Arc<CStorVolumeConfig>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(cvc.as_ref());
-    let n = match ctx.failures.lock() {
-        Ok(mut f) => {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
+    let (n, wait) = ctx.failures.failed(&key);
     tracing::warn!(cvc = %key, %error, failures = n, "CVC reconcile failed");
-    Action::requeue(crate::claims::backoff(n - 1))
+    Action::requeue(wait)
 }
 
 /// The CVC of an object labelled `openebs.io/persistent-volume` (CVRs, the target).
