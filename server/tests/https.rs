@@ -19,7 +19,12 @@ use rustls_pki_types::{CertificateDer, ServerName};
 struct Empty;
 
 impl Facts for Empty {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
+    async fn cspc_facts(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[&str],
+    ) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
         Ok(std::sync::Arc::default())
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {

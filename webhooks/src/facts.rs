@@ -34,11 +34,13 @@ pub enum FactsError {
 /// Where rules get cluster state from.
 pub trait Facts: Send + Sync {
     /// Nodes, BlockDevices and BDCs of `bd_namespace`, CSPIs of `cspc_namespace` and every CVR
-    /// on a pool.
+    /// on a pool. `named_bds` are the BlockDevices the request refers to: a cache that does not
+    /// know one of them must not answer "not found" without asking the apiserver.
     fn cspc_facts(
         &self,
         cspc_namespace: &str,
         bd_namespace: &str,
+        named_bds: &[&str],
     ) -> impl Future<Output = Result<Arc<CspcFacts>, FactsError>> + Send;
     /// CStorVolumes and CVCs (all namespaces) labelled `openebs.io/source-volume=<volume>`.
     fn clone_counts(
@@ -103,6 +105,7 @@ impl Facts for KubeFacts {
         &self,
         cspc_namespace: &str,
         bd_namespace: &str,
+        _named_bds: &[&str],
     ) -> Result<Arc<CspcFacts>, FactsError> {
         let lp = ListParams::default();
         let nodes: Api<Node> = Api::all(self.client.clone());
@@ -203,7 +206,7 @@ pub struct MemoryFacts {
 }
 
 impl Facts for MemoryFacts {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<Arc<CspcFacts>, FactsError> {
+    async fn cspc_facts(&self, _: &str, _: &str, _: &[&str]) -> Result<Arc<CspcFacts>, FactsError> {
         Ok(self.cspc.clone())
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
@@ -394,12 +397,26 @@ impl Facts for CachedFacts {
     async fn cspc_facts(
         &self,
         cspc_namespace: &str,
-        _bd_namespace: &str,
+        bd_namespace: &str,
+        named_bds: &[&str],
     ) -> Result<Arc<CspcFacts>, FactsError> {
         if !self.is_ready() {
             return Err(FactsError::NotReady);
         }
         let all = self.snapshot();
+        // A BlockDevice created just before this request may not have reached the watch yet;
+        // a live read settles it (a name that is really missing costs one list, once).
+        if let Some(missing) = named_bds
+            .iter()
+            .find(|n| !all.block_devices.contains_key(**n))
+        {
+            tracing::debug!(blockdevice = %missing, "not in the watch cache; reading live");
+            return self
+                .inner
+                .live
+                .cspc_facts(cspc_namespace, bd_namespace, named_bds)
+                .await;
+        }
         // CSPIs of other namespaces are not this CSPC's; copy only when there are any.
         let foreign =
             |i: &CStorPoolInstance| i.metadata.namespace.as_deref() != Some(cspc_namespace);

@@ -58,6 +58,21 @@ fn object<'a>(
         .ok_or_else(|| Verdict::deny(400, format!("{kind} admission request has no {which}")))
 }
 
+/// Every BlockDevice the CSPC names, in data and write-cache groups.
+fn named_bds(cspc: &CStorPoolCluster) -> Vec<&str> {
+    cspc.spec
+        .pools
+        .iter()
+        .flat_map(|p| {
+            p.data_raid_groups
+                .iter()
+                .chain(p.write_cache_raid_groups.iter().flatten())
+        })
+        .flat_map(|g| g.block_devices.iter())
+        .map(|b| b.block_device_name.as_str())
+        .collect()
+}
+
 fn facts_error(e: impl std::fmt::Display) -> Verdict {
     Verdict::deny(500, e.to_string())
 }
@@ -89,7 +104,7 @@ async fn run<F: Facts>(
                     return Ok(Verdict::deny(422, what));
                 }
                 let f = facts
-                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .cspc_facts(namespace, &config.openebs_namespace, &named_bds(&cspc))
                     .await
                     .map_err(facts_error)?;
                 Ok(cstor_policy::cspc::validate_create(&cspc, &f))
@@ -105,7 +120,7 @@ async fn run<F: Facts>(
                     return Ok(Verdict::deny(422, what));
                 }
                 let f = facts
-                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .cspc_facts(namespace, &config.openebs_namespace, &named_bds(&new))
                     .await
                     .map_err(facts_error)?;
                 Ok(cstor_policy::cspc_update::validate_update(&old, &new, &f))
@@ -114,7 +129,7 @@ async fn run<F: Facts>(
                 let old: CStorPoolCluster =
                     typed(object(&req.old_object, "oldObject", kind)?, kind)?;
                 let f = facts
-                    .cspc_facts(namespace, &config.openebs_namespace)
+                    .cspc_facts(namespace, &config.openebs_namespace, &[])
                     .await
                     .map_err(facts_error)?;
                 Ok(cstor_policy::cspc_update::validate_delete(&old, &f))

@@ -14,7 +14,12 @@ use serde_json::{Value, json};
 struct Snapshot(CspcFacts);
 
 impl Facts for Snapshot {
-    async fn cspc_facts(&self, _: &str, _: &str) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
+    async fn cspc_facts(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[&str],
+    ) -> Result<std::sync::Arc<CspcFacts>, FactsError> {
         Ok(std::sync::Arc::new(self.0.clone()))
     }
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
