@@ -52,6 +52,7 @@ fn info(id: &str, state: ReplicaState) -> ReplicaInfo {
         inflight_read: 0,
         inflight_write: 1,
         inflight_sync: 0,
+        reason: String::new(),
     }
 }
 
@@ -160,6 +161,12 @@ fn phases_and_statuses() {
     assert_eq!(
         volume_message(&one_down, 3, 2),
         "2 of 3 replicas healthy (writes need 2); 3 Rebuilding"
+    );
+    let mut lost = info("2", Degraded);
+    lost.reason = "write failed: Transport endpoint is not connected (os error 107)".into();
+    assert_eq!(
+        volume_message(&[info("1", Healthy), lost, info("3", Healthy)], 3, 2),
+        "2 of 3 replicas healthy (writes need 2); 2 Degraded (write failed: Transport endpoint is not connected (os error 107))"
     );
 }
 

@@ -152,7 +152,7 @@ pub async fn start(
                 "CSTOR_NODE_ROOTS".to_string(),
                 nodes
                     .iter()
-                    .map(|n| format!("{}=/proc/{}/root", n.name, n.zfs_pid))
+                    .map(|n| format!("{}={}", n.name, n.root().display()))
                     .collect::<Vec<_>>()
                     .join(","),
             ),

@@ -29,6 +29,8 @@ use crate::zpool::{self, PoolStatus};
 
 /// Requeue while a resilver runs (the only polling: nothing else tells us it finished).
 const RESILVER_POLL: Duration = Duration::from_secs(2);
+/// Import retries of a lost pool (its daemon or disks may come back any moment).
+const LOST_POLL: Duration = Duration::from_secs(5);
 /// Our condition for a failed create (the API lists none): False/`PoolCreationFailed`.
 pub const POOL_CREATION: &str = "PoolCreation";
 /// The pool's read-only flag, a dataset user property (zfs-fuse has no pool user properties).
@@ -220,7 +222,11 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
             phase::EMPTY | phase::PENDING | phase::INIT | phase::POOL_CREATION_FAILED
         );
         if !may_create {
-            ctx.event(
+            let already_lost = decide::condition(&conditions, condition_type::POOL_LOST)
+                .is_some_and(|c| c.status == ConditionStatus::True)
+                && live_phase == phase::OFFLINE;
+            if !already_lost {
+                ctx.event(
                 &reference,
                 EventType::Warning,
                 "FailedSync",
@@ -228,6 +234,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
                 "Import",
             )
             .await;
+            }
             let wanted = Wanted::new(
                 condition_type::POOL_LOST,
                 ConditionStatus::True,
@@ -236,9 +243,12 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
             );
             decide::set_condition(&mut conditions, wanted, generation, &now());
             let mut status = cspi.status.clone().unwrap_or_default();
+            // Ours: the Go manager keeps the last phase (often ONLINE) here; a pool that cannot
+            // be imported serves nothing, so placement and `cstor status` must not see ONLINE.
+            status.phase = phase::OFFLINE.into();
             status.conditions = conditions;
             ctx.write_status(cspi, &status).await?;
-            return Ok(resync);
+            return Ok(Action::requeue(LOST_POLL.min(ctx.config.resync)));
         }
         if let Err(message) = create(cspi, ctx, &paths).await {
             ctx.event(

@@ -302,6 +302,16 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
             mode: None,
             known: false,
         });
+        if outcome.phase == phase::OFFLINE && current != phase::OFFLINE {
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "Offline",
+                format!("Replica is Offline: {}", outcome.message),
+                "Sync",
+            )
+            .await;
+        }
         ctx.write_status(cvr, &outcome, None).await?;
         return Ok(Action::requeue(POOL_WAIT));
     }

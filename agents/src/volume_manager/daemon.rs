@@ -14,7 +14,7 @@ use cstor_api::cstor_v1::cv::{
     CStorVolume, CStorVolumeCondition, CStorVolumeReplicaDetails, CStorVolumeStatus,
     condition_status, condition_type, phase,
 };
-use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
+use cstor_api::cstor_v1::cvr::{CStorVolumeReplica, phase as cvr_phase};
 use cstor_api::keys;
 use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -124,6 +124,9 @@ struct Volume {
     tid: Option<u32>,
     rebuilds: HashMap<String, RebuildTask>,
     retries: HashMap<String, Retry>,
+    /// The CVR phase of each replica at the last look (a replica leaving Offline is retried
+    /// at once instead of after its back-off).
+    cvr_phases: HashMap<String, String>,
     /// The last status applied (times and upTime cleared), to skip identical applies.
     last_status: Option<CStorVolumeStatus>,
     last_apply: Option<Instant>,
@@ -188,6 +191,7 @@ pub async fn run(
         tgt,
         tid: None,
         rebuilds: HashMap::new(),
+        cvr_phases: HashMap::new(),
         retries: HashMap::new(),
         last_status: None,
         last_apply: None,
@@ -532,6 +536,7 @@ impl Volume {
                     retry.next = None;
                 }
                 Err(e) => {
+                    self.fanout.note_failure(&id, &e.to_string());
                     let wait = rebuild_backoff(retry.failures);
                     retry.failures = retry.failures.saturating_add(1);
                     retry.next = Some(Instant::now() + wait);
@@ -545,6 +550,22 @@ impl Volume {
     /// (re)opened and rebuilt in the background.
     fn follow_replicas(&mut self, cv: &CStorVolume, cvrs: &[CStorVolumeReplica]) {
         let wanted = status::wanted_replicas(cv, cvrs, &self.config.node_roots);
+        for cvr in cvrs {
+            let Some(id) = status::replica_id(cvr) else {
+                continue;
+            };
+            let now = cvr
+                .status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .unwrap_or_default();
+            let before = self.cvr_phases.insert(id.clone(), now.clone());
+            if before.as_deref() == Some(cvr_phase::OFFLINE) && now != cvr_phase::OFFLINE {
+                tracing::info!(replica = %id, phase = %now, "replica's pool is back; retrying now");
+                self.retries.remove(&id);
+            }
+        }
+        self.cvr_phases.retain(|id, _| wanted.contains_key(id));
         for id in self.fanout.ids() {
             if !wanted.contains_key(&id) {
                 tracing::info!(replica = %id, "replica left the volume");

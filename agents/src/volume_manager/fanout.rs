@@ -64,6 +64,8 @@ pub struct ReplicaInfo {
     pub inflight_read: u64,
     pub inflight_write: u64,
     pub inflight_sync: u64,
+    /// Why the replica is not Healthy (the last failure), empty when it is.
+    pub reason: String,
 }
 
 /// What a finished rebuild did.
@@ -85,6 +87,8 @@ struct SlotInner {
     ever_healthy: bool,
     /// A rebuild owns this replica.
     rebuilding: bool,
+    /// The last failure, kept until the replica is Healthy again.
+    reason: String,
 }
 
 #[derive(Debug)]
@@ -112,6 +116,11 @@ impl Slot {
                 since: Instant::now(),
                 ever_healthy: state == ReplicaState::Healthy,
                 rebuilding: false,
+                reason: if state == ReplicaState::Healthy {
+                    String::new()
+                } else {
+                    "not opened yet".into()
+                },
             }),
             io_seq: AtomicU64::new(0),
             inflight_read: AtomicU64::new(0),
@@ -285,6 +294,7 @@ impl Fanout {
                     inflight_read: s.inflight_read.load(Ordering::Relaxed),
                     inflight_write: s.inflight_write.load(Ordering::Relaxed),
                     inflight_sync: s.inflight_sync.load(Ordering::Relaxed),
+                    reason: inner.reason.clone(),
                 }
             })
             .collect()
@@ -352,7 +362,18 @@ impl Fanout {
         inner.state = ReplicaState::Degraded;
         inner.file = None;
         inner.since = Instant::now();
+        inner.reason = why.to_string();
         true
+    }
+
+    /// Records why replica `id` is still not Healthy (e.g. it could not be re-opened).
+    pub fn note_failure(&self, id: &str, why: &str) {
+        if let Some(slot) = self.slot(id) {
+            let mut inner = slot.lock();
+            if inner.state != ReplicaState::Healthy {
+                inner.reason = why.to_string();
+            }
+        }
     }
 
     /// An I/O on `file` of `slot` failed: the replica stops counting, unless it has been
@@ -364,6 +385,7 @@ impl Fanout {
             inner.state = ReplicaState::Degraded;
             inner.file = None;
             inner.since = Instant::now();
+            inner.reason = format!("{what} failed: {err}");
         }
     }
 
@@ -580,6 +602,7 @@ impl Fanout {
             inner.state = ReplicaState::Rebuilding;
             inner.file = Some(file.clone());
             inner.since = Instant::now();
+            inner.reason.clear();
         }
         tracing::info!(replica = %id, size = self.size(), "rebuild started");
         let result = self.copy_all(&slot, &file);
@@ -591,6 +614,7 @@ impl Fanout {
                 inner.state = ReplicaState::Healthy;
                 inner.ever_healthy = true;
                 inner.since = Instant::now();
+                inner.reason.clear();
                 tracing::info!(replica = %id, ?stats, "rebuild done; replica healthy");
                 Ok(stats)
             }

@@ -170,7 +170,13 @@ pub fn volume_message(infos: &[ReplicaInfo], rf: i64, cf: i64) -> String {
     let mut behind: Vec<String> = infos
         .iter()
         .filter(|r| r.state != ReplicaState::Healthy)
-        .map(|r| format!("{} {}", r.id, mode(r.state)))
+        .map(|r| {
+            if r.reason.is_empty() {
+                format!("{} {}", r.id, mode(r.state))
+            } else {
+                format!("{} {} ({})", r.id, mode(r.state), r.reason)
+            }
+        })
         .collect();
     behind.sort();
     let mut m = format!("{healthy} of {rf} replicas healthy (writes need {cf})");

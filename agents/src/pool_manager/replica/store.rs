@@ -100,7 +100,8 @@ pub trait ReplicaStore: Send + Sync {
         &self,
         spec: &ReplicaSpec,
     ) -> impl Future<Output = Result<Ensured, StoreError>> + Send;
-    /// Reads the store; `None` when the dataset or zvol does not exist.
+    /// Reads the store (mounting a dataset zfs-fuse left unmounted); `None` when the dataset
+    /// or zvol does not exist.
     fn probe(
         &self,
         spec: &ReplicaSpec,
@@ -493,9 +494,19 @@ impl ReplicaStore for DatasetStore {
     }
 
     async fn probe(&self, spec: &ReplicaSpec) -> Result<Option<Probe>, StoreError> {
-        let Some(stats) = self.stats(&spec.dataset).await? else {
+        let Some(mut stats) = self.stats(&spec.dataset).await? else {
             return Ok(None);
         };
+        // A restarted zfs-fuse imports its pools without mounting them: mount (never create),
+        // so a replica whose daemon came back is found with its data.
+        if !stats.mounted {
+            match self.ensure_mounted(&spec.dataset, &stats).await {
+                Ok(()) => stats.mounted = true,
+                Err(e) => {
+                    tracing::warn!(dataset = %spec.dataset, error = %e.message(), "replica dataset not mounted")
+                }
+            }
+        }
         let size = if stats.mounted {
             let lun = self.lun(&spec.pv);
             let path = lun.clone();
