@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use common::volumes::*;
 use common::*;
+use cstor_api::common::ConditionStatus;
 use cstor_api::cstor_v1::cv::CStorVolume;
 use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
 use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys::{annotations, labels};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::ListParams;
 use serde_json::json;
 
 static SERIAL: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -35,68 +34,6 @@ async fn pools(client: &kube::Client) {
     wait_online(client, CSPC, 4).await;
 }
 
-fn cstor(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cstor"))
-        .args(args)
-        .env(
-            "KUBECONFIG",
-            cstor_local::testing::control_plane().kubeconfig(),
-        )
-        .output()
-        .expect("cstor");
-    assert!(out.status.success(), "cstor {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn url(volume: &str) -> String {
-    format!(
-        "iscsi://127.0.0.1:{}/iqn.2016-09.com.openebs.cstor:{volume}/1",
-        volume_stack().iscsi_port
-    )
-}
-
-/// Runs a real iSCSI client; panics with its output unless it succeeds.
-fn client_tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{program} is required (Debian libiscsi-bin / qemu-utils): {e}")
-        });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{program} {args:?}: {text}");
-    text
-}
-
-fn lun_bytes(volume: &str) -> u64 {
-    let text = client_tool("iscsi-readcapacity16", &[&url(volume)]);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Total size:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no size in {text}"))
-}
-
-/// qemu-io commands against the volume; a `read -P` that finds other bytes fails the run.
-fn qemu_io(volume: &str, cmds: &[&str]) -> String {
-    let mut args = vec!["-f", "raw"];
-    for c in cmds {
-        args.push("-c");
-        args.push(c);
-    }
-    let u = url(volume);
-    args.push(&u);
-    let text = client_tool("qemu-io", &args);
-    assert!(
-        !text.contains("Pattern verification failed") && !text.contains("error"),
-        "qemu-io {cmds:?}: {text}"
-    );
-    text
-}
-
 const PATTERNS: [&str; 3] = [
     "write -P 0xab 0 1M",
     "write -P 0x5c 7M 3M",
@@ -107,14 +44,6 @@ const CHECKS: [&str; 3] = [
     "read -P 0x5c 7M 3M",
     "read -P 0xe1 100M 2M",
 ];
-
-async fn cvrs_of(client: &kube::Client, volume: &str) -> Vec<CStorVolumeReplica> {
-    let api: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), NS);
-    api.list(&ListParams::default().labels(&format!("{}={volume}", labels::PERSISTENT_VOLUME)))
-        .await
-        .expect("list cvrs")
-        .items
-}
 
 /// sha256 of every replica's lun file, read on its node.
 async fn replica_sums(client: &kube::Client, volume: &str) -> Vec<(String, String)> {
@@ -157,86 +86,6 @@ async fn assert_replicas_identical(client: &kube::Client, volume: &str, n: usize
         sums.iter().all(|(_, s)| s == &sums[0].1),
         "replicas differ: {sums:?}"
     );
-}
-
-/// Waits for CVC Bound, CV Healthy with `n` Healthy replicas, and `n` Healthy CVRs.
-async fn wait_healthy(client: &kube::Client, volume: &str, n: usize) {
-    let cvcs: Api<CStorVolumeConfig> = Api::namespaced(client.clone(), NS);
-    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
-    wait_for(
-        &format!("volume {volume} Healthy with {n} replicas"),
-        Duration::from_secs(180),
-        || async {
-            let cvc = cvcs.get(volume).await.map_err(|e| e.to_string())?;
-            let phase = cvc.status.clone().unwrap_or_default().phase;
-            let cv = cvs.get_opt(volume).await.map_err(|e| e.to_string())?;
-            let cv_status = cv.and_then(|v| v.status).unwrap_or_default();
-            let healthy = cv_status
-                .replica_statuses
-                .iter()
-                .filter(|r| r.mode == "Healthy")
-                .count();
-            let cvrs: Vec<String> = cvrs_of(client, volume)
-                .await
-                .into_iter()
-                .map(|c| c.status.unwrap_or_default().phase)
-                .collect();
-            if phase == "Bound"
-                && cv_status.phase == "Healthy"
-                && healthy == n
-                && cvrs.len() == n
-                && cvrs.iter().all(|p| p == "Healthy")
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "cvc {phase}, cv {} ({healthy} healthy), cvrs {cvrs:?}",
-                    cv_status.phase
-                ))
-            }
-        },
-    )
-    .await
-}
-
-/// Deletes the CVC; waits until target, CVRs and datasets are gone.
-async fn delete_volume(client: &kube::Client, volume: &str) {
-    let (ok, out) = kubectl(&["delete", "cvc", volume, "--wait=false"], None);
-    assert!(ok, "{out}");
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
-    wait_for(
-        &format!("volume {volume} removed"),
-        Duration::from_secs(120),
-        || async {
-            let target = deploys
-                .get_opt(&format!("{volume}-target"))
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some();
-            let cv = cvs
-                .get_opt(volume)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some();
-            let cvrs = cvrs_of(client, volume).await.len();
-            let datasets: Vec<String> = volume_stack()
-                .nodes
-                .iter()
-                .filter_map(|n| n.zfs(&["list", "-H", "-o", "name"]).ok())
-                .flat_map(|l| l.lines().map(str::to_string).collect::<Vec<_>>())
-                .filter(|l| l.ends_with(&format!("/{volume}")))
-                .collect();
-            if !target && !cv && cvrs == 0 && datasets.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "target {target}, cv {cv}, cvrs {cvrs}, datasets {datasets:?}"
-                ))
-            }
-        },
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,4 +270,129 @@ async fn scaling_3_to_4_rebuilds_the_new_replica_and_4_to_3_removes_one() {
     qemu_io("vol-s", &CHECKS[..2]);
     assert_replicas_identical(&client, "vol-s", 3).await;
     delete_volume(&client, "vol-s").await;
+}
+
+/// A replica's pool goes offline (its node's zfs-fuse is killed, as a pool container crash
+/// would): the CSPI turns OFFLINE with PoolLost, the replica Offline and the volume Degraded
+/// with the reason, I/O goes on with 2 of 3; once the daemon is back the replica is rebuilt
+/// (it missed writes, and the crash lost its unsynced ones) and every replica is identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_pool_goes_offline_degrades_the_volume_and_is_rebuilt_after() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-o",
+        "--size",
+        "256Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-o", 3).await;
+    qemu_io("vol-o", &PATTERNS[..2]);
+
+    let victim = cvrs_of(&client, "vol-o")
+        .await
+        .into_iter()
+        .next()
+        .expect("a replica");
+    let victim_name = victim.metadata.name.clone().unwrap_or_default();
+    let victim_id = victim.spec.replica_id.clone();
+    let ann = victim.metadata.annotations.clone().unwrap_or_default();
+    let host = ann
+        .get(annotations::CSPI_HOSTNAME)
+        .cloned()
+        .expect("hostname annotation");
+    let cspi_name = victim
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .get(labels::CSPI_NAME)
+        .cloned()
+        .expect("cspi label");
+    let node = volume_stack()
+        .nodes
+        .iter()
+        .find(|n| n.name == host)
+        .expect("node")
+        .clone();
+    node.kill_zfs().expect("kill zfs-fuse");
+
+    // Writes go on with quorum (2 of 3) while the pool is gone.
+    qemu_io("vol-o", &["write -P 0x3d 40M 4M"]);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), NS);
+    let cspis: Api<cstor_api::cstor_v1::cspi::CStorPoolInstance> =
+        Api::namespaced(client.clone(), NS);
+    wait_for(
+        "CSPI OFFLINE, replica Offline, volume Degraded, each with its reason",
+        Duration::from_secs(120),
+        || async {
+            let cv = cvs.get("vol-o").await.map_err(|e| e.to_string())?;
+            let st = cv.status.unwrap_or_default();
+            let cvr = cvrs.get(&victim_name).await.map_err(|e| e.to_string())?;
+            let cvr_st = cvr.status.unwrap_or_default();
+            let cspi = cspis.get(&cspi_name).await.map_err(|e| e.to_string())?;
+            let lost = condition(&cspi, "PoolLost")
+                .is_some_and(|c| c.status == ConditionStatus::True && c.reason == "PoolLost");
+            let cspi_st = cspi.status.clone().unwrap_or_default();
+            let mode = st
+                .replica_statuses
+                .iter()
+                .find(|r| r.id == victim_id)
+                .map(|r| r.mode.clone());
+            if st.phase == "Degraded"
+                && mode.as_deref() == Some("Degraded")
+                && st.message.contains(&format!("{victim_id} Degraded ("))
+                && cvr_st.phase == "Offline"
+                && cvr_st.message.contains("not imported")
+                && cspi_st.phase == "OFFLINE"
+                && lost
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cv {} ({:?}, {mode:?}), cvr {} ({:?}), cspi {} lost={lost}",
+                    st.phase, st.message, cvr_st.phase, cvr_st.message, cspi_st.phase
+                ))
+            }
+        },
+    )
+    .await;
+    qemu_io("vol-o", &["write -P 0x4e 60M 1M"]);
+    qemu_io(
+        "vol-o",
+        &[
+            CHECKS[0],
+            CHECKS[1],
+            "read -P 0x3d 40M 4M",
+            "read -P 0x4e 60M 1M",
+        ],
+    );
+
+    node.restart_zfs().expect("restart zfs-fuse");
+    wait_healthy(&client, "vol-o", 3).await;
+    let cspi = cspis.get(&cspi_name).await.expect("cspi");
+    assert_eq!(cspi.status.clone().unwrap_or_default().phase, "ONLINE");
+    assert!(
+        condition(&cspi, "PoolLost").is_some_and(|c| c.status == ConditionStatus::False),
+        "{:?}",
+        cspi.status
+    );
+    qemu_io(
+        "vol-o",
+        &[
+            CHECKS[0],
+            CHECKS[1],
+            "read -P 0x3d 40M 4M",
+            "read -P 0x4e 60M 1M",
+        ],
+    );
+    assert_replicas_identical(&client, "vol-o", 3).await;
+    delete_volume(&client, "vol-o").await;
 }

@@ -762,7 +762,7 @@ impl Volume {
         self.last_apply = Some(Instant::now());
         if st.phase != self.phase {
             let type_ = match st.phase.as_str() {
-                phase::INIT | phase::HEALTHY | phase::DEGRADED => EventType::Normal,
+                phase::INIT | phase::HEALTHY => EventType::Normal,
                 _ => EventType::Warning,
             };
             event(
@@ -770,7 +770,7 @@ impl Volume {
                 cv,
                 type_,
                 &st.phase,
-                format!("Volume is in {} state", st.phase),
+                format!("Volume is in {} state: {}", st.phase, st.message),
             )
             .await;
             self.phase = st.phase.clone();

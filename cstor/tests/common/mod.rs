@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod volumes;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};

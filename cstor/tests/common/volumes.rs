@@ -1,0 +1,165 @@
+//! Shared support of the volume end-to-end tests and benches: the `cstor` CLI, real iSCSI
+//! clients against the local tgtd, and waits on CVC / CV / CVR state.
+
+use std::process::Command;
+use std::time::Duration;
+
+use cstor_api::cstor_v1::cv::CStorVolume;
+use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
+use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
+use cstor_api::keys::labels;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::ListParams;
+
+use super::{NS, kubectl, volume_stack, wait_for};
+
+pub fn cstor(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cstor"))
+        .args(args)
+        .env(
+            "KUBECONFIG",
+            cstor_local::testing::control_plane().kubeconfig(),
+        )
+        .output()
+        .expect("cstor");
+    assert!(out.status.success(), "cstor {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn url(volume: &str) -> String {
+    format!(
+        "iscsi://127.0.0.1:{}/iqn.2016-09.com.openebs.cstor:{volume}/1",
+        volume_stack().iscsi_port
+    )
+}
+
+/// Runs a real iSCSI client; panics with its output unless it succeeds.
+pub fn client_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is required (Debian libiscsi-bin / qemu-utils): {e}")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?}: {text}");
+    text
+}
+
+pub fn lun_bytes(volume: &str) -> u64 {
+    let text = client_tool("iscsi-readcapacity16", &[&url(volume)]);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Total size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text}"))
+}
+
+/// qemu-io commands against the volume; a `read -P` that finds other bytes fails the run.
+pub fn qemu_io(volume: &str, cmds: &[&str]) -> String {
+    let mut args = vec!["-f", "raw"];
+    for c in cmds {
+        args.push("-c");
+        args.push(c);
+    }
+    let u = url(volume);
+    args.push(&u);
+    let text = client_tool("qemu-io", &args);
+    assert!(
+        !text.contains("Pattern verification failed") && !text.contains("error"),
+        "qemu-io {cmds:?}: {text}"
+    );
+    text
+}
+
+pub async fn cvrs_of(client: &kube::Client, volume: &str) -> Vec<CStorVolumeReplica> {
+    let api: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), NS);
+    api.list(&ListParams::default().labels(&format!("{}={volume}", labels::PERSISTENT_VOLUME)))
+        .await
+        .expect("list cvrs")
+        .items
+}
+
+/// Waits for CVC Bound, CV Healthy with `n` Healthy replicas, and `n` Healthy CVRs.
+pub async fn wait_healthy(client: &kube::Client, volume: &str, n: usize) {
+    let cvcs: Api<CStorVolumeConfig> = Api::namespaced(client.clone(), NS);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        &format!("volume {volume} Healthy with {n} replicas"),
+        Duration::from_secs(180),
+        || async {
+            let cvc = cvcs.get(volume).await.map_err(|e| e.to_string())?;
+            let phase = cvc.status.clone().unwrap_or_default().phase;
+            let cv = cvs.get_opt(volume).await.map_err(|e| e.to_string())?;
+            let cv_status = cv.and_then(|v| v.status).unwrap_or_default();
+            let healthy = cv_status
+                .replica_statuses
+                .iter()
+                .filter(|r| r.mode == "Healthy")
+                .count();
+            let cvrs: Vec<String> = cvrs_of(client, volume)
+                .await
+                .into_iter()
+                .map(|c| c.status.unwrap_or_default().phase)
+                .collect();
+            if phase == "Bound"
+                && cv_status.phase == "Healthy"
+                && healthy == n
+                && cvrs.len() == n
+                && cvrs.iter().all(|p| p == "Healthy")
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cvc {phase}, cv {} ({healthy} healthy), cvrs {cvrs:?}",
+                    cv_status.phase
+                ))
+            }
+        },
+    )
+    .await
+}
+
+/// Deletes the CVC; waits until target, CVRs and datasets are gone.
+pub async fn delete_volume(client: &kube::Client, volume: &str) {
+    let (ok, out) = kubectl(&["delete", "cvc", volume, "--wait=false"], None);
+    assert!(ok, "{out}");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        &format!("volume {volume} removed"),
+        Duration::from_secs(120),
+        || async {
+            let target = deploys
+                .get_opt(&format!("{volume}-target"))
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some();
+            let cv = cvs
+                .get_opt(volume)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some();
+            let cvrs = cvrs_of(client, volume).await.len();
+            let datasets: Vec<String> = volume_stack()
+                .nodes
+                .iter()
+                .filter_map(|n| n.zfs(&["list", "-H", "-o", "name"]).ok())
+                .flat_map(|l| l.lines().map(str::to_string).collect::<Vec<_>>())
+                .filter(|l| l.ends_with(&format!("/{volume}")))
+                .collect();
+            if !target && !cv && cvrs == 0 && datasets.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "target {target}, cv {cv}, cvrs {cvrs}, datasets {datasets:?}"
+                ))
+            }
+        },
+    )
+    .await
+}
