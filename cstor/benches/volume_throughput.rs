@@ -1,13 +1,16 @@
 //! Volume load run, in one run on one tgtd: (1) time from `cstor volume create` to the volume
 //! Healthy (CVC Bound, CV and 3 CVRs Healthy); (2) `qemu-img bench` sequential 1 MiB writes and
 //! reads (queue depth 4) over iSCSI through our 3-replica fan-out, beside tgt serving a plain
-//! file, and the ratio. `BENCH_ROUNDS` (default 5) rounds; the median is reported.
+//! file, and the ratio; and, to show what the replicas' filesystem costs by itself, tgt serving
+//! one file on a node's zfs-fuse (one replica's storage, no fan-out). `BENCH_ROUNDS` (default
+//! 5) rounds; the median is reported.
 //!
 //! cargo bench -p cstor --bench volume_throughput
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -17,9 +20,11 @@ use cstor_local::testing;
 
 const CSPC: &str = "bench-vols";
 const SIZE_MIB: u64 = 512;
-/// A tid far from the volume-managers' (derived from names).
+/// Tids far from the volume-managers' (derived from names).
 const PLAIN_TID: &str = "29999";
 const PLAIN_IQN: &str = "iqn.2016-09.bench:plain";
+const ZFS_TID: &str = "29998";
+const ZFS_IQN: &str = "iqn.2016-09.bench:one-zfs-file";
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -36,36 +41,50 @@ fn tgtadm(args: &[&str]) {
     assert!(out.status.success(), "tgtadm {args:?}: {out:?}");
 }
 
-/// A second target on the same tgtd: LUN 1 a plain file of the volume's size.
-fn plain_target() -> String {
-    let file = testing::control_plane().dir().join("bench-plain.img");
-    let f = std::fs::File::create(&file).expect("plain file");
-    f.set_len(SIZE_MIB << 20).expect("size plain file");
-    let path = file.display().to_string();
-    tgtadm(&[
-        "--op", "new", "--mode", "target", "--tid", PLAIN_TID, "-T", PLAIN_IQN,
-    ]);
-    tgtadm(&[
+/// Another target on the same tgtd: LUN 1 the file `path` (made sparse, of the volume's size).
+fn file_target(tid: &str, iqn: &str, path: &Path) -> String {
+    let f = std::fs::File::create(path).expect("target file");
+    f.set_len(SIZE_MIB << 20).expect("size target file");
+    let path = path.display().to_string();
+    let lun = [
         "--op",
         "new",
         "--mode",
         "logicalunit",
         "--tid",
-        PLAIN_TID,
+        tid,
         "--lun",
         "1",
         "--bstype",
         "rdwr",
         "--backing-store",
         &path,
-    ]);
+    ];
+    tgtadm(&["--op", "new", "--mode", "target", "--tid", tid, "-T", iqn]);
+    tgtadm(&lun);
     tgtadm(&[
-        "--op", "bind", "--mode", "target", "--tid", PLAIN_TID, "-I", "ALL",
+        "--op", "bind", "--mode", "target", "--tid", tid, "-I", "ALL",
     ]);
-    format!(
-        "iscsi://127.0.0.1:{}/{PLAIN_IQN}/1",
-        volume_stack().iscsi_port
-    )
+    format!("iscsi://127.0.0.1:{}/{iqn}/1", volume_stack().iscsi_port)
+}
+
+/// A dataset on node 1's pool (mounted in its namespace); the host path of a file in it.
+fn zfs_file() -> PathBuf {
+    let node = &volume_stack().nodes[0];
+    let pools = node
+        .zpool(&["list", "-H", "-o", "name"])
+        .expect("zpool list");
+    let pool = pools.lines().next().expect("a pool on node 1");
+    let mountpoint = node.dir.join("bench-one-zfs-file");
+    node.zfs(&[
+        "create",
+        "-o",
+        &format!("mountpoint={}", mountpoint.display()),
+        &format!("{pool}/bench-one"),
+    ])
+    .expect("zfs create");
+    let inside = mountpoint.strip_prefix("/").unwrap_or(&mountpoint);
+    node.root().join(inside).join("lun")
 }
 
 /// Seconds `qemu-img bench` takes for `count` 1 MiB requests at queue depth 4.
@@ -89,6 +108,19 @@ fn qemu_bench(url: &str, write: bool, count: u64) -> f64 {
         .unwrap_or_else(|| panic!("no time in qemu-img output: {text}"))
 }
 
+/// Medians of write and read seconds.
+#[derive(Default)]
+struct Runs {
+    writes: Vec<f64>,
+    reads: Vec<f64>,
+}
+
+impl Runs {
+    fn medians(&mut self) -> (f64, f64) {
+        (median(&mut self.writes), median(&mut self.reads))
+    }
+}
+
 fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
@@ -108,22 +140,25 @@ fn main() {
     });
 
     let size = format!("{SIZE_MIB}Mi");
+    let create = |name: &str| {
+        cstor(&[
+            "volume",
+            "create",
+            name,
+            "--size",
+            &size,
+            "--replicas",
+            "3",
+            "--pool-cluster",
+            CSPC,
+        ])
+    };
     let mut create_s = Vec::new();
     for round in 0..rounds {
         let name = format!("bench-h-{round}");
         let took = rt.block_on(async {
             let started = Instant::now();
-            cstor(&[
-                "volume",
-                "create",
-                &name,
-                "--size",
-                &size,
-                "--replicas",
-                "3",
-                "--pool-cluster",
-                CSPC,
-            ]);
+            create(&name);
             wait_healthy(&client, &name, 3).await;
             let took = started.elapsed();
             delete_volume(&client, &name).await;
@@ -133,72 +168,66 @@ fn main() {
         create_s.push(took.as_secs_f64());
     }
 
-    rt.block_on(async {
-        cstor(&[
-            "volume",
-            "create",
-            "bench-t",
-            "--size",
-            &size,
-            "--replicas",
-            "3",
-            "--pool-cluster",
-            CSPC,
-        ]);
-        wait_healthy(&client, "bench-t", 3).await;
-    });
-    let ours = url("bench-t");
-    let plain = plain_target();
+    create("bench-t");
+    rt.block_on(wait_healthy(&client, "bench-t", 3));
+    let plain_file = testing::control_plane().dir().join("bench-plain.img");
+    let targets = [
+        ("plain", file_target(PLAIN_TID, PLAIN_IQN, &plain_file)),
+        ("fan-out", url("bench-t")),
+        ("one-zfs-file", file_target(ZFS_TID, ZFS_IQN, &zfs_file())),
+    ];
     let count = SIZE_MIB / 2;
     let mib = count as f64;
-    let (mut pw, mut fw, mut pr, mut fr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut runs: [Runs; 3] = Default::default();
+    // One unmeasured write pass each: the first writes into fresh sparse files allocate.
+    for (_, u) in &targets {
+        qemu_bench(u, true, count);
+    }
     for round in 0..rounds {
-        let p_w = qemu_bench(&plain, true, count);
-        let f_w = qemu_bench(&ours, true, count);
-        let p_r = qemu_bench(&plain, false, count);
-        let f_r = qemu_bench(&ours, false, count);
-        println!(
-            "round {round}: writes plain {p_w:.3}s fan-out {f_w:.3}s ({:.0} %), reads plain {p_r:.3}s fan-out {f_r:.3}s ({:.0} %)",
-            100.0 * p_w / f_w,
-            100.0 * p_r / f_r
-        );
-        pw.push(p_w);
-        fw.push(f_w);
-        pr.push(p_r);
-        fr.push(f_r);
+        let mut line = format!("round {round}:");
+        for write in [true, false] {
+            for (i, (name, u)) in targets.iter().enumerate() {
+                let s = qemu_bench(u, write, count);
+                let kind = if write { "write" } else { "read" };
+                line.push_str(&format!(" {kind} {name} {s:.3}s"));
+                if write {
+                    runs[i].writes.push(s);
+                } else {
+                    runs[i].reads.push(s);
+                }
+            }
+        }
+        println!("{line}");
     }
     // The volume stayed consistent under the load.
     rt.block_on(async {
         wait_healthy(&client, "bench-t", 3).await;
         delete_volume(&client, "bench-t").await;
     });
-    tgtadm(&[
-        "--op", "delete", "--mode", "target", "--tid", PLAIN_TID, "--force",
-    ]);
+    for tid in [PLAIN_TID, ZFS_TID] {
+        tgtadm(&[
+            "--op", "delete", "--mode", "target", "--tid", tid, "--force",
+        ]);
+    }
 
-    let (pw, fw, pr, fr) = (
-        median(&mut pw),
-        median(&mut fw),
-        median(&mut pr),
-        median(&mut fr),
-    );
+    let (pw, pr) = runs[0].medians();
+    let (fw, fr) = runs[1].medians();
+    let (zw, zr) = runs[2].medians();
     println!("\n| rounds | create → Healthy (median) |");
     println!("|---|---|");
     println!("| {rounds} | {:.2} s |", median(&mut create_s));
     println!(
-        "\n| {count} × 1 MiB, queue depth 4 (median of {rounds}) | tgt, plain file | 3-replica fan-out | ratio |"
+        "\n| {count} × 1 MiB, queue depth 4 (median of {rounds}) | tgt, plain file | 3-replica fan-out | ratio | tgt, one file on zfs-fuse (ratio) |"
     );
-    println!("|---|---|---|---|");
-    println!(
-        "| sequential writes | {:.0} MiB/s | {:.0} MiB/s | {:.0} % |",
-        mib / pw,
-        mib / fw,
-        100.0 * pw / fw
-    );
-    println!(
-        "| sequential reads | {:.0} MiB/s | {:.0} MiB/s | {:.0} % |",
-        mib / pr,
-        mib / fr,
-        100.0 * pr / fr
-    );
+    println!("|---|---|---|---|---|");
+    for (what, p, f, z) in [("writes", pw, fw, zw), ("reads", pr, fr, zr)] {
+        println!(
+            "| sequential {what} | {:.0} MiB/s | {:.0} MiB/s | {:.0} % | {:.0} MiB/s ({:.0} %) |",
+            mib / p,
+            mib / f,
+            100.0 * p / f,
+            mib / z,
+            100.0 * p / z
+        );
+    }
 }

@@ -143,8 +143,14 @@ impl Filesystem for LunFs {
             return reply.error(Errno::EPERM);
         }
         // Direct I/O: every read and write reaches the fan-out (no page cache in front of
-        // it), so a lost quorum shows up as EIO on that very I/O.
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+        // it), so a lost quorum shows up as EIO on that very I/O. Parallel direct writes: the
+        // kernel otherwise holds the inode lock across each write, so tgt's concurrent
+        // commands would reach us one at a time (the fan-out's own range locks order
+        // overlapping writes).
+        reply.opened(
+            FileHandle(0),
+            FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES,
+        );
     }
 
     fn read(
