@@ -381,3 +381,78 @@ fn add_remove_and_degrade() {
     assert_eq!(f.healthy_count(), 2);
     assert_eq!(f.ids(), vec!["1", "2", "3"]);
 }
+
+/// With recording required, the write that loses a Healthy replica is acknowledged only after
+/// the status showing the loss is marked written; later writes pass at once; a record that
+/// never comes fails the write instead of acknowledging it.
+#[test]
+fn a_lost_replica_is_recorded_before_the_write_is_acknowledged() {
+    let dir = TempDir::new("record");
+    let size = 2 * MIB;
+    let a = dir.file("a", size);
+    let b = dir.file("b", size);
+    let c = dir.file("c", size);
+    let f = Arc::new(Fanout::new(
+        vec![
+            healthy("1", rw(&a)),
+            healthy("2", rw(&b)),
+            healthy("3", ro(&c)),
+        ],
+        size,
+        2,
+    ));
+    f.require_recording(std::time::Duration::from_secs(20));
+    assert_eq!(f.losses(), 0);
+    assert!(!f.unrecorded());
+    let acked = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (f, acked) = (f.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let r = f.write(0, &[5u8; 4096]);
+            acked.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    // The writer is held until the loss is recorded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.losses() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loss was never counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(f.unrecorded());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !acked.load(Ordering::SeqCst),
+        "acknowledged before the loss was recorded"
+    );
+    let losses = f.losses();
+    assert_eq!(losses, 1);
+    f.mark_recorded(losses);
+    assert_eq!(writer.join().unwrap().unwrap(), 4096);
+    assert!(!f.unrecorded());
+    // Nothing new lost: the next write and flush are not held.
+    f.write(8192, &[6u8; 4096]).unwrap();
+    f.fsync().unwrap();
+    assert_identical(&[a.clone(), b.clone()]);
+
+    // Another loss that is never recorded: the write fails rather than being acknowledged.
+    let d = dir.file("d", size);
+    let g = Fanout::new(
+        vec![
+            healthy("1", rw(&a)),
+            healthy("2", rw(&b)),
+            healthy("4", ro(&d)),
+        ],
+        size,
+        2,
+    );
+    g.require_recording(std::time::Duration::from_millis(300));
+    assert!(matches!(
+        g.write(0, &[1u8; 512]),
+        Err(Error::Unrecorded { .. })
+    ));
+    assert_eq!(g.state("4"), Some(ReplicaState::Degraded));
+}

@@ -36,6 +36,8 @@ use crate::runner::Runner;
 /// How often the fan-out's replica states are looked at (a degraded replica shows up in the
 /// CV status within this).
 const POLL: Duration = Duration::from_secs(1);
+/// How long a write waits for the status recording a lost replica before failing with EIO.
+const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// First and longest wait between rebuild attempts of one replica.
 const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -178,6 +180,7 @@ pub async fn run(
     else {
         return Ok(());
     };
+    fanout.require_recording(RECORD_WAIT);
     let fanout = Arc::new(fanout);
     let mut vol = Volume {
         config: config.clone(),
@@ -425,6 +428,7 @@ impl Volume {
         .map(|_| ())
         .boxed();
         let mut events = stream::select(cv_watch, cvr_watch);
+        let loss = self.fanout.loss_notify();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = true;
@@ -439,6 +443,8 @@ impl Volume {
                     dirty = true;
                 }
                 _ = poll.tick() => {}
+                // A replica was lost: writes wait until the status shows it.
+                () = loss.notified() => dirty = true,
             }
             // Watch events come in bursts; one pass per tick picks them all up.
             let due = self
@@ -741,6 +747,8 @@ impl Volume {
     /// The CV status from the fan-out; applied when it changed or the resync is due; an
     /// Event on a phase change.
     async fn report(&mut self, cv: &CStorVolume) -> Result<(), Error> {
+        // Taken before the snapshot: the status written covers at least these losses.
+        let losses = self.fanout.losses();
         let st = self.desired_status(cv);
         let mut cmp = st.clone();
         strip_volatile(&mut cmp);
@@ -748,6 +756,7 @@ impl Volume {
             .last_apply
             .is_none_or(|t| t.elapsed() >= self.config.resync);
         if !due && self.last_status.as_ref() == Some(&cmp) {
+            self.fanout.mark_recorded(losses);
             return Ok(());
         }
         apply_status(
@@ -758,6 +767,7 @@ impl Volume {
             &st,
         )
         .await?;
+        self.fanout.mark_recorded(losses);
         self.last_status = Some(cmp);
         self.last_apply = Some(Instant::now());
         if st.phase != self.phase {

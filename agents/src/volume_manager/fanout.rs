@@ -9,12 +9,17 @@
 //! lands before the copy of its chunk (and is copied) or after it (and goes to the rebuilding
 //! replica itself): none is lost or overwritten by stale data. Overlapping writes are thereby
 //! also ordered the same way on every replica, so replicas never diverge.
+//!
+//! Durability of the replica set: at a restart only the replicas the CV status last showed
+//! Healthy are trusted. So once a Healthy replica stops being Healthy, no write or flush is
+//! acknowledged until the status showing it has been written ([`Fanout::require_recording`]):
+//! otherwise a crash in between would bring the stale replica back as Healthy.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{FallocateFlags, fallocate};
 use nix::unistd::{Whence, lseek};
@@ -158,11 +163,27 @@ impl Drop for Inflight<'_> {
     }
 }
 
+/// Losses of Healthy replicas and how far the CV status has recorded them.
+#[derive(Debug, Default)]
+struct Losses {
+    /// Bumped each time a Healthy replica stops being Healthy.
+    count: AtomicU64,
+    /// The highest `count` a written status covers.
+    recorded: AtomicU64,
+    /// How long an acknowledgement waits for the record; None: not required.
+    wait: Mutex<Option<Duration>>,
+    lock: Mutex<()>,
+    changed: Condvar,
+    /// Wakes the status writer when a loss needs recording.
+    wake: Arc<tokio::sync::Notify>,
+}
+
 /// The replicated volume.
 #[derive(Debug)]
 pub struct Fanout {
     slots: RwLock<Vec<Arc<Slot>>>,
     size: AtomicU64,
+    losses: Losses,
     cf: AtomicUsize,
     next_read: AtomicUsize,
     stripes: Vec<Mutex<()>>,
@@ -241,11 +262,75 @@ impl Fanout {
         Fanout {
             slots: RwLock::new(slots),
             size: AtomicU64::new(size),
+            losses: Losses::default(),
             cf: AtomicUsize::new(cf.max(1)),
             next_read: AtomicUsize::new(0),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             resize_lock: Mutex::new(()),
         }
+    }
+
+    /// From now on a write or flush that completes while a lost Healthy replica is not yet
+    /// recorded ([`Self::mark_recorded`]) waits for the record, failing after `wait`.
+    pub fn require_recording(&self, wait: Duration) {
+        *self.losses.wait.lock().unwrap_or_else(|e| e.into_inner()) = Some(wait);
+    }
+
+    /// The number of Healthy replicas lost so far (take it before snapshotting
+    /// [`Self::replicas`] for a status, then pass it to [`Self::mark_recorded`]).
+    pub fn losses(&self) -> u64 {
+        self.losses.count.load(Ordering::SeqCst)
+    }
+
+    /// Whether a loss is not recorded yet.
+    pub fn unrecorded(&self) -> bool {
+        self.losses.recorded.load(Ordering::SeqCst) < self.losses()
+    }
+
+    /// A status covering the first `losses` losses has been written.
+    pub fn mark_recorded(&self, losses: u64) {
+        let _g = self.losses.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.losses.recorded.fetch_max(losses, Ordering::SeqCst);
+        self.losses.changed.notify_all();
+    }
+
+    /// Notified when a loss needs recording.
+    pub fn loss_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.losses.wake.clone()
+    }
+
+    fn lost_one(&self) {
+        self.losses.count.fetch_add(1, Ordering::SeqCst);
+        self.losses.wake.notify_one();
+    }
+
+    /// Before acknowledging: every loss so far is recorded (when required).
+    fn await_recorded(&self) -> Result<(), Error> {
+        let want = self.losses();
+        if self.losses.recorded.load(Ordering::SeqCst) >= want {
+            return Ok(());
+        }
+        let Some(wait) = *self.losses.wait.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return Ok(());
+        };
+        self.losses.wake.notify_one();
+        let deadline = Instant::now() + wait;
+        let mut g = self.losses.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.losses.recorded.load(Ordering::SeqCst) < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Unrecorded {
+                    seconds: wait.as_secs(),
+                });
+            }
+            g = self
+                .losses
+                .changed
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
     }
 
     /// The exposed size in bytes.
@@ -359,6 +444,9 @@ impl Fanout {
             return false;
         }
         tracing::warn!(replica = %id, why, "replica degraded");
+        if inner.state == ReplicaState::Healthy {
+            self.lost_one();
+        }
         inner.state = ReplicaState::Degraded;
         inner.file = None;
         inner.since = Instant::now();
@@ -382,6 +470,9 @@ impl Fanout {
         let mut inner = slot.lock();
         if inner.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
             tracing::warn!(replica = %slot.id, what, error = %err, "replica I/O failed; degraded");
+            if inner.state == ReplicaState::Healthy {
+                self.lost_one();
+            }
             inner.state = ReplicaState::Degraded;
             inner.file = None;
             inner.since = Instant::now();
@@ -491,6 +582,7 @@ impl Fanout {
             }
         }
         self.quorum(ok)?;
+        self.await_recorded()?;
         Ok(data.len())
     }
 
@@ -535,7 +627,8 @@ impl Fanout {
                 Err(e) => self.fail(&t.slot, &t.file, "fsync", &e),
             }
         }
-        self.quorum(ok)
+        self.quorum(ok)?;
+        self.await_recorded()
     }
 
     /// Grows the volume to `new_size`: every replica's file first, then the exposed size.

@@ -67,4 +67,8 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("CStorVolume {0}: {1}")]
     Invalid(String, String),
+    #[error(
+        "a replica was lost and the CStorVolume status recording it was not written within {seconds}s; not acknowledging"
+    )]
+    Unrecorded { seconds: u64 },
 }
