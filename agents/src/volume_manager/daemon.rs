@@ -26,7 +26,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::fanout::{Fanout, Replica, ReplicaState};
+use super::fanout::{Fanout, Replica, ReplicaState, ResyncStats};
 use super::fuse::{self, Mounted};
 use super::status::{self, KnownPlan};
 use super::tgt::{Tgt, Tgtadm};
@@ -125,6 +125,8 @@ struct Volume {
     tgt: Tgt,
     tid: Option<u32>,
     rebuilds: HashMap<String, RebuildTask>,
+    /// The resync of the trusted replicas after a restart, while it runs.
+    resync: Option<tokio::task::JoinHandle<Result<ResyncStats, Error>>>,
     retries: HashMap<String, Retry>,
     /// The CVR phase of each replica at the last look (a replica leaving Offline is retried
     /// at once instead of after its back-off).
@@ -175,13 +177,18 @@ pub async fn run(
     };
 
     // Until the spec is usable and CF replicas can be opened, report Init/Invalid and wait.
-    let Some((fanout, size)) =
+    let Some((fanout, size, fresh)) =
         initial_fanout(&cvs, &cvrs, &name, &config, &recorder, &manager, &mut stop).await?
     else {
         return Ok(());
     };
     fanout.require_recording(RECORD_WAIT);
     let fanout = Arc::new(fanout);
+    // A restart: writes in flight at the stop may sit on some replicas only.
+    let resync = (!fresh && fanout.healthy_count() > 1).then(|| {
+        let f = fanout.clone();
+        tokio::task::spawn_blocking(move || f.resync())
+    });
     let mut vol = Volume {
         config: config.clone(),
         cvs: cvs.clone(),
@@ -194,6 +201,7 @@ pub async fn run(
         tgt,
         tid: None,
         rebuilds: HashMap::new(),
+        resync,
         cvr_phases: HashMap::new(),
         retries: HashMap::new(),
         last_status: None,
@@ -299,7 +307,7 @@ async fn initial_fanout(
     recorder: &Recorder,
     manager: &str,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<(Fanout, u64)>, Error> {
+) -> Result<Option<(Fanout, u64, bool)>, Error> {
     let mut reported = String::new();
     loop {
         let cv = cvs.get(name).await.map_err(kube_err)?;
@@ -341,7 +349,7 @@ async fn initial_fanout(
                         fresh,
                         "starting the fan-out"
                     );
-                    return Ok(Some((Fanout::new(replicas, size, cf), size)));
+                    return Ok(Some((Fanout::new(replicas, size, cf), size, fresh)));
                 }
                 let mut m = format!(
                     "waiting for replicas: {} of {cf} needed can be opened ({} CVRs ready)",
@@ -484,7 +492,9 @@ impl Volume {
             r.inflight_write.clear();
             r.inflight_sync.clear();
         }
-        current != prev || self.rebuilds.values().any(|t| t.handle.is_finished())
+        current != prev
+            || self.rebuilds.values().any(|t| t.handle.is_finished())
+            || self.resync.as_ref().is_some_and(|h| h.is_finished())
     }
 
     /// One pass; false when the CV is gone (stop serving).
@@ -504,6 +514,7 @@ impl Volume {
             .map_err(kube_err)?
             .items;
         self.reap_rebuilds().await;
+        self.reap_resync(&cv).await;
         self.follow_replicas(&cv, &cvrs);
         if let Some(cf) = cv.spec.consistency_factor
             && cf > 0
@@ -514,6 +525,28 @@ impl Volume {
         self.follow_resize(&cv).await;
         self.report(&cv).await?;
         Ok(true)
+    }
+
+    /// Reports a finished resync (an Event with what it repaired).
+    async fn reap_resync(&mut self, cv: &CStorVolume) {
+        if !self.resync.as_ref().is_some_and(|h| h.is_finished()) {
+            return;
+        }
+        let Some(handle) = self.resync.take() else {
+            return;
+        };
+        let (type_, note) = match handle.await {
+            Ok(Ok(s)) => (
+                EventType::Normal,
+                format!(
+                    "replicas resynced after a restart: {} chunks compared, {} repaired",
+                    s.chunks, s.repaired
+                ),
+            ),
+            Ok(Err(e)) => (EventType::Warning, format!("resync stopped: {e}")),
+            Err(e) => (EventType::Warning, format!("resync aborted: {e}")),
+        };
+        event(&self.recorder, cv, type_, "Resync", note).await;
     }
 
     /// Collects finished rebuilds (errors go into the replica's backoff).
@@ -842,7 +875,14 @@ impl Volume {
             capacity,
             last_transition_time: transition,
             last_update_time: Some(now()),
-            message: status::volume_message(&infos, rf, cf),
+            message: if self.resync.is_some() {
+                format!(
+                    "{}; resyncing the replicas after a restart",
+                    status::volume_message(&infos, rf, cf)
+                )
+            } else {
+                status::volume_message(&infos, rf, cf)
+            },
             conditions,
             replica_details: (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
                 known_replicas: known,
@@ -855,6 +895,9 @@ impl Volume {
     async fn teardown(&mut self) {
         for (_, t) in self.rebuilds.drain() {
             t.handle.abort();
+        }
+        if let Some(h) = self.resync.take() {
+            h.abort();
         }
         if let Some(tid) = self.tid.take()
             && let Err(e) = self.tgt.remove(tid).await

@@ -14,6 +14,12 @@
 //! Healthy are trusted. So once a Healthy replica stops being Healthy, no write or flush is
 //! acknowledged until the status showing it has been written ([`Fanout::require_recording`]):
 //! otherwise a crash in between would bring the stale replica back as Healthy.
+//!
+//! A crash can also leave writes that were never acknowledged on some replicas and not on
+//! others. So a restart makes the trusted replicas equal again ([`Fanout::resync`], the
+//! resync a RAID-1 does after an unclean stop): chunk by chunk under the chunk locks, every
+//! replica takes the reference's bytes where they differ, and until that pass ends every read
+//! is served by the reference, so no read sees two answers for one block.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -71,6 +77,15 @@ pub struct ReplicaInfo {
     pub inflight_sync: u64,
     /// Why the replica is not Healthy (the last failure), empty when it is.
     pub reason: String,
+}
+
+/// What a finished resync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResyncStats {
+    /// Chunks looked at.
+    pub chunks: u64,
+    /// Chunk copies written to replicas that differed from the reference.
+    pub repaired: u64,
 }
 
 /// What a finished rebuild did.
@@ -186,6 +201,8 @@ pub struct Fanout {
     losses: Losses,
     cf: AtomicUsize,
     next_read: AtomicUsize,
+    /// While a resync runs: the replica every read is served by.
+    reads_from: Mutex<Option<String>>,
     stripes: Vec<Mutex<()>>,
     /// Serialises resize against a rebuild's setup (both set file lengths).
     resize_lock: Mutex<()>,
@@ -265,6 +282,7 @@ impl Fanout {
             losses: Losses::default(),
             cf: AtomicUsize::new(cf.max(1)),
             next_read: AtomicUsize::new(0),
+            reads_from: Mutex::new(None),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             resize_lock: Mutex::new(()),
         }
@@ -598,7 +616,14 @@ impl Fanout {
         loop {
             let targets = self.targets(false);
             self.quorum(targets.len())?;
-            let start = self.next_read.fetch_add(1, Ordering::Relaxed) % targets.len();
+            let reference = self
+                .reads_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let pinned = reference.and_then(|id| targets.iter().position(|t| t.slot.id == id));
+            let start = pinned
+                .unwrap_or_else(|| self.next_read.fetch_add(1, Ordering::Relaxed) % targets.len());
             let t = &targets[start];
             let r = {
                 let _f = Inflight::new(&t.slot.inflight_read);
@@ -655,6 +680,99 @@ impl Fanout {
         self.quorum(ok)?;
         self.size.store(new_size, Ordering::Release);
         Ok(())
+    }
+
+    /// Makes every Healthy replica equal to one of them (see the module doc): reads are served
+    /// by the reference until it ends. If the reference fails, the next Healthy replica takes
+    /// over from the current chunk (the chunks before are equal on all). Blocking.
+    pub fn resync(&self) -> Result<ResyncStats, Error> {
+        let mut stats = ResyncStats::default();
+        let pick = || self.targets(false).into_iter().next();
+        let Some(first) = pick() else {
+            return Err(Error::Quorum {
+                healthy: 0,
+                needed: 1,
+            });
+        };
+        self.set_reads_from(Some(first.slot.id.clone()));
+        tracing::info!(reference = %first.slot.id, size = self.size(), "resync started");
+        let mut ref_buf = vec![0u8; CHUNK as usize];
+        let mut buf = vec![0u8; CHUNK as usize];
+        let mut chunk = 0u64;
+        let result = loop {
+            if chunk * CHUNK >= self.size() {
+                break Ok(stats);
+            }
+            let start = chunk * CHUNK;
+            let end = (start + CHUNK).min(self.size());
+            let n = usize::try_from(end - start).unwrap_or(0);
+            let _g = self.lock_range(start, n);
+            let targets = self.targets(false);
+            let reference = self
+                .reads_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let Some(src) = targets
+                .iter()
+                .find(|t| Some(&t.slot.id) == reference.as_ref())
+                .or_else(|| targets.first())
+            else {
+                break Err(Error::Quorum {
+                    healthy: 0,
+                    needed: 1,
+                });
+            };
+            if Some(&src.slot.id) != reference.as_ref() {
+                tracing::warn!(reference = %src.slot.id, "resync reference failed; continuing from another");
+                self.set_reads_from(Some(src.slot.id.clone()));
+            }
+            let src_hole = is_hole(&src.file, start, end);
+            if !src_hole && let Err(e) = read_full(&src.file, start, &mut ref_buf[..n]) {
+                self.fail(&src.slot, &src.file, "resync read", &e);
+                continue; // the same chunk again, from the next reference
+            }
+            for t in targets.iter().filter(|t| t.slot.id != src.slot.id) {
+                let repaired = if src_hole {
+                    if is_hole(&t.file, start, end) {
+                        Ok(false)
+                    } else {
+                        read_full(&t.file, start, &mut buf[..n]).and_then(|()| {
+                            if buf[..n].iter().all(|b| *b == 0) {
+                                Ok(false)
+                            } else {
+                                zero_range(&t.file, start, end - start).map(|()| true)
+                            }
+                        })
+                    }
+                } else {
+                    read_full(&t.file, start, &mut buf[..n]).and_then(|()| {
+                        if buf[..n] == ref_buf[..n] {
+                            Ok(false)
+                        } else {
+                            t.file.write_all_at(&ref_buf[..n], start).map(|()| true)
+                        }
+                    })
+                };
+                match repaired {
+                    Ok(true) => stats.repaired += 1,
+                    Ok(false) => {}
+                    Err(e) => self.fail(&t.slot, &t.file, "resync", &e),
+                }
+            }
+            stats.chunks += 1;
+            chunk += 1;
+        };
+        self.set_reads_from(None);
+        match &result {
+            Ok(s) => tracing::info!(?s, "resync done"),
+            Err(e) => tracing::warn!(error = %e, "resync stopped"),
+        }
+        result
+    }
+
+    fn set_reads_from(&self, id: Option<String>) {
+        *self.reads_from.lock().unwrap_or_else(|e| e.into_inner()) = id;
     }
 
     /// Brings replica `id` back (added when unknown): `file` becomes its file, it receives
