@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
 use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys::{annotations, labels};
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 
 static SERIAL: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -395,4 +397,165 @@ async fn a_replica_whose_pool_goes_offline_degrades_the_volume_and_is_rebuilt_af
     );
     assert_replicas_identical(&client, "vol-o", 3).await;
     delete_volume(&client, "vol-o").await;
+}
+
+fn kill_target(volume: &str) -> usize {
+    let pids = volume_stack().pods.pids_of(&format!("{volume}-target"));
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    pids.len()
+}
+
+/// How many `Resync` Events the volume-manager has published for `volume` (repeats counted).
+async fn resyncs(client: &kube::Client, volume: &str) -> i32 {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Resync")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(volume)
+        })
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// Waits for the restarted volume-manager's resync (one more `Resync` Event than `before`)
+/// and a Healthy volume.
+async fn wait_resynced(client: &kube::Client, volume: &str, before: i32) {
+    wait_for(
+        "resync after the restart",
+        Duration::from_secs(180),
+        || async {
+            let now = resyncs(client, volume).await;
+            if now > before {
+                Ok(())
+            } else {
+                let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+                let st = cvs
+                    .get(volume)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let target = format!("{volume}-target");
+                Err(format!(
+                    "{now} Resync events; cv {} ({}); target pids {:?}, restarts {}",
+                    st.phase,
+                    st.message,
+                    volume_stack().pods.pids_of(&target),
+                    volume_stack().pods.restarts_of(&target)
+                ))
+            }
+        },
+    )
+    .await;
+    wait_healthy(client, volume, 3).await;
+}
+
+/// The volume-manager is killed (SIGKILL) as a replica comes back for its rebuild, and again
+/// in the middle of a write: each time the runner restarts it, it trusts only what the CV
+/// status recorded, rebuilds the rest, resyncs the trusted replicas, and the acknowledged data
+/// is intact and identical on all replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_volume_manager_around_a_rebuild_and_mid_write_loses_nothing() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-k",
+        "--size",
+        "256Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-k", 3).await;
+    qemu_io("vol-k", &["write -P 0x21 0 96M"]);
+
+    // A replica falls behind: its node's zfs-fuse dies while writes go on.
+    let victim = cvrs_of(&client, "vol-k")
+        .await
+        .into_iter()
+        .next()
+        .expect("a replica");
+    let victim_name = victim.metadata.name.clone().unwrap_or_default();
+    let host = victim
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .get(annotations::CSPI_HOSTNAME)
+        .cloned()
+        .expect("hostname annotation");
+    let node = volume_stack()
+        .nodes
+        .iter()
+        .find(|n| n.name == host)
+        .expect("node")
+        .clone();
+    node.kill_zfs().expect("kill zfs-fuse");
+    qemu_io("vol-k", &["write -P 0x32 100M 32M"]);
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), NS);
+    let phase_of = || async {
+        cvrs.get(&victim_name)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|c| c.status.unwrap_or_default().phase)
+    };
+    wait_for("replica Offline", Duration::from_secs(120), || async {
+        match phase_of().await? {
+            p if p == "Offline" => Ok(()),
+            p => Err(p),
+        }
+    })
+    .await;
+
+    // The pool returns; as the rebuild starts, the volume-manager is killed.
+    node.restart_zfs().expect("restart zfs-fuse");
+    wait_for(
+        "replica back from Offline",
+        Duration::from_secs(120),
+        || async {
+            match phase_of().await? {
+                p if p != "Offline" => Ok(()),
+                p => Err(p),
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = resyncs(&client, "vol-k").await;
+    assert_eq!(kill_target("vol-k"), 1, "one volume-manager runs");
+    wait_resynced(&client, "vol-k", before).await;
+    qemu_io("vol-k", &["read -P 0x21 0 96M", "read -P 0x32 100M 32M"]);
+    assert_replicas_identical(&client, "vol-k", 3).await;
+
+    // Killed in the middle of a write: the write is not acknowledged (qemu-io fails), the
+    // acknowledged data stays, and the replicas agree on every byte afterwards.
+    let url_k = url("vol-k");
+    let writer = std::thread::spawn(move || {
+        Command::new("qemu-io")
+            .args(["-f", "raw", "-c", "write -P 0x43 140M 64M", &url_k])
+            .output()
+            .expect("qemu-io")
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = resyncs(&client, "vol-k").await;
+    assert_eq!(kill_target("vol-k"), 1, "one volume-manager runs");
+    let _ = writer.join();
+    wait_resynced(&client, "vol-k", before).await;
+    qemu_io("vol-k", &["read -P 0x21 0 96M", "read -P 0x32 100M 32M"]);
+    assert_replicas_identical(&client, "vol-k", 3).await;
+    delete_volume(&client, "vol-k").await;
 }

@@ -457,7 +457,14 @@ async fn spawn(
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     if let Some(dir) = plan.env.get("CSTOR_FANOUT_DIR") {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+        // A volume-manager killed while serving leaves its FUSE mount behind (ENOTCONN); the
+        // next one detaches it, so it is no reason not to start.
+        let stale = std::fs::metadata(dir)
+            .err()
+            .is_some_and(|e| e.raw_os_error() == Some(nix::libc::ENOTCONN));
+        if !stale {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+        }
     }
     let mut cmd = match plan.node.as_deref().and_then(|n| env.node(n)) {
         Some(node) => {
