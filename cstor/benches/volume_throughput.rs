@@ -2,8 +2,9 @@
 //! Healthy (CVC Bound, CV and 3 CVRs Healthy); (2) `qemu-img bench` sequential 1 MiB writes and
 //! reads (queue depth 4) over iSCSI through our 3-replica fan-out, beside tgt serving a plain
 //! file, and the ratio; and, to show what the replicas' filesystem costs by itself, tgt serving
-//! one file on a node's zfs-fuse (one replica's storage, no fan-out). `BENCH_ROUNDS` (default
-//! 5) rounds; the median is reported.
+//! one file on a node's zfs-fuse (one replica's storage, no fan-out); and libiscsi's
+//! `iscsi-perf` (sequential 1 MiB reads, 4 in flight, 5 s) against the same three.
+//! `BENCH_ROUNDS` (default 5) rounds; the median is reported.
 //!
 //! cargo bench -p cstor --bench volume_throughput
 
@@ -108,16 +109,39 @@ fn qemu_bench(url: &str, write: bool, count: u64) -> f64 {
         .unwrap_or_else(|| panic!("no time in qemu-img output: {text}"))
 }
 
+/// MB/s `iscsi-perf` averages over 5 s of sequential 1 MiB reads, 4 in flight.
+fn iscsi_perf(url: &str) -> f64 {
+    let out = Command::new("timeout")
+        .args(["-s", "INT", "5", "iscsi-perf", "-m", "4", "-b", "2048", url])
+        .output()
+        .expect("iscsi-perf (Debian libiscsi-bin) is required");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "... iops average 362 (362 MB/s), in_flight 4, busy 0"
+    text.rsplit("iops average ")
+        .next()
+        .filter(|_| text.contains("iops average "))
+        .and_then(|t| t.split_once('(').map(|(_, r)| r))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no average in iscsi-perf output: {text} {out:?}"))
+}
+
 /// Medians of write and read seconds.
 #[derive(Default)]
 struct Runs {
     writes: Vec<f64>,
     reads: Vec<f64>,
+    /// iscsi-perf MB/s.
+    perf: Vec<f64>,
 }
 
 impl Runs {
-    fn medians(&mut self) -> (f64, f64) {
-        (median(&mut self.writes), median(&mut self.reads))
+    fn medians(&mut self) -> (f64, f64, f64) {
+        (
+            median(&mut self.writes),
+            median(&mut self.reads),
+            median(&mut self.perf),
+        )
     }
 }
 
@@ -197,6 +221,11 @@ fn main() {
                 }
             }
         }
+        for (i, (name, u)) in targets.iter().enumerate() {
+            let mbs = iscsi_perf(u);
+            line.push_str(&format!(" iscsi-perf {name} {mbs:.0} MB/s"));
+            runs[i].perf.push(mbs);
+        }
         println!("{line}");
     }
     // The volume stayed consistent under the load.
@@ -210,9 +239,9 @@ fn main() {
         ]);
     }
 
-    let (pw, pr) = runs[0].medians();
-    let (fw, fr) = runs[1].medians();
-    let (zw, zr) = runs[2].medians();
+    let (pw, pr, pp) = runs[0].medians();
+    let (fw, fr, fp) = runs[1].medians();
+    let (zw, zr, zp) = runs[2].medians();
     println!("\n| rounds | create → Healthy (median) |");
     println!("|---|---|");
     println!("| {rounds} | {:.2} s |", median(&mut create_s));
@@ -230,4 +259,9 @@ fn main() {
             100.0 * p / z
         );
     }
+    println!(
+        "| iscsi-perf, sequential 1 MiB reads, 4 in flight | {pp:.0} MB/s | {fp:.0} MB/s | {:.0} % | {zp:.0} MB/s ({:.0} %) |",
+        100.0 * fp / pp,
+        100.0 * zp / pp
+    );
 }
