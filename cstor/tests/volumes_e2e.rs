@@ -47,24 +47,33 @@ const CHECKS: [&str; 3] = [
     "read -P 0xe1 100M 2M",
 ];
 
+/// The local node holding a replica (its `cstorpoolinstance.openebs.io/hostname`).
+fn node_of(cvr: &CStorVolumeReplica) -> &'static cstor_local::node::LocalNode {
+    let host = cvr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::CSPI_HOSTNAME))
+        .expect("hostname annotation");
+    volume_stack()
+        .nodes
+        .iter()
+        .find(|n| &n.name == host)
+        .expect("node")
+}
+
 /// sha256 of every replica's lun file, read on its node.
 async fn replica_sums(client: &kube::Client, volume: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for cvr in cvrs_of(client, volume).await {
-        let ann = cvr.metadata.annotations.clone().unwrap_or_default();
-        let host = ann
-            .get(annotations::CSPI_HOSTNAME)
-            .cloned()
-            .expect("hostname annotation");
-        let path = ann
-            .get("cstor.openebs.io/replica-lun")
+        let path = cvr
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("cstor.openebs.io/replica-lun"))
             .cloned()
             .expect("replica-lun annotation");
-        let node = volume_stack()
-            .nodes
-            .iter()
-            .find(|n| n.name == host)
-            .expect("node");
+        let node = node_of(&cvr);
         let out_sum = node
             .command("sha256sum")
             .arg(&path)
@@ -304,11 +313,6 @@ async fn a_replica_whose_pool_goes_offline_degrades_the_volume_and_is_rebuilt_af
         .expect("a replica");
     let victim_name = victim.metadata.name.clone().unwrap_or_default();
     let victim_id = victim.spec.replica_id.clone();
-    let ann = victim.metadata.annotations.clone().unwrap_or_default();
-    let host = ann
-        .get(annotations::CSPI_HOSTNAME)
-        .cloned()
-        .expect("hostname annotation");
     let cspi_name = victim
         .metadata
         .labels
@@ -317,12 +321,7 @@ async fn a_replica_whose_pool_goes_offline_degrades_the_volume_and_is_rebuilt_af
         .get(labels::CSPI_NAME)
         .cloned()
         .expect("cspi label");
-    let node = volume_stack()
-        .nodes
-        .iter()
-        .find(|n| n.name == host)
-        .expect("node")
-        .clone();
+    let node = node_of(&victim);
     node.kill_zfs().expect("kill zfs-fuse");
 
     // Writes go on with quorum (2 of 3) while the pool is gone.
@@ -490,20 +489,7 @@ async fn killing_the_volume_manager_around_a_rebuild_and_mid_write_loses_nothing
         .next()
         .expect("a replica");
     let victim_name = victim.metadata.name.clone().unwrap_or_default();
-    let host = victim
-        .metadata
-        .annotations
-        .clone()
-        .unwrap_or_default()
-        .get(annotations::CSPI_HOSTNAME)
-        .cloned()
-        .expect("hostname annotation");
-    let node = volume_stack()
-        .nodes
-        .iter()
-        .find(|n| n.name == host)
-        .expect("node")
-        .clone();
+    let node = node_of(&victim);
     node.kill_zfs().expect("kill zfs-fuse");
     qemu_io("vol-k", &["write -P 0x32 100M 32M"]);
     let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), NS);

@@ -333,3 +333,36 @@ pub async fn wait_for_ca_bundles(client: &Client, within: Duration) -> Result<()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Waits until the webhook server on `127.0.0.1:port` answers `/readyz` with 200: its
+/// certificate is loaded, its watch caches have listed and the apiserver answers. `cstor up` and
+/// the tests report ready only after this, so nothing is applied against a half-started server.
+pub async fn wait_for_webhook_ready(port: u16, within: Duration) -> Result<(), Error> {
+    let url: http::Uri = format!("https://127.0.0.1:{port}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Error::Kube(e.to_string()))?;
+    let mut config = kube::Config::new(url);
+    // A readiness probe on loopback: the certificate is checked by the apiserver's calls.
+    config.accept_invalid_certs = true;
+    config.read_timeout = Some(Duration::from_secs(3));
+    let client = Client::try_from(config).map_err(kube_err)?;
+    let deadline = Instant::now() + within;
+    let mut last = String::from("not tried");
+    loop {
+        let req = http::Request::get("/readyz")
+            .body(Vec::new())
+            .map_err(|e| Error::Kube(e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "no answer within 5s".into(),
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "the webhook server on port {port} was not ready within {}s: {last}",
+                within.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

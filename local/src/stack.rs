@@ -292,6 +292,7 @@ async fn start_webhook(
         .env("RUST_LOG", rust_log());
     sup.spawn("webhook", cmd)?;
     components::wait_for_ca_bundles(admin, Duration::from_secs(60)).await?;
+    components::wait_for_webhook_ready(port, Duration::from_secs(60)).await?;
     Ok(port)
 }
 

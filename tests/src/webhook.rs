@@ -113,7 +113,11 @@ pub fn start(cp: &'static ControlPlane, cert_lifetime: Duration, resync: Duratio
                 }
             };
             let server = tokio::spawn(cstor_server::run::run(client, opts, std::future::pending()));
-            let ready = components::wait_for_ca_bundles(&admin, Duration::from_secs(60)).await;
+            let ready = async {
+                components::wait_for_ca_bundles(&admin, Duration::from_secs(60)).await?;
+                components::wait_for_webhook_ready(port, Duration::from_secs(60)).await
+            }
+            .await;
             let _ = tx.send(ready.map(|()| port).map_err(|e| e.to_string()));
             let ended = server.await;
             stopped_in.fetch_add(1, Ordering::SeqCst);

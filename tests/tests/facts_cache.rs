@@ -56,3 +56,32 @@ async fn a_block_device_the_cache_has_not_seen_is_read_live() {
     assert!(!absent.block_devices.contains_key("bd-nowhere"));
     assert!(absent.block_devices.contains_key(name));
 }
+
+/// A review that arrives while the caches are still listing (the webhook has just started) is
+/// answered from live reads, not refused: CI once saw `kubectl apply` of a CSPC denied with
+/// "cluster facts are not loaded yet" right after the stack came up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_are_read_live_until_the_caches_have_listed() {
+    let env = testing::env("facts-listing").await;
+    let ns = env.namespace.as_str();
+    let name = "bd-facts-early";
+    let bd = json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDevice",
+        "metadata": {"name": name, "namespace": ns,
+                     "labels": {"kubernetes.io/hostname": "cstor-node-1"}},
+        "spec": {"capacity": {"storage": 1u64 << 30}, "nodeAttributes": {"nodeName": "cstor-node-1"},
+                 "path": "/dev/early", "partitioned": "No", "details": {}, "devlinks": []},
+        "status": {"claimState": "Unclaimed", "state": "Active"},
+    });
+    components::apply(&env.client, &[bd]).await.expect("apply");
+    // The caches are never driven, so they never finish listing.
+    let (facts, _drive) = CachedFacts::new(env.client.clone(), ns, Duration::from_secs(5));
+    assert!(!facts.is_ready());
+    let early = facts
+        .cspc_facts(ns, ns, &[])
+        .await
+        .expect("answered from live reads while listing");
+    let found = early.block_devices.get(name).expect("the device, read live");
+    assert_eq!(found.spec.path, "/dev/early");
+    assert!(!early.nodes.is_empty(), "nodes read live too");
+}

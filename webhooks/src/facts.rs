@@ -25,8 +25,6 @@ use kube::{Api, Client};
 pub enum FactsError {
     #[error("reading {what}: {source}")]
     Api { what: String, source: kube::Error },
-    #[error("cluster facts are not loaded yet (watch caches still listing)")]
-    NotReady,
     #[error("reading {what}: no answer within {seconds}s")]
     Timeout { what: String, seconds: u64 },
 }
@@ -400,8 +398,15 @@ impl Facts for CachedFacts {
         bd_namespace: &str,
         named_bds: &[&str],
     ) -> Result<Arc<CspcFacts>, FactsError> {
+        // Until every cache has listed once, a request is answered from live reads: a CSPC
+        // applied right after the server starts must get the same answer as one applied later.
         if !self.is_ready() {
-            return Err(FactsError::NotReady);
+            tracing::debug!("watch caches still listing; reading live");
+            return self
+                .inner
+                .live
+                .cspc_facts(cspc_namespace, bd_namespace, named_bds)
+                .await;
         }
         let all = self.snapshot();
         // A BlockDevice created just before this request may not have reached the watch yet;

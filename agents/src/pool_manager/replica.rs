@@ -128,6 +128,32 @@ impl ReplicaCtx {
         }
     }
 
+    /// Writes the phase; a replica that was serving and goes Offline also gets a Warning
+    /// `Offline` Event with the reason.
+    async fn write_phase(
+        &self,
+        cvr: &CStorVolumeReplica,
+        reference: &ObjectReference,
+        current: &str,
+        outcome: &PhaseOutcome,
+        capacity: Option<cstor_api::cstor_v1::cvr::CVRCapacityInfo>,
+    ) -> Result<bool, Error> {
+        if outcome.phase == phase::OFFLINE
+            && current != phase::OFFLINE
+            && !decide::is_initial(current)
+        {
+            self.event(
+                reference,
+                EventType::Warning,
+                "Offline",
+                format!("Replica is Offline: {}", outcome.message),
+                "Sync",
+            )
+            .await;
+        }
+        self.write_status(cvr, outcome, capacity).await
+    }
+
     /// Writes `status` (server-side apply, forced) when it changes what we own.
     async fn write_status(
         &self,
@@ -302,17 +328,8 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
             mode: None,
             known: false,
         });
-        if outcome.phase == phase::OFFLINE && current != phase::OFFLINE {
-            ctx.event(
-                &reference,
-                EventType::Warning,
-                "Offline",
-                format!("Replica is Offline: {}", outcome.message),
-                "Sync",
-            )
-            .await;
-        }
-        ctx.write_status(cvr, &outcome, None).await?;
+        ctx.write_phase(cvr, &reference, &current, &outcome, None)
+            .await?;
         return Ok(Action::requeue(POOL_WAIT));
     }
 
@@ -508,18 +525,8 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
     let capacity = probe
         .as_ref()
         .map(|p| decide::capacity_info(p.stats.used, p.stats.referenced));
-    if outcome.phase == phase::OFFLINE && current != phase::OFFLINE && !decide::is_initial(&current)
-    {
-        ctx.event(
-            &reference,
-            EventType::Warning,
-            "Offline",
-            format!("Replica is Offline: {}", outcome.message),
-            "Sync",
-        )
-        .await;
-    }
-    ctx.write_status(cvr, &outcome, capacity).await?;
+    ctx.write_phase(cvr, &reference, &current, &outcome, capacity)
+        .await?;
     Ok(resync)
 }
 
