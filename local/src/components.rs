@@ -347,16 +347,16 @@ pub async fn wait_for_webhook_ready(port: u16, within: Duration) -> Result<(), E
     config.read_timeout = Some(Duration::from_secs(3));
     let client = Client::try_from(config).map_err(kube_err)?;
     let deadline = Instant::now() + within;
-    let mut last = String::from("not tried");
     loop {
         let req = http::Request::get("/readyz")
             .body(Vec::new())
             .map_err(|e| Error::Kube(e.to_string()))?;
-        match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = "no answer within 5s".into(),
-        }
+        let last =
+            match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer within 5s".to_string(),
+            };
         if Instant::now() > deadline {
             return Err(Error::Timeout(format!(
                 "the webhook server on port {port} was not ready within {}s: {last}",

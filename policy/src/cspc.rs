@@ -8,6 +8,7 @@ use cstor_api::keys::labels;
 use cstor_api::openebs_v1alpha1::{claim_state, device_state};
 
 use crate::facts::CspcFacts;
+use crate::node::{NodeError, resolve_pool_node};
 use crate::verdict::Verdict;
 
 /// HTTP-style code of an invalid CSPC.
@@ -41,17 +42,6 @@ fn not_found(resource: &str, name: &str) -> String {
     format!("{resource} \"{name}\" not found")
 }
 
-fn all_bds(pool: &PoolSpec) -> impl Iterator<Item = &str> {
-    pool.data_raid_groups
-        .iter()
-        .chain(pool.write_cache_raid_groups.iter().flatten())
-        .flat_map(|rg| {
-            rg.block_devices
-                .iter()
-                .map(|bd| bd.block_device_name.as_str())
-        })
-}
-
 /// CC-1 … CC-B8 in the anchor's order; `Err` is the `<msg>` of the denial.
 pub fn cspc_validation(cspc: &CStorPoolCluster, facts: &CspcFacts) -> Result<(), String> {
     let name = cspc.metadata.name.as_deref().unwrap_or_default();
@@ -60,7 +50,12 @@ pub fn cspc_validation(cspc: &CStorPoolCluster, facts: &CspcFacts) -> Result<(),
     }
     let mut seen = BTreeSet::new();
     let mut duplicates: Vec<&str> = Vec::new();
-    for bd in cspc.spec.pools.iter().flat_map(all_bds) {
+    for bd in cspc
+        .spec
+        .pools
+        .iter()
+        .flat_map(PoolSpec::block_device_names)
+    {
         if !seen.insert(bd) && !duplicates.contains(&bd) {
             duplicates.push(bd);
         }
@@ -83,25 +78,28 @@ pub fn cspc_validation(cspc: &CStorPoolCluster, facts: &CspcFacts) -> Result<(),
     Ok(())
 }
 
-/// CC-3: the selector must match exactly one Node; its hostname label is the pool's host.
-/// Part A.5: an empty selector (which the anchor crashes on) is denied.
+/// CC-3: the selector must match exactly one Node; its hostname label is the pool's host
+/// (crate::node, the rule the cspc-operator applies too). Part A.5: an empty selector (which the
+/// Go operator crashes on) is denied, and so is a node without a hostname label.
 pub fn resolve_hostname(pool: &PoolSpec, facts: &CspcFacts) -> Result<String, String> {
-    if pool.node_selector.is_empty() {
-        return Err("pool nodeSelector must not be empty".into());
-    }
-    let nodes = facts.nodes_matching(&pool.node_selector);
-    if nodes.len() != 1 {
-        return Err(format!(
-            "failed to get node from pool nodeSelector: {{{}}} error: {{invalid no.of nodes {} from the given node selectors}}",
+    resolve_pool_node(&pool.node_selector, &facts.nodes).map_err(|e| match e {
+        NodeError::EmptySelector => "pool nodeSelector must not be empty".into(),
+        NodeError::NoMatch { .. } | NodeError::Multiple { .. } => {
+            let count = match &e {
+                NodeError::Multiple { nodes, .. } => nodes.len(),
+                _ => 0,
+            };
+            format!(
+                "failed to get node from pool nodeSelector: {{{}}} error: {{invalid no.of nodes {count} from the given node selectors}}",
+                go_map(&pool.node_selector),
+            )
+        }
+        NodeError::NoHostname { node, .. } => format!(
+            "failed to get node from pool nodeSelector: {{{}}} error: {{node {node} has no {} label}}",
             go_map(&pool.node_selector),
-            nodes.len()
-        ));
-    }
-    Ok(nodes[0]
-        .labels
-        .get(labels::HOSTNAME)
-        .cloned()
-        .unwrap_or_default())
+            labels::HOSTNAME
+        ),
+    })
 }
 
 /// CC-P1 … CC-P10.

@@ -26,20 +26,12 @@ fn label<'a>(labels: Option<&'a std::collections::BTreeMap<String, String>>, key
 fn bd_names(groups: &[RaidGroup]) -> Vec<&str> {
     groups
         .iter()
-        .flat_map(|rg| {
-            rg.block_devices
-                .iter()
-                .map(|b| b.block_device_name.as_str())
-        })
+        .flat_map(RaidGroup::block_device_names)
         .collect()
 }
 
 fn pool_bds(pool: &PoolSpec) -> Vec<&str> {
-    let mut all = bd_names(&pool.data_raid_groups);
-    all.extend(bd_names(
-        pool.write_cache_raid_groups.as_deref().unwrap_or_default(),
-    ));
-    all
+    pool.block_device_names().collect()
 }
 
 fn invalid(msg: impl std::fmt::Display) -> Verdict {

@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod facts;
 pub mod migrate;
 pub mod namespace;
+pub mod node;
 pub mod owned;
 pub mod pvc;
 pub mod quantity;

@@ -14,8 +14,7 @@ use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim, CStorPool, Stor
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// The read-only threshold a CSP's 0 ("off" for the old pool manager) becomes.
-pub const DEFAULT_RO_THRESHOLD: i32 = 85;
+use cstor_api::cstor_v1::cspc::DEFAULT_RO_THRESHOLD;
 
 /// Everything the mapping reads, as found in the cluster.
 #[derive(Clone, Debug, Default)]

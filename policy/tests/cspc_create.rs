@@ -86,6 +86,21 @@ fn rows() -> Vec<(&'static str, Value, CspcFacts, &'static str)> {
         f.clone(),
         "failed to get node from pool nodeSelector: {map[kubernetes.io/hostname:node-9]} error: {invalid no.of nodes 0 from the given node selectors}",
     ));
+    // A node matched by the selector but without a hostname label can't hold a pool (the
+    // cspc-operator refuses it too: one rule, policy::node).
+    let mut no_host = f.clone();
+    no_host.nodes[0].labels.remove("kubernetes.io/hostname");
+    let mut by_zone = cspc(vec![pool("node-1", "stripe", &[&["a1"]])]);
+    by_zone["spec"]["pools"][0]["nodeSelector"] = json!({"zone": "z1", "rack": "r1"});
+    no_host.nodes[0]
+        .labels
+        .insert("rack".to_string(), "r1".to_string());
+    rows.push((
+        "A.5 node without hostname label",
+        by_zone,
+        no_host,
+        "failed to get node from pool nodeSelector: {map[rack:r1 zone:z1]} error: {node node-1 has no kubernetes.io/hostname label}",
+    ));
     let mut empty = cspc(vec![pool("node-1", "stripe", &[&["a1"]])]);
     empty["spec"]["pools"][0]["nodeSelector"] = json!({});
     rows.push((

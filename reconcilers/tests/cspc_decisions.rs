@@ -17,7 +17,7 @@ use cstor_reconcilers::cspc::naming::{cspi_name, fnv1a64};
 use cstor_reconcilers::cspc::node::{NodeError, resolve_node};
 use cstor_reconcilers::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
 use cstor_reconcilers::cspc::topology::{
-    ClaimRequest, PendingClaim, desired_cspi_spec, effective_pool_config, orphans_to_delete, pair,
+    ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,
 };
 use cstor_reconcilers::quantity::parse_bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -367,7 +367,9 @@ fn desired_spec_fresh() {
     );
     let cfg = spec.pool_config.unwrap();
     assert_eq!(cfg.ro_threshold_limit, Some(85));
-    assert_eq!(cfg.priority_class_name, Some(String::new()));
+    // No CSPC-wide priority class: the pool gets none (was Some("") before the operator and the
+    // webhook shared one rule; the pod template is the same either way).
+    assert_eq!(cfg.priority_class_name, None);
     assert_eq!(cfg.data_raid_group_type, "mirror");
     assert!(d.pending.is_empty() && d.claims.is_empty());
 }
@@ -550,10 +552,69 @@ fn pool_config_defaults() {
         ro_threshold_limit: Some(90),
         ..PoolConfig::default()
     });
-    let cfg = effective_pool_config(&c.spec, &p);
+    let cfg = c.spec.effective_pool_config(&p);
     assert_eq!(cfg.priority_class_name.as_deref(), Some("high"));
     assert_eq!(cfg.tolerations, Some(c.spec.tolerations.clone()));
     assert_eq!(cfg.ro_threshold_limit, Some(90));
+    assert_eq!(cfg.compression, "lz4");
+}
+
+/// The mutating webhook's defaults and the CSPI spec the cspc-operator writes agree, whether
+/// or not the CSPC went through the webhook (one rule: `effective_pool_config`).
+#[test]
+fn webhook_defaults_and_the_cspi_agree() {
+    let mut c = cspc(vec![]);
+    c.spec.priority_class_name = "high".into();
+    c.spec.tolerations = vec![k8s_openapi::api::core::v1::Toleration {
+        key: Some("k".into()),
+        ..Default::default()
+    }];
+    c.spec.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into()),
+        )])),
+        ..Default::default()
+    });
+    let bare = pool("h1", "stripe", &[&["bd-1"]]);
+    let mut set = pool("h2", "mirror", &[&["bd-2", "bd-3"]]);
+    set.pool_config = Some(PoolConfig {
+        data_raid_group_type: "mirror".into(),
+        compression: "off".into(),
+        priority_class_name: Some(String::new()),
+        tolerations: Some(vec![]),
+        ro_threshold_limit: Some(70),
+        ..PoolConfig::default()
+    });
+    c.spec.pools = vec![bare, set];
+    let mut unset = cspc(vec![]);
+    unset.spec.pools = vec![pool("h3", "stripe", &[&["bd-4"]])];
+    for c in [c, unset] {
+        let mutated = cstor_policy::defaults::with_pool_defaults(&c);
+        for (i, (host, pool)) in ["h1", "h2", "h3"].iter().zip(&c.spec.pools).enumerate() {
+            let claims = bound(&pool.block_device_names().collect::<Vec<_>>());
+            let webhook = mutated.spec.pools[i].pool_config.clone();
+            let direct = desired_cspi_spec(&c.spec, pool, host, None, &claims)
+                .spec
+                .unwrap()
+                .pool_config;
+            let after_webhook =
+                desired_cspi_spec(&mutated.spec, &mutated.spec.pools[i], host, None, &claims)
+                    .spec
+                    .unwrap()
+                    .pool_config;
+            assert_eq!(direct, webhook, "pool {i}: operator without the webhook");
+            assert_eq!(
+                after_webhook, webhook,
+                "pool {i}: operator after the webhook"
+            );
+        }
+        // Defaulting is idempotent: a second pass through the webhook sends no patch.
+        assert_eq!(
+            cstor_policy::defaults::with_pool_defaults(&mutated),
+            mutated
+        );
+    }
 }
 
 fn t(s: &str) -> Time {

@@ -81,7 +81,10 @@ async fn facts_are_read_live_until_the_caches_have_listed() {
         .cspc_facts(ns, ns, &[])
         .await
         .expect("answered from live reads while listing");
-    let found = early.block_devices.get(name).expect("the device, read live");
+    let found = early
+        .block_devices
+        .get(name)
+        .expect("the device, read live");
     assert_eq!(found.spec.path, "/dev/early");
     assert!(!early.nodes.is_empty(), "nodes read live too");
 }

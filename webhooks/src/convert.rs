@@ -424,7 +424,7 @@ type Selector = BTreeMap<String, String>;
 fn v1_disks(groups: &[v1::cspc::RaidGroup]) -> Vec<&str> {
     groups
         .iter()
-        .flat_map(|g| g.block_devices.iter().map(|b| b.block_device_name.as_str()))
+        .flat_map(v1::cspc::RaidGroup::block_device_names)
         .collect()
 }
 

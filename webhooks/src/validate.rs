@@ -63,13 +63,7 @@ fn named_bds(cspc: &CStorPoolCluster) -> Vec<&str> {
     cspc.spec
         .pools
         .iter()
-        .flat_map(|p| {
-            p.data_raid_groups
-                .iter()
-                .chain(p.write_cache_raid_groups.iter().flatten())
-        })
-        .flat_map(|g| g.block_devices.iter())
-        .map(|b| b.block_device_name.as_str())
+        .flat_map(|p| p.block_device_names())
         .collect()
 }
 

@@ -32,7 +32,7 @@ enum Task {
     },
     /// Everything CI runs: format and lint checks, the control plane, every test, 60 s of fuzzing.
     Test {
-        /// Arguments passed to `cargo test` after `--workspace`.
+        /// Arguments passed to `cargo nextest run` after `--workspace --no-fail-fast`.
         #[arg(trailing_var_arg = true)]
         cargo_args: Vec<String>,
     },
@@ -117,40 +117,80 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// cargo-nextest runs the tests: a process per test, so end-to-end binaries overlap
+/// (.config/nextest.toml). Pinned so CI on a fresh machine installs what was tested here.
+const NEXTEST_VERSION: &str = "0.9.151";
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    crds(true)?;
-    controlplane()?;
-    let mut args = vec!["test", "--workspace"];
+    let started = Instant::now();
+    // Go builds the control plane (minutes on a fresh machine) while Rust compiles: the two
+    // overlap instead of adding up. Tests need it only once they run.
+    let control_plane = std::thread::spawn(|| controlplane().map(|_| ()));
+    let built = (|| {
+        cargo(&["fmt", "--all", "--check"])?;
+        crds(true)?;
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+        ensure_tool("nextest", "cargo-nextest", NEXTEST_VERSION)?;
+        cargo(&["nextest", "run", "--workspace", "--no-run"])
+    })();
+    let control_plane = control_plane
+        .join()
+        .map_err(|_| anyhow::anyhow!("the control-plane build panicked"))?;
+    built?;
+    control_plane?;
+    println!("[xtask] built in {:.0}s", started.elapsed().as_secs_f64());
+    let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)?;
-    fuzz(60)
+    let tests = cargo(&args);
+    println!(
+        "[xtask] tests ended at {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    tests?;
+    fuzz(60)?;
+    println!(
+        "[xtask] all done in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
+
+/// Installs the cargo subcommand `cargo <sub>` from crates.io (package `package` at `version`)
+/// unless some version of it answers already.
+fn ensure_tool(sub: &str, package: &str, version: &str) -> anyhow::Result<()> {
+    let present = Command::new("cargo")
+        .args([sub, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let pinned = format!("={version}");
+    // A debug build: these tools spend their time waiting on tests and rustc, and an
+    // unoptimised build costs a fresh machine a third of the compile time.
+    cargo(&[
+        "install",
+        package,
+        "--locked",
+        "--debug",
+        "--version",
+        &pinned,
+    ])
+}
+
+/// Pinned like nextest: a fresh machine installs the version tested here.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn fuzz(seconds: u64) -> anyhow::Result<()> {
     // The rustup proxy, not $CARGO: the toolchain is chosen below.
-    let has_fuzz = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_fuzz {
-        println!("$ cargo install cargo-fuzz --locked");
-        let status = Command::new("cargo")
-            .args(["install", "cargo-fuzz", "--locked"])
-            .status()
-            .context("installing cargo-fuzz")?;
-        if !status.success() {
-            bail!("cargo install cargo-fuzz failed ({status})");
-        }
-    }
+    ensure_tool("fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION)?;
     let nightly = Command::new("rustup")
         .args(["toolchain", "list"])
         .output()

@@ -15,8 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::zpool::{PoolStatus, Vdev};
 
-/// Default `roThresholdLimit` (B §2.7).
-pub const DEFAULT_RO_THRESHOLD: i32 = 85;
+pub use cstor_api::cstor_v1::cspc::DEFAULT_RO_THRESHOLD;
 
 /// A BlockDevice's device paths (B §2.3): every devlink, in order, then `spec.path`.
 /// Commands use element 0; topology matching accepts any.

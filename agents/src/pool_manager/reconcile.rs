@@ -136,10 +136,7 @@ fn remember(ctx: &Ctx, cspi: &CStorPoolInstance) {
             .get(labels::CSTOR_POOL_CLUSTER)
             .cloned()
             .unwrap_or_default();
-        w.bds = decide::spec_groups(&cspi.spec)
-            .iter()
-            .flat_map(|(_, _, g)| g.block_devices.iter().map(|b| b.block_device_name.clone()))
-            .collect();
+        w.bds = cspi.spec.block_device_names().map(String::from).collect();
     }
 }
 

@@ -175,3 +175,80 @@ pub mod pool_type {
     pub const RAIDZ: &str = "raidz";
     pub const RAIDZ2: &str = "raidz2";
 }
+
+/// `roThresholdLimit` of a pool that leaves it unset: the percent used at which it turns
+/// read-only. One definition for the webhook's defaults, the cspc-operator and the pool-manager.
+pub const DEFAULT_RO_THRESHOLD: i32 = 85;
+/// The compression a pool gets when it leaves it empty (the pool-manager's meaning of "").
+pub const DEFAULT_COMPRESSION: &str = "lz4";
+
+/// The BlockDevice names of raid groups, data groups first, then write-cache groups.
+fn names<'a>(
+    data: &'a [RaidGroup],
+    write_cache: Option<&'a Vec<RaidGroup>>,
+) -> impl Iterator<Item = &'a str> {
+    data.iter()
+        .chain(write_cache.into_iter().flatten())
+        .flat_map(RaidGroup::block_device_names)
+}
+
+impl RaidGroup {
+    /// The BlockDevice names of this group, in spec order.
+    pub fn block_device_names(&self) -> impl Iterator<Item = &str> {
+        self.block_devices
+            .iter()
+            .map(|b| b.block_device_name.as_str())
+    }
+}
+
+impl PoolSpec {
+    /// Every BlockDevice of the pool: data groups, then write-cache groups, in spec order
+    /// (duplicates kept: the webhook reports them).
+    pub fn block_device_names(&self) -> impl Iterator<Item = &str> {
+        names(
+            &self.data_raid_groups,
+            self.write_cache_raid_groups.as_ref(),
+        )
+    }
+}
+
+impl super::cspi::CStorPoolInstanceSpec {
+    /// Every BlockDevice of the pool instance: data groups, then write-cache groups.
+    pub fn block_device_names(&self) -> impl Iterator<Item = &str> {
+        names(
+            &self.data_raid_groups,
+            self.write_cache_raid_groups.as_ref(),
+        )
+    }
+}
+
+impl CStorPoolClusterSpec {
+    /// A pool's config with the CSPC-wide defaults applied: what the mutating webhook writes
+    /// into the CSPC and what the cspc-operator writes into the CSPI (one rule, so they agree).
+    /// resources and auxResources come from the CSPC when unset; tolerations when unset or
+    /// empty and the CSPC has some; priorityClassName when unset and the CSPC names one;
+    /// roThresholdLimit [`DEFAULT_RO_THRESHOLD`]; compression [`DEFAULT_COMPRESSION`] when
+    /// empty. Nothing the pool sets is overridden, and applying it twice changes nothing.
+    pub fn effective_pool_config(&self, pool: &PoolSpec) -> PoolConfig {
+        let mut c = pool.pool_config.clone().unwrap_or_default();
+        if c.resources.is_none() {
+            c.resources = self.resources.clone();
+        }
+        if c.aux_resources.is_none() {
+            c.aux_resources = self.aux_resources.clone();
+        }
+        if c.tolerations.as_ref().is_none_or(Vec::is_empty) && !self.tolerations.is_empty() {
+            c.tolerations = Some(self.tolerations.clone());
+        }
+        if c.priority_class_name.is_none() && !self.priority_class_name.is_empty() {
+            c.priority_class_name = Some(self.priority_class_name.clone());
+        }
+        if c.ro_threshold_limit.is_none() {
+            c.ro_threshold_limit = Some(DEFAULT_RO_THRESHOLD);
+        }
+        if c.compression.is_empty() {
+            c.compression = DEFAULT_COMPRESSION.into();
+        }
+        c
+    }
+}

@@ -32,7 +32,7 @@ use super::node::resolve_node;
 use super::status::{
     Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item,
 };
-use super::topology::{block_devices, desired_cspi_spec, orphans_to_delete, pair};
+use super::topology::{desired_cspi_spec, orphans_to_delete, pair};
 use super::{CspcConfig, FIELD_MANAGER};
 use crate::Error;
 use crate::meta::{
@@ -301,10 +301,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             ));
             continue;
         }
-        let mut bd_names = block_devices(
-            &pool.data_raid_groups,
-            pool.write_cache_raid_groups.as_ref(),
-        );
+        let mut bd_names: Vec<String> = pool.block_device_names().map(String::from).collect();
         bd_names.sort();
         bd_names.dedup();
         let claims: BTreeMap<String, ClaimStatus> = bd_names
@@ -566,10 +563,7 @@ async fn cleanup_cspi(
     cspi: &CStorPoolInstance,
     our_bdcs: &[BlockDeviceClaim],
 ) -> Result<(), Error> {
-    let bds = block_devices(
-        &cspi.spec.data_raid_groups,
-        cspi.spec.write_cache_raid_groups.as_ref(),
-    );
+    let bds: Vec<String> = cspi.spec.block_device_names().map(String::from).collect();
     for bdc in our_bdcs
         .iter()
         .filter(|c| bds.contains(&c.spec.block_device_name))

@@ -6,52 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cstor_api::cstor_v1::{
     CStorPoolClusterSpec, CStorPoolInstance, CStorPoolInstanceBlockDevice, CStorPoolInstanceSpec,
-    PoolConfig, PoolSpec, RaidGroup, pool_type,
+    PoolSpec, RaidGroup, pool_type,
 };
 use kube::ResourceExt;
 
 use super::claim::ClaimStatus;
-
-/// `roThresholdLimit` when the pool leaves it unset.
-pub const DEFAULT_RO_THRESHOLD: i32 = 85;
-
-/// The pool's config with the CSPC-wide defaults (B §1.3/§1.5): resources, auxResources,
-/// tolerations (when unset or empty: one rule for create and sync, so they never flip),
-/// priorityClassName, and roThresholdLimit 85.
-pub fn effective_pool_config(cspc: &CStorPoolClusterSpec, pool: &PoolSpec) -> PoolConfig {
-    let mut c = pool.pool_config.clone().unwrap_or_default();
-    if c.resources.is_none() {
-        c.resources = cspc.resources.clone();
-    }
-    if c.aux_resources.is_none() {
-        c.aux_resources = cspc.aux_resources.clone();
-    }
-    if c.tolerations.as_ref().is_none_or(Vec::is_empty) {
-        c.tolerations = (!cspc.tolerations.is_empty()).then(|| cspc.tolerations.clone());
-    }
-    if c.priority_class_name.is_none() {
-        c.priority_class_name = Some(cspc.priority_class_name.clone());
-    }
-    if c.ro_threshold_limit.is_none() {
-        c.ro_threshold_limit = Some(DEFAULT_RO_THRESHOLD);
-    }
-    c
-}
-
-/// Every BD name of a pool spec or CSPI spec: data groups, then write-cache groups.
-pub fn block_devices(data: &[RaidGroup], write_cache: Option<&Vec<RaidGroup>>) -> Vec<String> {
-    data.iter()
-        .chain(write_cache.into_iter().flatten())
-        .flat_map(|g| g.block_devices.iter().map(|b| b.block_device_name.clone()))
-        .collect()
-}
-
-fn data_bds(groups: &[RaidGroup]) -> BTreeSet<&str> {
-    groups
-        .iter()
-        .flat_map(|g| g.block_devices.iter().map(|b| b.block_device_name.as_str()))
-        .collect()
-}
 
 /// Which CSPI each pool spec has, and the CSPIs no pool spec has.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,13 +46,17 @@ pub fn pair(
         if out[i].is_some() {
             continue;
         }
-        let mine = data_bds(&pool.data_raid_groups);
+        let mine: BTreeSet<&str> = pool
+            .data_raid_groups
+            .iter()
+            .flat_map(RaidGroup::block_device_names)
+            .collect();
         let shares = |c: &CStorPoolInstance| {
             c.spec
                 .data_raid_groups
                 .iter()
-                .flat_map(|g| &g.block_devices)
-                .any(|b| mine.contains(b.block_device_name.as_str()))
+                .flat_map(RaidGroup::block_device_names)
+                .any(|b| mine.contains(b))
         };
         if let Some(j) = (0..sorted.len()).find(|&j| !taken[j] && shares(sorted[j])) {
             taken[j] = true;
@@ -214,10 +177,7 @@ impl DesiredCspi {
 }
 
 fn names(g: &RaidGroup) -> Vec<&str> {
-    g.block_devices
-        .iter()
-        .map(|b| b.block_device_name.as_str())
-        .collect()
+    g.block_device_names().collect()
 }
 
 fn fresh(g: &RaidGroup) -> RaidGroup {
@@ -334,14 +294,10 @@ pub fn desired_cspi_spec(
     current: Option<&CStorPoolInstanceSpec>,
     claims: &BTreeMap<String, ClaimStatus>,
 ) -> DesiredCspi {
-    let config = effective_pool_config(cspc, pool);
+    let config = cspc.effective_pool_config(pool);
     let mut out = DesiredCspi::default();
     let Some(current) = current else {
-        let bds = block_devices(
-            &pool.data_raid_groups,
-            pool.write_cache_raid_groups.as_ref(),
-        );
-        if out.need_all(bds.iter().map(String::as_str), claims) {
+        if out.need_all(pool.block_device_names(), claims) {
             out.spec = Some(CStorPoolInstanceSpec {
                 host_name: hostname.to_string(),
                 node_selector: pool.node_selector.clone(),
