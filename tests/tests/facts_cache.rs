@@ -86,5 +86,4 @@ async fn facts_are_read_live_until_the_caches_have_listed() {
         .get(name)
         .expect("the device, read live");
     assert_eq!(found.spec.path, "/dev/early");
-    assert!(!early.nodes.is_empty(), "nodes read live too");
 }
