@@ -208,6 +208,12 @@ fn fuzz(seconds: u64) -> anyhow::Result<()> {
     cmd.args([
         "fuzz",
         "run",
+        // A dev build with no sanitizer: overflow checks on (they find what a release build
+        // hides, like an exponent overflowing), no ASAN (our crates forbid unsafe), and it
+        // builds in about a minute instead of three and a half.
+        "--dev",
+        "--sanitizer",
+        "none",
         "admission",
         "corpus/admission",
         "seeds/admission",
@@ -216,7 +222,7 @@ fn fuzz(seconds: u64) -> anyhow::Result<()> {
     ])
     .current_dir(&dir);
     println!(
-        "$ {}cargo fuzz run admission -- {time}",
+        "$ {}cargo fuzz run --dev --sanitizer none admission -- {time}",
         if nightly { "" } else { "RUSTC_BOOTSTRAP=1 " }
     );
     let status = cmd.status().context("running cargo fuzz")?;
