@@ -111,6 +111,45 @@ pub mod finalizers {
     pub const SPC: &str = "storagepoolclaim.openebs.io/finalizer";
 }
 
+/// Environment variables of the contract between the pod templates the operators write, the
+/// `cstor` binary that runs in those pods (its flags read them), and the local runner that
+/// plays kubelet for them. The OpenEBS names are the Go operators' and stay as they are.
+pub mod env {
+    pub const KUBECONFIG: &str = "KUBECONFIG";
+    /// The operators' namespace (BlockDevices, pools, volumes).
+    pub const OPENEBS_NAMESPACE: &str = "OPENEBS_NAMESPACE";
+    pub const POD_NAME: &str = "POD_NAME";
+    /// Pool-manager: its pod's namespace.
+    pub const NAMESPACE: &str = "NAMESPACE";
+    pub const NODE_NAME: &str = "NODE_NAME";
+    /// Seconds between the agents' periodic resyncs.
+    pub const RESYNC_INTERVAL: &str = "RESYNC_INTERVAL";
+    pub const OPENEBS_SERVICEACCOUNT_NAME: &str = "OPENEBS_SERVICEACCOUNT_NAME";
+    pub const OPENEBS_IO_BASE_DIR: &str = "OPENEBS_IO_BASE_DIR";
+    /// Pool-manager: the UID of its CSPI (the cstor-pool container reads `OPENEBS_IO_CSTOR_ID`).
+    pub const OPENEBS_IO_CSPI_ID: &str = "OPENEBS_IO_CSPI_ID";
+    pub const OPENEBS_IO_CSTOR_ID: &str = "OPENEBS_IO_CSTOR_ID";
+    /// Pool-manager: the UID of the CSPC (the zpool is `cstor-<it>`).
+    pub const OPENEBS_IO_POOL_NAME: &str = "OPENEBS_IO_POOL_NAME";
+    pub const OPENEBS_IO_CSPI_MGMT_IMAGE: &str = "OPENEBS_IO_CSPI_MGMT_IMAGE";
+    pub const OPENEBS_IO_CSTOR_POOL_IMAGE: &str = "OPENEBS_IO_CSTOR_POOL_IMAGE";
+    pub const OPENEBS_IO_CSTOR_POOL_SPARSE_DIR: &str = "OPENEBS_IO_CSTOR_POOL_SPARSE_DIR";
+    /// Volume-manager: the UID of its CStorVolume.
+    pub const OPENEBS_IO_CSTOR_VOLUME_ID: &str = "OPENEBS_IO_CSTOR_VOLUME_ID";
+    pub const OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE: &str = "OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE";
+    pub const OPENEBS_IO_CSTOR_TARGET_IMAGE: &str = "OPENEBS_IO_CSTOR_TARGET_IMAGE";
+    /// Set by the local runner only: the zpool cache file of a local node.
+    pub const CSTOR_POOL_CACHE_FILE: &str = "CSTOR_POOL_CACHE_FILE";
+    /// Set by the local runner only: `zfs-fuse` (the local ZFS) or `uzfs` (cStor's, default).
+    pub const CSTOR_ZFS_DIALECT: &str = "CSTOR_ZFS_DIALECT";
+    /// Set by the local runner only: where the volume-manager mounts its FUSE fan-out.
+    pub const CSTOR_FANOUT_DIR: &str = "CSTOR_FANOUT_DIR";
+    /// Set by the local runner only: the management port of the machine's tgtd.
+    pub const CSTOR_TGT_CONTROL_PORT: &str = "CSTOR_TGT_CONTROL_PORT";
+    /// Set by the local runner only: `node=root,…`, each local node's root directory.
+    pub const CSTOR_NODE_ROOTS: &str = "CSTOR_NODE_ROOTS";
+}
+
 /// zpool name of a CSPC's pools: `cstor-<CSPC UID>`.
 pub fn zpool_name(cspc_uid: &str) -> String {
     format!("cstor-{cspc_uid}")

@@ -1,6 +1,7 @@
 //! `cstor migrate spc NAME --dry-run`: the CSPC an SPC would become and every problem in the
 //! way, read from the cluster; nothing is written (spec/conversion.md C).
 
+use cstor_api::keys::env;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -32,10 +33,10 @@ pub struct SpcArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// The operator namespace (BlockDevices, claims, pool Deployments, the new CSPC).
-    #[arg(long, env = "OPENEBS_NAMESPACE", default_value = "openebs")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
     pub namespace: String,
     /// kubeconfig (default: KUBECONFIG, then in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 

@@ -2,6 +2,7 @@
 //! and environment (the names the Go original's Deployments use), then the crates' entry
 //! points.
 
+use cstor_api::keys::env;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,10 +33,10 @@ pub async fn terminated() {
 #[derive(Args, Debug, Clone)]
 pub struct OperatorArgs {
     /// The operator namespace (CSPCs, CSPIs, BlockDevices, claims, pool-manager Deployments).
-    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE)]
     pub namespace: String,
     /// This replica's identity in the Lease.
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = env::POD_NAME)]
     pub identity: Option<String>,
     /// Run the controllers only while holding the Lease `cspc-controller-leader`.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -50,36 +51,36 @@ pub struct OperatorArgs {
     /// Image of the pool-manager container of the Deployments made per CSPI.
     #[arg(
         long,
-        env = "OPENEBS_IO_CSPI_MGMT_IMAGE",
+        env = env::OPENEBS_IO_CSPI_MGMT_IMAGE,
         default_value = "openebs/cstor-rs:0.1.0"
     )]
     pub pool_manager_image: String,
     /// Image of the uZFS (zrepl) container of those Deployments.
     #[arg(
         long,
-        env = "OPENEBS_IO_CSTOR_POOL_IMAGE",
+        env = env::OPENEBS_IO_CSTOR_POOL_IMAGE,
         default_value = "openebs/cstor-pool:3.6.0"
     )]
     pub pool_image: String,
     /// ServiceAccount of the pool-manager pods.
     #[arg(
         long,
-        env = "OPENEBS_SERVICEACCOUNT_NAME",
+        env = env::OPENEBS_SERVICEACCOUNT_NAME,
         default_value = "cstor-pool-manager"
     )]
     pub pool_manager_account: String,
-    #[arg(long, env = "OPENEBS_IO_BASE_DIR", default_value = "/var/openebs")]
+    #[arg(long, env = env::OPENEBS_IO_BASE_DIR, default_value = "/var/openebs")]
     pub base_dir: String,
     #[arg(
         long,
-        env = "OPENEBS_IO_CSTOR_POOL_SPARSE_DIR",
+        env = env::OPENEBS_IO_CSTOR_POOL_SPARSE_DIR,
         default_value = "/var/openebs/sparse"
     )]
     pub sparse_dir: String,
     /// Safety-net requeue of every CSPC (changes are watch-driven).
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -115,30 +116,30 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug, Clone)]
 pub struct PoolManagerArgs {
     /// UID of the CSPI this manager runs.
-    #[arg(long, env = "OPENEBS_IO_CSPI_ID")]
+    #[arg(long, env = env::OPENEBS_IO_CSPI_ID)]
     pub cspi_id: String,
     /// UID of the CSPC: the zpool is `cstor-<this>`.
-    #[arg(long, env = "OPENEBS_IO_POOL_NAME")]
+    #[arg(long, env = env::OPENEBS_IO_POOL_NAME)]
     pub pool_name: String,
-    #[arg(long, env = "NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: String,
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = env::NODE_NAME)]
     pub node: String,
     #[arg(
         long,
-        env = "CSTOR_POOL_CACHE_FILE",
+        env = env::CSTOR_POOL_CACHE_FILE,
         default_value = "/var/openebs/cstor-pool/pool.cache"
     )]
     pub cache_file: PathBuf,
     /// `uzfs` (cStor's pool container) or `zfs-fuse` (the local data plane).
-    #[arg(long, env = "CSTOR_ZFS_DIALECT", default_value = "uzfs", value_parser = parse_dialect)]
+    #[arg(long, env = env::CSTOR_ZFS_DIALECT, default_value = "uzfs", value_parser = parse_dialect)]
     pub dialect: Dialect,
-    #[arg(long, env = "RESYNC_INTERVAL", default_value_t = 30)]
+    #[arg(long, env = env::RESYNC_INTERVAL, default_value_t = 30)]
     pub resync_seconds: u64,
     /// Timeout of one zpool/zfs command.
     #[arg(long, default_value_t = 120)]
     pub command_timeout_seconds: u64,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -175,16 +176,16 @@ pub async fn pool_manager(args: PoolManagerArgs) -> anyhow::Result<()> {
 /// Flags of `cstor disk-discovery`.
 #[derive(Args, Debug, Clone)]
 pub struct DiscoveryArgs {
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = env::NODE_NAME)]
     pub node: String,
-    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE)]
     pub namespace: String,
     /// Regular files in this directory are the node's disks.
     #[arg(long, default_value = "/var/openebs/sparse")]
     pub sparse_dir: PathBuf,
     #[arg(long, default_value_t = 10_000)]
     pub interval_ms: u64,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 

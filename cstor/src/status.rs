@@ -1,6 +1,7 @@
 //! `cstor status`: the pools of the cluster as a table (CSPC, node, phase, layout, capacity,
 //! free, read-only, replicas).
 
+use cstor_api::keys::env;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -19,10 +20,10 @@ use crate::webhook::client;
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
     /// Namespace of the pools.
-    #[arg(long, env = "OPENEBS_NAMESPACE", default_value = "openebs")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
     pub namespace: String,
     /// kubeconfig (default: `$KUBECONFIG`, else the one `cstor up` wrote).
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 

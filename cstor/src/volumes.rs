@@ -1,6 +1,7 @@
 //! `cstor cvc-operator`, `cstor volume-manager` and `cstor volume create`: flags and
 //! environment (the names the Go original's Deployments use), then the crates' entry points.
 
+use cstor_api::keys::env;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,9 +18,9 @@ use crate::webhook::client;
 /// Flags of `cstor cvc-operator`.
 #[derive(Args, Debug, Clone)]
 pub struct CvcOperatorArgs {
-    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE)]
     pub namespace: String,
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = env::POD_NAME)]
     pub identity: Option<String>,
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -30,28 +31,28 @@ pub struct CvcOperatorArgs {
     /// Image of the volume-manager container of the target Deployments.
     #[arg(
         long,
-        env = "OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE",
+        env = env::OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE,
         default_value = "openebs/cstor-rs:0.1.0"
     )]
     pub volume_manager_image: String,
     /// Image of cStor's istgt container of those Deployments.
     #[arg(
         long,
-        env = "OPENEBS_IO_CSTOR_TARGET_IMAGE",
+        env = env::OPENEBS_IO_CSTOR_TARGET_IMAGE,
         default_value = "openebs/cstor-istgt:3.6.0"
     )]
     pub istgt_image: String,
     #[arg(
         long,
-        env = "OPENEBS_SERVICEACCOUNT_NAME",
+        env = env::OPENEBS_SERVICEACCOUNT_NAME,
         default_value = "cstor-volume-manager"
     )]
     pub volume_manager_account: String,
-    #[arg(long, env = "OPENEBS_IO_BASE_DIR", default_value = "/var/openebs")]
+    #[arg(long, env = env::OPENEBS_IO_BASE_DIR, default_value = "/var/openebs")]
     pub base_dir: String,
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -82,28 +83,28 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug, Clone)]
 pub struct VolumeManagerArgs {
     /// UID of the CStorVolume this target serves.
-    #[arg(long, env = "OPENEBS_IO_CSTOR_VOLUME_ID")]
+    #[arg(long, env = env::OPENEBS_IO_CSTOR_VOLUME_ID)]
     pub volume_id: String,
-    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE)]
     pub namespace: String,
     /// Where the FUSE fan-out is mounted (its file `lun` is the iSCSI LUN).
     #[arg(
         long,
-        env = "CSTOR_FANOUT_DIR",
+        env = env::CSTOR_FANOUT_DIR,
         default_value = "/var/openebs/cstor-target/fanout"
     )]
     pub mount_dir: PathBuf,
     /// tgtd's management port (`tgtadm -C`), when not the default.
-    #[arg(long, env = "CSTOR_TGT_CONTROL_PORT")]
+    #[arg(long, env = env::CSTOR_TGT_CONTROL_PORT)]
     pub tgt_control_port: Option<u16>,
     /// `node=/path,…`: where each node's filesystem is reached (local mode).
-    #[arg(long, env = "CSTOR_NODE_ROOTS", default_value = "")]
+    #[arg(long, env = env::CSTOR_NODE_ROOTS, default_value = "")]
     pub node_roots: String,
-    #[arg(long, env = "RESYNC_INTERVAL", default_value_t = 30)]
+    #[arg(long, env = env::RESYNC_INTERVAL, default_value_t = 30)]
     pub resync_seconds: u64,
     #[arg(long, default_value_t = 60)]
     pub command_timeout_seconds: u64,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -148,9 +149,9 @@ pub struct CreateArgs {
     /// The CStorPoolCluster whose pools hold the replicas.
     #[arg(long)]
     pub pool_cluster: String,
-    #[arg(long, env = "OPENEBS_NAMESPACE", default_value = "openebs")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
     pub namespace: String,
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 

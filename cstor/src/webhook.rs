@@ -1,5 +1,6 @@
 //! `cstor webhook`: flags and environment of the admission server, then `cstor_server::run`.
 
+use cstor_api::keys::env;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
     /// The operator's namespace (Secret, Lease, Events, BlockDevices).
-    #[arg(long, env = "OPENEBS_NAMESPACE")]
+    #[arg(long, env = env::OPENEBS_NAMESPACE)]
     pub namespace: String,
     /// Service whose DNS names the serving certificate carries.
     #[arg(long, default_value = names::SERVICE)]
@@ -38,7 +39,7 @@ pub struct WebhookArgs {
     #[arg(long, default_value = names::LEASE)]
     pub lease: String,
     /// This replica's identity in the Lease.
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = env::POD_NAME)]
     pub identity: Option<String>,
     /// Extra IP SANs (the local mode calls https://127.0.0.1:PORT).
     #[arg(long = "ip")]
@@ -66,7 +67,7 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resync: Duration,
     /// kubeconfig to use instead of the in-cluster service account.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
 

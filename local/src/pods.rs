@@ -4,6 +4,7 @@
 //! template selects a node) inside that node's mount namespace. Exited processes are restarted
 //! with back-off, and the Deployment's status says how many are ready, as in a cluster.
 
+use cstor_api::keys::env;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -199,19 +200,19 @@ impl PodEnv {
                     .map(|h| local.host_path(&h.path));
                 if let Some(host) = host {
                     env.insert(
-                        "CSTOR_POOL_CACHE_FILE".into(),
+                        env::CSTOR_POOL_CACHE_FILE.into(),
                         host.join("pool.cache").to_string_lossy().into_owned(),
                     );
                 }
             }
-            env.insert("CSTOR_ZFS_DIALECT".into(), "zfs-fuse".into());
+            env.insert(env::CSTOR_ZFS_DIALECT.into(), "zfs-fuse".into());
         }
         for (k, v) in &self.extra_env {
             env.entry(k.clone()).or_insert_with(|| v.clone());
         }
         // A target's FUSE fan-out is mounted in a directory of its own.
         env.insert(
-            "CSTOR_FANOUT_DIR".into(),
+            env::CSTOR_FANOUT_DIR.into(),
             self.scratch
                 .join(pod)
                 .join("fanout")
@@ -451,12 +452,12 @@ async fn spawn(
             k
         }
     };
-    if let Some(cache) = plan.env.get("CSTOR_POOL_CACHE_FILE")
+    if let Some(cache) = plan.env.get(env::CSTOR_POOL_CACHE_FILE)
         && let Some(dir) = std::path::Path::new(cache).parent()
     {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    if let Some(dir) = plan.env.get("CSTOR_FANOUT_DIR") {
+    if let Some(dir) = plan.env.get(env::CSTOR_FANOUT_DIR) {
         // A volume-manager killed while serving leaves its FUSE mount behind (ENOTCONN); the
         // next one detaches it, so it is no reason not to start.
         let stale = std::fs::metadata(dir)
@@ -482,7 +483,7 @@ async fn spawn(
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
     cmd.args(&plan.args)
         .envs(&plan.env)
-        .env("KUBECONFIG", &kubeconfig)
+        .env(env::KUBECONFIG, &kubeconfig)
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

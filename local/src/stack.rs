@@ -4,6 +4,7 @@
 //! [`crate::pods`]. Every component talks to the apiserver with a token of its own
 //! ServiceAccount, so deploy/'s RBAC is exactly what runs.
 
+use cstor_api::keys::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -113,7 +114,7 @@ pub async fn start(
             .arg(local.disks_dir())
             .arg("--interval-ms")
             .arg(opts.discovery_interval.as_millis().to_string())
-            .env("KUBECONFIG", &discovery_kc)
+            .env(env::KUBECONFIG, &discovery_kc)
             .env("RUST_LOG", rust_log());
         sup.spawn(&format!("disk-discovery-{name}"), cmd)?;
         nodes.push(local);
@@ -145,11 +146,11 @@ pub async fn start(
         pgid: sup.pgid(),
         extra_env: [
             (
-                "CSTOR_TGT_CONTROL_PORT".to_string(),
+                env::CSTOR_TGT_CONTROL_PORT.to_string(),
                 tgt_control_port.to_string(),
             ),
             (
-                "CSTOR_NODE_ROOTS".to_string(),
+                env::CSTOR_NODE_ROOTS.to_string(),
                 nodes
                     .iter()
                     .map(|n| format!("{}={}", n.name, n.root().display()))

@@ -3,6 +3,7 @@
 //! and out, rebuilds, resize, RF/CF and knownReplicas) and reports the CV status by
 //! server-side apply; on shutdown it removes the target, unmounts and reports `Offline`.
 
+use cstor_api::keys::env;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -163,7 +164,7 @@ pub async fn run(
         client.clone(),
         Reporter {
             controller: "cstor-volume-manager".into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: std::env::var(env::POD_NAME).ok(),
         },
     );
     let manager = format!("cstor-volume-manager/{name}");

@@ -1,6 +1,7 @@
 //! The pool-manager Deployment of a CSPI (docs/pools.md, B §1.4): `cstor-pool-mgmt` runs
 //! `cstor pool-manager`, `cstor-pool` runs uZFS; one replica, Recreate, pinned to the node.
 
+use cstor_api::keys::env;
 use std::collections::BTreeMap;
 
 use cstor_api::cstor_v1::{CStorPoolCluster, CStorPoolInstance};
@@ -104,12 +105,12 @@ pub fn pool_manager_deployment(
         args: Some(vec!["pool-manager".into()]),
         resources: pool_config.aux_resources.clone(),
         env: Some(vec![
-            env("OPENEBS_IO_CSPI_ID", &cspi_uid),
-            env("OPENEBS_IO_POOL_NAME", &cspc_uid),
-            env("RESYNC_INTERVAL", "30"),
-            field_env("POD_NAME", "metadata.name"),
-            field_env("NAMESPACE", "metadata.namespace"),
-            field_env("NODE_NAME", "spec.nodeName"),
+            env(env::OPENEBS_IO_CSPI_ID, &cspi_uid),
+            env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
+            env(env::RESYNC_INTERVAL, "30"),
+            field_env(env::POD_NAME, "metadata.name"),
+            field_env(env::NAMESPACE, "metadata.namespace"),
+            field_env(env::NODE_NAME, "spec.nodeName"),
         ]),
         security_context: privileged.clone(),
         volume_mounts: Some(mounts.clone()),
@@ -127,8 +128,8 @@ pub fn pool_manager_deployment(
         resources: pool_config.resources.clone(),
         ports: Some(vec![port(12000), port(3232), port(3233)]),
         env: Some(vec![
-            env("OPENEBS_IO_CSTOR_ID", &cspi_uid),
-            env("OPENEBS_IO_POOL_NAME", &cspc_uid),
+            env(env::OPENEBS_IO_CSTOR_ID, &cspi_uid),
+            env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
         ]),
         liveness_probe: Some(Probe {
             exec: Some(exec(

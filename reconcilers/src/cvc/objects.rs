@@ -2,6 +2,7 @@
 //! target Service, the CStorVolume (as a server-side apply body), the CVRs, the target
 //! Deployment and the PodDisruptionBudget, plus the deterministic names and hashes they use.
 
+use cstor_api::keys::env;
 use std::collections::BTreeMap;
 
 use cstor_api::common::{VersionDetails, VersionStatus};
@@ -419,11 +420,11 @@ pub fn target_deployment(
         security_context: privileged,
         resources: target.aux_resources.clone(),
         env: Some(vec![
-            env("OPENEBS_IO_CSTOR_VOLUME_ID", &cv_uid),
-            env("RESYNC_INTERVAL", "30"),
-            field_env("NODE_NAME", "spec.nodeName"),
-            field_env("POD_NAME", "metadata.name"),
-            field_env("OPENEBS_NAMESPACE", "metadata.namespace"),
+            env(env::OPENEBS_IO_CSTOR_VOLUME_ID, &cv_uid),
+            env(env::RESYNC_INTERVAL, "30"),
+            field_env(env::NODE_NAME, "spec.nodeName"),
+            field_env(env::POD_NAME, "metadata.name"),
+            field_env(env::OPENEBS_NAMESPACE, "metadata.namespace"),
         ]),
         volume_mounts: Some(mounts),
         ..Container::default()
