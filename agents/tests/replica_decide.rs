@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use cstor_agents::pool_manager::replica::decide::{
-    self, CapacityError, LUN_ANNOTATION, PhaseInput, PhaseOutcome, PoolState, ResizeStep, Shrink,
+    self, LUN_ANNOTATION, PhaseInput, PhaseOutcome, PoolState, ResizeStep, Shrink,
 };
 use cstor_api::cstor_v1::cv::{
     CStorVolume, CStorVolumeReplicaDetails, CStorVolumeStatus, ReplicaStatus,
@@ -57,57 +57,24 @@ fn good() -> CStorVolumeReplica {
     )
 }
 
+/// The capacity is read by the one quantity parser (cstor_api::quantity, whose table test
+/// holds the awkward inputs); here only that validation uses it and reports its errors.
 #[test]
-fn capacity_quantities_parse_exactly() {
-    for (text, bytes) in [
-        ("1Gi", 1_073_741_824u64),
-        ("512Mi", 536_870_912),
-        ("1073741824", 1_073_741_824),
-        ("1G", 1_000_000_000),
-        ("5G", 5_000_000_000),
-        ("1k", 1_000),
-        ("4Ki", 4_096),
-        ("1.5Gi", 1_610_612_736),
-        ("0.5Ki", 512),
-        ("2Ti", 2_199_023_255_552),
-        ("1e9", 1_000_000_000),
-        ("1E3", 1_000),
-        ("1E", 1_000_000_000_000_000_000),
-        ("15Ei", 15 << 60),
-        (" 64Mi ", 67_108_864),
-        ("0", 0),
-    ] {
-        assert_eq!(decide::parse_capacity(text), Ok(bytes), "{text:?}");
+fn capacity_is_read_as_kubernetes_reads_it() {
+    for (text, bytes) in [("1Gi", 1u64 << 30), ("1G", 1_000_000_000), ("1.5", 2)] {
+        let mut c = good();
+        c.spec.capacity = text.into();
+        assert_eq!(decide::validate(&c), Ok(bytes), "{text:?}");
     }
-}
-
-#[test]
-fn capacity_refuses_what_is_not_whole_bytes() {
-    for text in [
-        "", "Gi", "1K", "1GB", "1m", "-1Gi", "+1Gi", "1.Gi", ".5Gi", "1..5Gi", "1 Gi", "abc",
-    ] {
-        assert!(
-            matches!(decide::parse_capacity(text), Err(CapacityError::Invalid(_))),
-            "{text:?}: {:?}",
-            decide::parse_capacity(text)
-        );
-    }
-    assert!(matches!(
-        decide::parse_capacity("1.0000001Ki"),
-        Err(CapacityError::Fractional(_))
-    ));
-    assert!(matches!(
-        decide::parse_capacity("1.5"),
-        Err(CapacityError::Fractional(_))
-    ));
-    assert!(matches!(
-        decide::parse_capacity("16Ei"),
-        Err(CapacityError::Overflow(_))
-    ));
-    assert!(matches!(
-        decide::parse_capacity("99999999999999999999999"),
-        Err(CapacityError::Overflow(_))
-    ));
+    let mut c = good();
+    c.spec.capacity = "16Ei".into();
+    assert_eq!(
+        decide::validate(&c),
+        Err(format!(
+            "spec.capacity: \"16Ei\" is more than {} bytes",
+            u64::MAX
+        ))
+    );
 }
 
 #[test]
@@ -196,7 +163,7 @@ fn validation_as_b_3_3() {
     bad.spec.capacity = "1GB".into();
     assert_eq!(
         decide::validate(&bad),
-        Err("capacity \"1GB\" is not a quantity of bytes".into())
+        Err("spec.capacity: \"1GB\" is not a quantity: expected a number and one of the suffixes Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or e<exponent>".into())
     );
     let no_vol = cvr(&[("cstorpoolinstance.openebs.io/uid", "u")], "");
     assert_eq!(

@@ -73,17 +73,6 @@ fn cvr(id: &str, node: &str, lun: Option<&str>) -> CStorVolumeReplica {
 }
 
 #[test]
-fn quantities() {
-    assert_eq!(quantity_bytes("1Gi"), Some(1 << 30));
-    assert_eq!(quantity_bytes("500M"), Some(500_000_000));
-    assert_eq!(quantity_bytes("1073741824"), Some(1 << 30));
-    assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
-    assert_eq!(quantity_bytes("5Xi"), None);
-    assert_eq!(quantity_bytes("-1"), None);
-    assert_eq!(quantity_bytes(""), None);
-}
-
-#[test]
 fn node_roots_and_paths() {
     let roots = parse_node_roots("n1=/proc/10/root, n2=/proc/20/root,bad,=x");
     assert_eq!(roots.len(), 2);

@@ -11,6 +11,7 @@ pub mod cstor_v1;
 pub mod cstor_v1alpha1;
 pub mod keys;
 pub mod openebs_v1alpha1;
+pub mod quantity;
 pub mod resource;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -31,8 +31,8 @@ enum Cmd {
         /// Sparse-file disks per node.
         #[arg(long, default_value_t = 4)]
         disks_per_node: usize,
-        /// Size of each disk, e.g. 1G, 512M.
-        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        /// Size of each disk, a Kubernetes quantity: 1Gi, 512Mi (1G is 10^9 bytes).
+        #[arg(long, default_value = "1Gi", value_parser = disk_size_bytes)]
         disk_size: u64,
     },
     /// Run the cspc-operator (CSPC -> pools) and claim binding, leader-elected.
@@ -79,24 +79,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// `1G`, `512M`, `64K` (binary units) or plain bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
-    let shift = match unit.trim_end_matches(['i', 'B']) {
-        "" => 0,
-        "K" | "k" => 10,
-        "M" | "m" => 20,
-        "G" | "g" => 30,
-        "T" | "t" => 40,
-        other => return Err(format!("unknown size unit {other:?} (K, M, G, T)")),
-    };
-    n.checked_shl(shift)
-        .filter(|v| v >> shift == n)
-        .ok_or_else(|| format!("{s:?} is too large"))
+/// A disk size as a Kubernetes quantity (`1Gi`, `512Mi`; `1G` is 10^9 bytes, as in Kubernetes).
+fn disk_size_bytes(s: &str) -> Result<u64, String> {
+    cstor_api::quantity::bytes(s).map_err(|e| e.to_string())
 }
 
 /// `Ok(false)`: the command ran and found problems (a dry run's findings).

@@ -140,8 +140,8 @@ pub enum VolumeCmd {
 pub struct CreateArgs {
     /// Volume (PV) name.
     pub name: String,
-    /// Capacity, e.g. 1Gi.
-    #[arg(long)]
+    /// Capacity, a Kubernetes quantity, e.g. 1Gi.
+    #[arg(long, value_parser = size_quantity)]
     pub size: String,
     /// Number of replicas.
     #[arg(long, default_value_t = 3)]
@@ -194,5 +194,14 @@ pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// A volume size as typed: refused here unless it is a positive number of bytes.
+fn size_quantity(s: &str) -> Result<String, String> {
+    match cstor_api::quantity::bytes(s) {
+        Ok(0) => Err("a volume size must be more than 0 bytes".into()),
+        Ok(_) => Ok(s.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -3,8 +3,8 @@
 
 use cstor_api::cstor_v1::{CStorVolumeConfig, cvc::phase};
 
-use crate::quantity;
 use crate::verdict::Verdict;
+use cstor_api::quantity::Quantity;
 
 /// The anchor answers every CVC denial with 400.
 pub const CODE: u16 = 400;
@@ -30,7 +30,10 @@ fn storage(cvc: &CStorVolumeConfig) -> Option<&str> {
 }
 
 fn same_quantity(a: Option<&str>, b: Option<&str>) -> bool {
-    let value = |q: Option<&str>| q.map(quantity::milli).unwrap_or(Some(0));
+    let value = |q: Option<&str>| match q {
+        Some(q) => Quantity::parse(q).ok(),
+        None => Quantity::parse("0").ok(),
+    };
     match (value(a), value(b)) {
         (Some(x), Some(y)) => x == y,
         // Unreadable on either side: only identical text is unchanged.

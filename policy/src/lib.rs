@@ -11,7 +11,6 @@ pub mod namespace;
 pub mod node;
 pub mod owned;
 pub mod pvc;
-pub mod quantity;
 pub mod verdict;
 
 pub use facts::{CspcFacts, NodeFact};

@@ -21,7 +21,6 @@ use serde_json::json;
 
 use crate::Error;
 use crate::meta::{add_finalizer, has_finalizer, is_deleting, remove_field, remove_finalizer};
-use crate::quantity::parse_bytes;
 
 /// Field manager of claim binding's applies.
 pub const FIELD_MANAGER: &str = "cstor-operator/claims";
@@ -120,7 +119,7 @@ pub fn decide(bdc: &BlockDeviceClaim, bd: Option<&BlockDevice>) -> Binding {
         .resources
         .requests
         .get(RESOURCE_STORAGE)
-        .and_then(|q| parse_bytes(&q.0));
+        .and_then(|q| cstor_api::quantity::bytes(&q.0).ok());
     match requested {
         None | Some(0) => Binding::InvalidCapacity {
             reason: "InvalidCapacityRequest",
@@ -128,7 +127,7 @@ pub fn decide(bdc: &BlockDeviceClaim, bd: Option<&BlockDevice>) -> Binding {
                 "BlockDeviceClaim requests no valid storage (spec.resources.requests.{RESOURCE_STORAGE})"
             ),
         },
-        Some(req) if u128::from(bd.spec.capacity.storage) < req => Binding::InvalidCapacity {
+        Some(req) if bd.spec.capacity.storage < req => Binding::InvalidCapacity {
             reason: "InsufficientCapacity",
             message: format!(
                 "BlockDevice {bd_name} has {} bytes, less than the requested {req}",

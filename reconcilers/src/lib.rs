@@ -10,6 +10,5 @@ pub mod error;
 pub mod meta;
 pub mod operator;
 pub mod podspec;
-pub mod quantity;
 
 pub use error::Error;

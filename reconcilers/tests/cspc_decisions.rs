@@ -19,7 +19,6 @@ use cstor_reconcilers::cspc::status::{Instance, Problems, StatusInput, cspc_stat
 use cstor_reconcilers::cspc::topology::{
     ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,
 };
-use cstor_reconcilers::quantity::parse_bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pretty_assertions::assert_eq;
 use support::*;
@@ -929,16 +928,4 @@ fn cspi_apply_body() {
     let live = cspi("cspc-a-bcdf", "h1", &[&["bd-1"]]);
     let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "0.1.0", Some(&live)).unwrap();
     assert!(body["metadata"].get("annotations").is_none());
-}
-
-#[test]
-fn quantities() {
-    assert_eq!(parse_bytes("10737418247"), Some(10_737_418_247));
-    assert_eq!(parse_bytes("10G"), Some(10_000_000_000));
-    assert_eq!(parse_bytes("1Gi"), Some(1 << 30));
-    assert_eq!(parse_bytes("1.5Ki"), Some(1536));
-    assert_eq!(parse_bytes("1e3"), Some(1000));
-    assert_eq!(parse_bytes("1500m"), Some(2));
-    assert_eq!(parse_bytes("10B"), None);
-    assert_eq!(parse_bytes(""), None);
 }

@@ -44,10 +44,9 @@ pub enum ConvertError {
 
 // ----- plain mappings (no annotation handling) -----
 
-fn quantity_bytes(s: &str) -> u64 {
-    cstor_policy::quantity::milli(s)
-        .and_then(|m| u64::try_from(m / 1000).ok())
-        .unwrap_or(0)
+/// A 1.x capacity string as bytes (0 when unreadable, as the 1.x operators wrote nothing).
+fn capacity_bytes(s: &str) -> u64 {
+    cstor_api::quantity::bytes(s).unwrap_or(0)
 }
 
 fn bd_to_v1(
@@ -55,7 +54,7 @@ fn bd_to_v1(
 ) -> v1::cspc::CStorPoolInstanceBlockDevice {
     v1::cspc::CStorPoolInstanceBlockDevice {
         block_device_name: bd.block_device_name.clone(),
-        capacity: quantity_bytes(&bd.capacity),
+        capacity: capacity_bytes(&bd.capacity),
         dev_link: bd.dev_link.clone(),
     }
 }

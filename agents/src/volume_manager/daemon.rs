@@ -73,7 +73,7 @@ pub fn validate(cv: &CStorVolume) -> Result<u64, String> {
         .spec
         .capacity
         .as_ref()
-        .and_then(|q| status::quantity_bytes(&q.0))
+        .and_then(|q| cstor_api::quantity::bytes(&q.0).ok())
         .unwrap_or(0);
     if cap == 0 {
         bad.push("spec.capacity is missing or zero".to_string());
@@ -720,7 +720,7 @@ impl Volume {
             .spec
             .capacity
             .as_ref()
-            .and_then(|q| status::quantity_bytes(&q.0))
+            .and_then(|q| cstor_api::quantity::bytes(&q.0).ok())
         else {
             return;
         };
@@ -838,7 +838,7 @@ impl Volume {
             .spec
             .capacity
             .as_ref()
-            .and_then(|q| status::quantity_bytes(&q.0));
+            .and_then(|q| cstor_api::quantity::bytes(&q.0).ok());
         // `capacity` is the spec's once the LUN has that size; until then the last reported.
         let capacity = match (want, &cv.spec.capacity) {
             (Some(w), Some(q)) if self.fanout.size() >= w && serving => Some(q.clone()),

@@ -16,13 +16,6 @@ use super::fanout::{ReplicaInfo, ReplicaState};
 /// CVR annotation with the absolute path of the replica's lun file on its node (ours).
 pub const REPLICA_LUN_ANNOTATION: &str = "cstor.openebs.io/replica-lun";
 
-/// Bytes of a Kubernetes quantity (`1Gi`, `500M`, `1073741824`, `1.5Gi`); None when it is
-/// not a non-negative whole number of bytes. The replica store's parser, so the LUN and every
-/// replica's `lun` file get the same size from the same capacity string.
-pub fn quantity_bytes(q: &str) -> Option<u64> {
-    crate::pool_manager::replica::decide::parse_capacity(q).ok()
-}
-
 /// `CSTOR_NODE_ROOTS` (`node=/proc/<pid>/root,…`) as a map; malformed entries are skipped.
 pub fn parse_node_roots(s: &str) -> BTreeMap<String, PathBuf> {
     s.split(',')

@@ -12,7 +12,7 @@ use cstor_api::openebs_v1alpha1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::quantity::bytes_quantity;
+use cstor_api::quantity::plain_bytes;
 
 /// Why no claim can be made for a BlockDevice.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -122,7 +122,7 @@ pub fn bdc_for_bd(
             resources: DeviceClaimResources {
                 requests: BTreeMap::from([(
                     RESOURCE_STORAGE.to_string(),
-                    bytes_quantity(bd.spec.capacity.storage),
+                    plain_bytes(bd.spec.capacity.storage),
                 )]),
             },
             block_device_name: bd_name,

@@ -392,7 +392,10 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         ("spec.provision.capacity.storage", &provision_cap),
         ("spec.capacity.storage", &spec_cap),
     ] {
-        if crate::quantity::parse_bytes(value).is_none_or(|b| b == 0) {
+        if cstor_api::quantity::bytes(value)
+            .ok()
+            .is_none_or(|b| b == 0)
+        {
             let msg = format!("{field} {value:?} is not a positive quantity");
             pending_problem(pass, st::INVALID_CAPACITY, msg).await;
             return Ok(());

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use cstor_api::cstor_v1::CStorVolume;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::quantity::parse_bytes;
-
 /// What the replica set of a Bound volume needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScaleOp {
@@ -140,7 +138,8 @@ pub enum ResizeStep {
 }
 
 fn bytes(q: Option<&Quantity>) -> Option<u128> {
-    q.and_then(|q| parse_bytes(&q.0))
+    q.and_then(|q| cstor_api::quantity::bytes(&q.0).ok())
+        .map(u128::from)
 }
 
 /// The resize step from the CVC's `spec.capacity.storage` (`desired`), its

@@ -9,7 +9,7 @@ use cstor_api::cstor_v1::cspi::phase;
 use cstor_api::keys::labels;
 use kube::ResourceExt;
 
-use crate::quantity::parse_bytes;
+use cstor_api::quantity::bytes;
 
 /// `PoolPlacement` reason: enough pools were found.
 pub const POOLS_SELECTED: &str = "PoolsSelected";
@@ -120,8 +120,8 @@ fn reject(c: &Candidate, input: &PlacementInput<'_>, capacity: Option<u128>) -> 
     let Some(free) = &c.free else {
         return Some("free space unknown (no capacity in its status yet)".into());
     };
-    match (parse_bytes(free), capacity) {
-        (Some(f), Some(cap)) if f < cap => {
+    match (bytes(free).ok(), capacity) {
+        (Some(f), Some(cap)) if u128::from(f) < cap => {
             Some(format!("too full (free {free} < {})", input.capacity))
         }
         (None, _) => Some(format!("free space {free:?} is not a quantity")),
@@ -157,13 +157,13 @@ pub fn place(input: &PlacementInput<'_>) -> Placement {
             ),
         };
     }
-    let capacity = parse_bytes(input.capacity);
+    let capacity = bytes(input.capacity).ok().map(u128::from);
     let mut considered: Vec<(String, Verdict)> = Vec::new();
     // Pools that pass the per-pool checks, in preference order.
     let mut usable: Vec<&Candidate> = Vec::new();
     if input.pinned.is_empty() {
         let mut ranked: Vec<&Candidate> = input.candidates.iter().collect();
-        let free = |c: &Candidate| c.free.as_deref().and_then(parse_bytes).unwrap_or(0);
+        let free = |c: &Candidate| c.free.as_deref().and_then(|f| bytes(f).ok()).unwrap_or(0);
         ranked.sort_by(|a, b| free(b).cmp(&free(a)).then_with(|| a.name.cmp(&b.name)));
         for c in ranked {
             match reject(c, input, capacity) {

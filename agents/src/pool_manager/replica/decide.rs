@@ -18,80 +18,6 @@ pub const LUN_ANNOTATION: &str = "cstor.openebs.io/replica-lun";
 /// The user property holding the replica id on the dataset or zvol.
 pub const REPLICA_ID_PROPERTY: &str = "io.openebs:zvol_replica_id";
 
-/// A `spec.capacity` that is not a whole number of bytes.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CapacityError {
-    #[error("capacity {0:?} is not a quantity of bytes")]
-    Invalid(String),
-    #[error("capacity {0:?} is not a whole number of bytes")]
-    Fractional(String),
-    #[error("capacity {0:?} is too large")]
-    Overflow(String),
-}
-
-/// Parses a Kubernetes quantity of bytes exactly: `1073741824`, `512Mi`, `1Gi`, `1G` (10^9,
-/// the Kubernetes meaning), `1.5Gi`, `1e9`. Binary suffixes `Ki Mi Gi Ti Pi Ei`, decimal
-/// `k M G T P E`; anything else (`K`, `m`, `GB`, a sign) is refused, as is a fraction of a byte.
-pub fn parse_capacity(text: &str) -> Result<u64, CapacityError> {
-    let s = text.trim();
-    let invalid = || CapacityError::Invalid(text.to_string());
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(invalid());
-    }
-    let (whole, fraction) = match number.split_once('.') {
-        Some((w, f)) if !f.contains('.') => (w, f),
-        Some(_) => return Err(invalid()),
-        None => (number, ""),
-    };
-    let multiplier: u128 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        "Ei" => 1 << 60,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "P" => 1_000_000_000_000_000,
-        "E" => 1_000_000_000_000_000_000,
-        e if (e.starts_with('e') || e.starts_with('E'))
-            && e.len() > 1
-            && e[1..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            let exp: u32 = e[1..].parse().map_err(|_| invalid())?;
-            if exp > 20 {
-                return Err(CapacityError::Overflow(text.to_string()));
-            }
-            10u128.pow(exp)
-        }
-        _ => return Err(invalid()),
-    };
-    let overflow = || CapacityError::Overflow(text.to_string());
-    if whole.len() > 30 || fraction.len() > 30 {
-        return Err(overflow());
-    }
-    let whole_v: u128 = whole.parse().map_err(|_| invalid())?;
-    let mut bytes = whole_v.checked_mul(multiplier).ok_or_else(overflow)?;
-    if !fraction.is_empty() {
-        let digits = u32::try_from(fraction.len()).map_err(|_| overflow())?;
-        let scale = 10u128.pow(digits);
-        let f: u128 = fraction.parse().map_err(|_| invalid())?;
-        let scaled = f.checked_mul(multiplier).ok_or_else(overflow)?;
-        if scaled % scale != 0 {
-            return Err(CapacityError::Fractional(text.to_string()));
-        }
-        bytes = bytes.checked_add(scaled / scale).ok_or_else(overflow)?;
-    }
-    u64::try_from(bytes).map_err(|_| overflow())
-}
-
 /// B §3.4's `-V` argument: `spec.capacity` without a trailing `i` (`5Gi` → `5G`; zfs reads G
 /// as GiB).
 pub fn zvol_size_arg(capacity: &str) -> String {
@@ -156,10 +82,10 @@ pub fn validate(cvr: &CStorVolumeReplica) -> Result<u64, String> {
             labels::CSPI_UID
         ));
     }
-    match parse_capacity(&cvr.spec.capacity) {
+    match cstor_api::quantity::bytes(&cvr.spec.capacity) {
         Ok(0) => Err("spec.capacity is zero".into()),
         Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(format!("spec.capacity: {e}")),
     }
 }
 
