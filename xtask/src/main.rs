@@ -104,10 +104,15 @@ fn controlplane() -> anyhow::Result<cstor_local::binaries::Binaries> {
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    cargo_with(args, &[])
+}
+
+fn cargo_with(args: &[&str], envs: &[(&str, String)]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     println!("$ cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(root())
         .status()
         .with_context(|| format!("running cargo {}", args.join(" ")))?;
@@ -115,6 +120,32 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The environment that makes one build both lint and compile the workspace: clippy-driver as
+/// the rustc of workspace members, with `-D warnings` (the way `cargo clippy` drives it). The
+/// test build then is the clippy run, instead of a second, check-only build of every crate
+/// (docs/decisions/015).
+fn clippy_build_env() -> anyhow::Result<Vec<(&'static str, String)>> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("running rustc --print sysroot")?;
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let driver = Path::new(&sysroot).join("bin/clippy-driver");
+    if !driver.exists() {
+        bail!(
+            "clippy is not installed ({} is missing): rustup component add clippy",
+            driver.display()
+        );
+    }
+    Ok(vec![
+        ("RUSTC_WORKSPACE_WRAPPER", driver.display().to_string()),
+        (
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into(),
+        ),
+    ])
 }
 
 /// cargo-nextest runs the tests: a process per test, so end-to-end binaries overlap
@@ -126,19 +157,26 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // Go builds the control plane (minutes on a fresh machine) while Rust compiles: the two
     // overlap instead of adding up. Tests need it only once they run.
     let control_plane = std::thread::spawn(|| controlplane().map(|_| ()));
+    let lint = clippy_build_env()?;
     let built = (|| {
         cargo(&["fmt", "--all", "--check"])?;
         crds(true)?;
-        cargo(&[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])?;
         ensure_tool("nextest", "cargo-nextest", NEXTEST_VERSION)?;
-        cargo(&["nextest", "run", "--workspace", "--no-run"])
+        // Every target (lib, bins, tests, benches) built once, linted as it compiles; the
+        // benches are only built, never run by nextest.
+        cargo_with(
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--benches",
+                "--no-run",
+            ],
+            &lint,
+        )
     })();
     let control_plane = control_plane
         .join()
@@ -148,7 +186,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     println!("[xtask] built in {:.0}s", started.elapsed().as_secs_f64());
     let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
-    let tests = cargo(&args);
+    let tests = cargo_with(&args, &lint);
     println!(
         "[xtask] tests ended at {:.0}s",
         started.elapsed().as_secs_f64()
