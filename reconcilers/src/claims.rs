@@ -3,6 +3,7 @@
 //! enough; a deleted claim releases its device. BD and BDC have no status subresource, so the
 //! BD's claim fields and the BDC's phase are written by server-side apply on the object.
 
+use cstor_runtime::reasons;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -188,7 +189,7 @@ pub struct Context {
     pub namespace: String,
     pub recorder: Recorder,
     pub resync: Duration,
-    failures: crate::meta::Backoff,
+    failures: cstor_runtime::Backoff,
 }
 
 impl Context {
@@ -198,14 +199,9 @@ impl Context {
             namespace,
             recorder,
             resync,
-            failures: crate::meta::Backoff::default(),
+            failures: cstor_runtime::Backoff::default(),
         }
     }
-}
-
-/// Per-object exponential backoff: 1 s, 2 s, 4 s, … up to 5 minutes.
-pub fn backoff(failures: u32) -> Duration {
-    crate::meta::Backoff::delay(failures)
 }
 
 async fn event(
@@ -215,16 +211,8 @@ async fn event(
     reason: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Bind".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &bdc.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "event not published");
-    }
+    let reference = bdc.object_ref(&());
+    cstor_runtime::events::publish(&ctx.recorder, &reference, type_, reason, note, "Bind").await;
 }
 
 async fn set_phase(
@@ -279,7 +267,7 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
                     ctx,
                     bdc,
                     EventType::Normal,
-                    "Released",
+                    reasons::RELEASED,
                     format!("BlockDevice {bd_name} released"),
                 )
                 .await;
@@ -304,7 +292,7 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
                 ctx,
                 bdc,
                 EventType::Normal,
-                "Bound",
+                reasons::BOUND,
                 format!("BlockDeviceClaim bound to BlockDevice {bd_name}"),
             )
             .await;
@@ -324,7 +312,7 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
                     ctx,
                     bdc,
                     EventType::Normal,
-                    "Bound",
+                    reasons::BOUND,
                     format!("BlockDeviceClaim bound to BlockDevice {bd_name}"),
                 )
                 .await;

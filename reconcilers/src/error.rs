@@ -14,13 +14,9 @@ pub enum Error {
         name: String,
         field: &'static str,
     },
-    /// A metadata patch kept conflicting with concurrent writers.
-    #[error("{kind} {name}: metadata patch still conflicting after {attempts} attempts")]
-    Conflict {
-        kind: String,
-        name: String,
-        attempts: u32,
-    },
+    /// A finalizer or field edit failed, or kept losing races with other writers.
+    #[error(transparent)]
+    Patch(#[from] cstor_runtime::finalizers::PatchError),
     #[error("lease {lease}: {source}")]
     Lease {
         lease: String,

@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::Error;
@@ -51,12 +50,10 @@ pub(crate) struct Election {
 }
 
 fn start(client: Client, config: &OperatorConfig) -> Controllers {
-    let recorder = Recorder::new(
+    let recorder = cstor_runtime::events::recorder(
         client.clone(),
-        Reporter {
-            controller: "cstor-cspc-operator".into(),
-            instance: Some(config.identity.clone()),
-        },
+        "cstor-cspc-operator",
+        Some(config.identity.clone()),
     );
     let mut stop = Vec::new();
     let mut tasks: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();

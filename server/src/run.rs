@@ -2,6 +2,7 @@
 //! certificate from the Secret and probes cluster facts for readiness; the one holding the
 //! Lease renews the Secret and keeps every caBundle current, both watch-driven with a resync.
 
+use cstor_runtime::reasons;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret};
 use kube::api::ListParams;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -186,18 +187,10 @@ fn secret_ref(opts: &Options) -> ObjectReference {
     }
 }
 
-/// Publishes an Event on the certificate Secret; failures are only logged.
+/// Publishes an Event on the certificate Secret (the shared kit's publisher).
 async fn event(recorder: &Recorder, opts: &Options, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Certificate".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, &secret_ref(opts)).await {
-        tracing::warn!(error = %e, reason, "event not published");
-    }
+    let reference = secret_ref(opts);
+    cstor_runtime::events::publish(recorder, &reference, type_, reason, note, "Certificate").await;
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -216,12 +209,10 @@ async fn keep_certificates(
     mut leader: watch::Receiver<bool>,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &opts.namespace);
-    let recorder = Recorder::new(
+    let recorder = cstor_runtime::events::recorder(
         client.clone(),
-        Reporter {
-            controller: "cstor-webhook".into(),
-            instance: Some(opts.identity.clone()),
-        },
+        "cstor-webhook",
+        Some(opts.identity.clone()),
     );
     let want = Want {
         namespace: opts.namespace.clone(),
@@ -270,7 +261,7 @@ async fn keep_certificates(
                             &recorder,
                             &opts,
                             EventType::Normal,
-                            "CertificateIssued",
+                            reasons::CERTIFICATE_ISSUED,
                             note,
                         )
                         .await;
@@ -290,7 +281,7 @@ async fn keep_certificates(
                             &recorder,
                             &opts,
                             EventType::Warning,
-                            "CertificateExpiring",
+                            reasons::CERTIFICATE_EXPIRING,
                             note,
                         )
                         .await;
@@ -333,7 +324,7 @@ async fn keep_certificates(
                                 &recorder,
                                 &opts,
                                 EventType::Normal,
-                                "CaBundleUpdated",
+                                reasons::CA_BUNDLE_UPDATED,
                                 format!("caBundle updated in {}", changed.join(", ")),
                             )
                             .await;

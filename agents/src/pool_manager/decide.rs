@@ -358,48 +358,25 @@ impl Wanted {
     }
 }
 
-/// Sets a condition (replacing one of its type). `lastTransitionTime` moves only when the
-/// status flips; `lastUpdateTime` moves when anything but the times changed. Returns whether
-/// the condition changed.
+/// Sets a condition (replacing one of its type) with the shared kit's rule:
+/// `lastTransitionTime` moves only when the status flips, `lastUpdateTime` when anything but
+/// the times changed. Returns whether the condition changed.
 pub fn set_condition(
     conditions: &mut Vec<PoolCondition>,
     wanted: Wanted,
     generation: Option<i64>,
     now: &Time,
 ) -> bool {
-    let fresh = |transition: Option<Time>| PoolCondition {
+    let new = PoolCondition {
         type_: wanted.type_.to_string(),
         status: wanted.status,
-        last_update_time: Some(now.clone()),
-        last_transition_time: transition,
-        reason: wanted.reason.clone(),
-        message: wanted.message.clone(),
+        last_update_time: None,
+        last_transition_time: None,
+        reason: wanted.reason,
+        message: wanted.message,
         observed_generation: generation,
     };
-    match conditions.iter_mut().find(|c| c.type_ == wanted.type_) {
-        Some(old) => {
-            if old.status == wanted.status
-                && old.reason == wanted.reason
-                && old.message == wanted.message
-                && old.observed_generation == generation
-            {
-                return false;
-            }
-            let transition = if old.status == wanted.status {
-                old.last_transition_time
-                    .clone()
-                    .or_else(|| Some(now.clone()))
-            } else {
-                Some(now.clone())
-            };
-            *old = fresh(transition);
-            true
-        }
-        None => {
-            conditions.push(fresh(Some(now.clone())));
-            true
-        }
-    }
+    cstor_runtime::conditions::set_condition(conditions, new, now)
 }
 
 /// The condition of `type_`, if any.

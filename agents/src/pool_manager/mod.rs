@@ -23,7 +23,7 @@ use cstor_api::openebs_v1alpha1::BlockDeviceClaim;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -62,8 +62,8 @@ pub enum Error {
     Status(#[from] crate::zpool::ParseError),
     #[error(transparent)]
     Zfs(#[from] zfs::ZfsParseError),
-    #[error("{name}: metadata patch kept conflicting: {last}")]
-    Conflict { name: String, last: String },
+    #[error(transparent)]
+    Patch(#[from] cstor_runtime::finalizers::PatchError),
     #[error("`zpool list` did not succeed within {secs} s: {last}")]
     NotReady { secs: u64, last: String },
     #[error("pool {pool} could not be created: {message}")]
@@ -103,11 +103,7 @@ pub struct Ctx {
 /// Startup gate: `zpool list` answering means the ZFS daemon (zrepl or zfs-fuse) is up.
 const GATE_TRIES: u32 = 60;
 
-/// Backoff after the n-th consecutive failure: 1 s doubling to 5 min.
-pub fn backoff(failures: u32) -> Duration {
-    let secs = 1u64 << failures.saturating_sub(1).min(9);
-    Duration::from_secs(secs.min(300))
-}
+pub use cstor_runtime::backoff::base_delay as backoff;
 
 async fn wait_for_zfs(
     runner: &Runner,
@@ -170,12 +166,10 @@ pub async fn run(
     }
     let pool = keys::zpool_name(&config.pool_uid);
     tracing::info!(%pool, cspi_uid = %config.cspi_uid, node = %config.node, "pool-manager starting");
-    let recorder = Recorder::new(
+    let recorder = cstor_runtime::events::recorder(
         client.clone(),
-        Reporter {
-            controller: "cstor-pool-manager".into(),
-            instance: Some(config.node.clone()),
-        },
+        "cstor-pool-manager",
+        Some(config.node.clone()),
     );
     let watched = Arc::new(Mutex::new(Watched::default()));
     let ctx = Arc::new(Ctx {

@@ -2,6 +2,7 @@
 //! create → update pass (replacement, expansion) → status → property sync. Every zpool/zfs
 //! call goes through the runner; every decision comes from [`super::decide`].
 
+use cstor_runtime::reasons;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,6 @@ use cstor_api::cstor_v1::cvr::CStorVolumeReplica;
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -36,9 +36,7 @@ pub const POOL_CREATION: &str = "PoolCreation";
 /// The pool's read-only flag, a dataset user property (zfs-fuse has no pool user properties).
 pub const READONLY_PROPERTY: &str = "io.openebs:readonly";
 
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
-}
+use cstor_runtime::now;
 
 /// The command's own words for a condition or event: stderr when it failed.
 fn command_message(e: &RunError) -> String {
@@ -226,7 +224,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
                 ctx.event(
                 &reference,
                 EventType::Warning,
-                "FailedSync",
+                reasons::FAILED_SYNC,
                 "Failed to import the pool as the underlying pool might be lost or the disk(s) has gone bad",
                 "Import",
             )
@@ -251,7 +249,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
             ctx.event(
                 &reference,
                 EventType::Warning,
-                "FailCreate",
+                reasons::FAIL_CREATE,
                 format!("Failed to create pool due to '{message}'"),
                 "Create",
             )
@@ -275,7 +273,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
         ctx.event(
             &reference,
             EventType::Normal,
-            "Created",
+            reasons::CREATED,
             "Pool created successfully",
             "Create",
         )
@@ -308,7 +306,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
             ctx.event(
                 &reference,
                 EventType::Warning,
-                "FailedSync",
+                reasons::FAILED_SYNC,
                 e.to_string(),
                 "Update",
             )
@@ -517,7 +515,7 @@ async fn destroy(
             ctx.event(
                 reference,
                 EventType::Warning,
-                "FailDestroy",
+                reasons::FAIL_DESTROY,
                 format!("Failed to delete pool due to '{message}'"),
                 "Destroy",
             )
@@ -853,7 +851,7 @@ async fn update_status(
                         ctx.event(
                             reference,
                             EventType::Warning,
-                            "PoolReadOnlyThreshold",
+                            reasons::POOL_READ_ONLY_THRESHOLD,
                             "Pool storage limit reached to read only threshold limit. Pool expansion is required to make its volume replicas RW",
                             "ReadOnly",
                         )
@@ -872,7 +870,7 @@ async fn update_status(
                         ctx.event(
                             reference,
                             EventType::Normal,
-                            "PoolReadOnlyThreshold",
+                            reasons::POOL_READ_ONLY_THRESHOLD,
                             "Pool roThresholdLimit or pool got expanded due to that pool readOnly mode is unset",
                             "ReadOnly",
                         )
@@ -905,7 +903,7 @@ async fn update_status(
             ctx.event(
                 reference,
                 EventType::Warning,
-                "DeviceState",
+                reasons::DEVICE_STATE,
                 format!("{bd} device was in {state} state"),
                 "Status",
             )
@@ -921,7 +919,7 @@ async fn update_status(
         ctx.event(
             reference,
             EventType::Warning,
-            "PoolState",
+            reasons::POOL_STATE,
             format!("Pool {pool} is {}: {}", status.state, status.status),
             "Status",
         )

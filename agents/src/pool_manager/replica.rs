@@ -7,6 +7,7 @@
 pub mod decide;
 pub mod store;
 
+use cstor_runtime::reasons;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +18,6 @@ use cstor_api::cstor_v1::cvr::{CStorVolumeReplica, phase};
 use cstor_api::keys::{annotations, finalizers, labels};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
@@ -40,9 +40,7 @@ pub struct ReplicaCtx {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
-}
+use cstor_runtime::now;
 
 /// The label selector of our CVRs.
 pub fn selector(cspi_uid: &str) -> String {
@@ -145,7 +143,7 @@ impl ReplicaCtx {
             self.event(
                 reference,
                 EventType::Warning,
-                "Offline",
+                reasons::OFFLINE,
                 format!("Replica is Offline: {}", outcome.message),
                 "Sync",
             )
@@ -301,7 +299,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                 ctx.event(
                     &reference,
                     EventType::Warning,
-                    "FailValidate",
+                    reasons::FAIL_VALIDATE,
                     format!("Resource validation failed: {reason}"),
                     "Validate",
                 )
@@ -387,7 +385,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                 ctx.event(
                     &reference,
                     EventType::Normal,
-                    "Created",
+                    reasons::CREATED,
                     "Resource created successfully",
                     "Create",
                 )
@@ -398,7 +396,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                 ctx.event(
                     &reference,
                     EventType::Warning,
-                    "AlreadyPresent",
+                    reasons::ALREADY_PRESENT,
                     "Resource already present",
                     "Create",
                 )
@@ -414,7 +412,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                 ctx.event(
                     &reference,
                     EventType::Warning,
-                    "FailCreate",
+                    reasons::FAIL_CREATE,
                     format!("failed to create volume replica error: {message}"),
                     "Create",
                 )
@@ -434,7 +432,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
             ctx.event(
                 &reference,
                 EventType::Warning,
-                "FailStatusSync",
+                reasons::FAIL_STATUS_SYNC,
                 format!("Resource status sync failed: {}", e.message()),
                 "Sync",
             )
@@ -465,7 +463,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                         ctx.event(
                             &reference,
                             EventType::Normal,
-                            "Resized",
+                            reasons::RESIZED,
                             format!("Replica resized to {} bytes", spec.capacity),
                             "Resize",
                         )
@@ -477,7 +475,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                         ctx.event(
                             &reference,
                             EventType::Warning,
-                            "FailResize",
+                            reasons::FAIL_RESIZE,
                             format!("Failed to resize replica: {message}"),
                             "Resize",
                         )
@@ -491,7 +489,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
                         ctx.event(
                             &reference,
                             EventType::Warning,
-                            "FailResize",
+                            reasons::FAIL_RESIZE,
                             resize_message.clone(),
                             "Resize",
                         )
@@ -565,7 +563,7 @@ async fn destroy(
                 ctx.event(
                     reference,
                     EventType::Warning,
-                    "FailDestroy",
+                    reasons::FAIL_DESTROY,
                     format!("Resource Destroy failed: {message}"),
                     "Destroy",
                 )
@@ -589,7 +587,7 @@ async fn destroy(
         ctx.event(
             reference,
             EventType::Warning,
-            "FailRemoveFinalizer",
+            reasons::FAIL_REMOVE_FINALIZER,
             format!("Resource Destroy failed: {e}"),
             "Destroy",
         )
@@ -599,7 +597,7 @@ async fn destroy(
     ctx.event(
         reference,
         EventType::Normal,
-        "Destroyed",
+        reasons::DESTROYED,
         "Resource destroyed successfully",
         "Destroy",
     )

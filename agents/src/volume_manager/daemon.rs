@@ -4,6 +4,7 @@
 //! server-side apply; on shutdown it removes the target, unmounts and reports `Offline`.
 
 use cstor_api::keys::env;
+use cstor_runtime::reasons;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -19,9 +20,8 @@ use cstor_api::cstor_v1::cvr::{CStorVolumeReplica, phase as cvr_phase};
 use cstor_api::keys;
 use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -43,9 +43,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(10);
 const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
-}
+use cstor_runtime::now;
 
 fn kube_err(e: kube::Error) -> Error {
     Error::Kube(e)
@@ -109,8 +107,7 @@ struct Retry {
 }
 
 fn rebuild_backoff(failures: u32) -> Duration {
-    let d = REBUILD_BACKOFF_MIN.saturating_mul(1u32 << failures.min(5));
-    d.min(REBUILD_BACKOFF_MAX)
+    cstor_runtime::backoff::exponential(REBUILD_BACKOFF_MIN, REBUILD_BACKOFF_MAX, failures + 1)
 }
 
 /// Everything the running volume-manager holds.
@@ -160,12 +157,10 @@ pub async fn run(
     };
     let name = cv.name_any();
     tracing::info!(volume = %name, uid = %config.volume_uid, "volume-manager starting");
-    let recorder = Recorder::new(
+    let recorder = cstor_runtime::events::recorder(
         client.clone(),
-        Reporter {
-            controller: "cstor-volume-manager".into(),
-            instance: std::env::var(env::POD_NAME).ok(),
-        },
+        "cstor-volume-manager",
+        std::env::var(env::POD_NAME).ok(),
     );
     let manager = format!("cstor-volume-manager/{name}");
     let tgt = Tgt {
@@ -281,20 +276,8 @@ async fn event(
     reason: &str,
     note: String,
 ) {
-    match type_ {
-        EventType::Warning => tracing::warn!(reason, %note, "event"),
-        EventType::Normal => tracing::info!(reason, %note, "event"),
-    }
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, &cv.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "event not published");
-    }
+    let reference = cv.object_ref(&());
+    cstor_runtime::events::publish(recorder, &reference, type_, reason, note, "Reconcile").await;
 }
 
 /// Waits for a valid spec and for CF openable replicas; returns the fan-out and the size.
@@ -378,7 +361,7 @@ async fn initial_fanout(
                     recorder,
                     &cv,
                     EventType::Warning,
-                    "FailCreate",
+                    reasons::FAIL_CREATE,
                     format!("failed to create cstorvolume validation failed: {message}"),
                 )
                 .await;
@@ -690,7 +673,7 @@ impl Volume {
                         &self.recorder,
                         &updated,
                         EventType::Normal,
-                        "Updated",
+                        reasons::UPDATED,
                         format!(
                             "Successfully updated the desiredReplicationFactor to {drf} \
                              (replicationFactor {rf}, consistencyFactor {cf})"
@@ -705,7 +688,7 @@ impl Volume {
                     &self.recorder,
                     &cv,
                     EventType::Warning,
-                    "FailUpdate",
+                    reasons::FAIL_UPDATE,
                     format!("failed to update desired replication factor to {drf} Error: {e}"),
                 )
                 .await;
@@ -759,7 +742,7 @@ impl Volume {
                     &self.recorder,
                     cv,
                     EventType::Normal,
-                    "Updated",
+                    reasons::UPDATED,
                     format!("successfully resized volume from {have} to {want} bytes"),
                 )
                 .await;
@@ -770,7 +753,7 @@ impl Volume {
                     &self.recorder,
                     cv,
                     EventType::Warning,
-                    "FailUpdate",
+                    reasons::FAIL_UPDATE,
                     format!("resize from {have} to {want} bytes failed: {e}"),
                 )
                 .await;

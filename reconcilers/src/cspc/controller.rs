@@ -2,6 +2,7 @@
 //! idempotent: every pass reads CSPC, CSPIs, claims, devices, nodes and Deployments, takes the
 //! steps that are due, writes status with server-side apply and requeues.
 
+use cstor_runtime::reasons;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +17,9 @@ use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -50,7 +50,7 @@ pub struct Context {
     pub namespace: String,
     pub config: CspcConfig,
     pub recorder: Recorder,
-    failures: crate::meta::Backoff,
+    failures: cstor_runtime::Backoff,
 }
 
 impl Context {
@@ -60,7 +60,7 @@ impl Context {
             namespace,
             config,
             recorder,
-            failures: crate::meta::Backoff::default(),
+            failures: cstor_runtime::Backoff::default(),
         }
     }
 }
@@ -136,21 +136,9 @@ async fn event(
     reason: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &cspc.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "event not published");
-    }
-}
-
-/// Per-object exponential backoff: 1 s, 2 s, 4 s, … up to 5 minutes.
-pub fn backoff(failures: u32) -> Duration {
-    crate::claims::backoff(failures)
+    let reference = cspc.object_ref(&());
+    cstor_runtime::events::publish(&ctx.recorder, &reference, type_, reason, note, "Reconcile")
+        .await;
 }
 
 /// One reconcile of a CSPC.
@@ -333,7 +321,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                                 req.block_device
                             ),
                         };
-                        event(ctx, cspc, EventType::Normal, "ClaimCreated", what).await;
+                        event(ctx, cspc, EventType::Normal, reasons::CLAIM_CREATED, what).await;
                     }
                     Err(e) if crate::meta::is_already_exists(&e) => {}
                     Err(e) => return Err(e.into()),
@@ -373,7 +361,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                         ctx,
                         cspc,
                         EventType::Warning,
-                        "Create",
+                        reasons::CREATE,
                         format!("Pool provisioning failed for {}/{} ", i + 1, pools.len()),
                     )
                     .await;
@@ -387,7 +375,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                     ctx,
                     cspc,
                     EventType::Normal,
-                    "Create",
+                    reasons::CREATE,
                     format!("Pool Provisioned {}/{} ", i + 1, pools.len()),
                 )
                 .await
@@ -397,7 +385,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                     ctx,
                     cspc,
                     EventType::Normal,
-                    "PoolUpdated",
+                    reasons::POOL_UPDATED,
                     format!("CStorPoolInstance {cspi_name} updated from pool {}", i + 1),
                 )
                 .await
@@ -414,7 +402,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                 ctx,
                 cspc,
                 EventType::Warning,
-                "PoolDeploymentCreate",
+                reasons::POOL_DEPLOYMENT_CREATE,
                 format!("Failed to create pool deployment for CSP {cspi_name}: {e}"),
             )
             .await;
@@ -444,7 +432,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             ctx,
             cspc,
             EventType::Normal,
-            "ScaleDown",
+            reasons::SCALE_DOWN,
             format!("De-provisioning pool {o}"),
         )
         .await;
@@ -453,7 +441,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
                 ctx,
                 cspc,
                 EventType::Warning,
-                "DownScale",
+                reasons::DOWN_SCALE,
                 format!("De-provisioning pool {o}failed"),
             )
             .await;
@@ -523,7 +511,7 @@ async fn write_status(
     apis: &Apis,
     input: &StatusInput,
 ) -> Result<(), Error> {
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = cstor_runtime::now();
     let previous = cspc.status.as_ref();
     let status = cspc_status(input, previous, &now);
     if previous == Some(&status) {
@@ -575,7 +563,7 @@ async fn cleanup_cspi(
         ctx,
         cspc,
         EventType::Normal,
-        "PoolDeprovisioned",
+        reasons::POOL_DEPROVISIONED,
         format!(
             "Pool {} de-provisioned; its claims released",
             cspi.name_any()
@@ -613,7 +601,7 @@ async fn delete_cspc(
                 ctx,
                 cspc,
                 EventType::Normal,
-                "ScaleDown",
+                reasons::SCALE_DOWN,
                 format!("De-provisioning pool {}", cspi.name_any()),
             )
             .await;

@@ -8,15 +8,10 @@ use cstor_api::cstor_v1::CStorPoolClusterStatus;
 use cstor_api::cstor_v1::cspi::phase;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-pub const POOL_MANAGER_AVAILABLE: &str = "PoolManagerAvailable";
-pub const MIN_AVAILABLE: &str = "MinimumPoolManagersAvailable";
-pub const MIN_UNAVAILABLE: &str = "MinimumPoolManagersUnAvailable";
-pub const POOLS_PROVISIONED: &str = "PoolsProvisioned";
-pub const ALL_PROVISIONED: &str = "AllPoolsProvisioned";
-pub const CLAIMS_PENDING: &str = "ClaimsPending";
-pub const NODE_NOT_FOUND: &str = "NodeNotFound";
-pub const POOL_DEPROVISIONING: &str = "PoolDeprovisioning";
-pub const REPLICAS_ON_POOL: &str = "ReplicasOnPool";
+pub use cstor_runtime::reasons::cspc::{
+    ALL_PROVISIONED, CLAIMS_PENDING, MIN_AVAILABLE, MIN_UNAVAILABLE, NODE_NOT_FOUND,
+    POOL_DEPROVISIONING, POOL_MANAGER_AVAILABLE, POOLS_PROVISIONED, REPLICAS_ON_POOL,
+};
 
 /// One existing CSPI of the CSPC.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,35 +162,7 @@ fn condition(
     }
 }
 
-/// Sets `new` (times unset) into `conditions`: unchanged → the old one stays as it is; same
-/// status → old `lastTransitionTime`, `lastUpdateTime` = now; a flip or a new type → both now.
-pub fn set_condition(conditions: &mut Vec<PoolCondition>, mut new: PoolCondition, now: &Time) {
-    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
-        Some(old) => {
-            let same = old.status == new.status
-                && old.reason == new.reason
-                && old.message == new.message
-                && old.observed_generation == new.observed_generation;
-            if same {
-                return;
-            }
-            new.last_update_time = Some(now.clone());
-            new.last_transition_time = if old.status == new.status {
-                old.last_transition_time
-                    .clone()
-                    .or_else(|| Some(now.clone()))
-            } else {
-                Some(now.clone())
-            };
-            *old = new;
-        }
-        None => {
-            new.last_update_time = Some(now.clone());
-            new.last_transition_time = Some(now.clone());
-            conditions.push(new);
-        }
-    }
-}
+pub use cstor_runtime::conditions::set_condition;
 
 /// The conditions of `new` whose status, reason or message differ from `old` (for Events).
 pub fn changed_conditions<'a>(

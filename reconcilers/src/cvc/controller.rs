@@ -2,6 +2,7 @@
 //! idempotent: every step is get-or-create with deterministic names, status is written with
 //! server-side apply on the status subresource, and each pass requeues (soon while waiting).
 
+use cstor_runtime::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -49,7 +50,7 @@ pub struct Context {
     pub client: Client,
     pub config: CvcConfig,
     pub recorder: Recorder,
-    failures: crate::meta::Backoff,
+    failures: cstor_runtime::Backoff,
 }
 
 impl Context {
@@ -58,7 +59,7 @@ impl Context {
             client,
             config,
             recorder,
-            failures: crate::meta::Backoff::default(),
+            failures: cstor_runtime::Backoff::default(),
         }
     }
 }
@@ -241,16 +242,9 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &cvc.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "event not published");
-    }
+    let reference = cvc.object_ref(&());
+    cstor_runtime::events::publish(&ctx.recorder, &reference, type_, reason, note, "Reconcile")
+        .await;
 }
 
 /// One reconcile of a CVC.
@@ -307,7 +301,7 @@ async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Actio
         ctx,
         cvc,
         apis,
-        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        now: cstor_runtime::now(),
         status: cvc.status.clone().unwrap_or_default(),
         written: cvc.status.clone(),
         requeue: ctx.config.resync,
@@ -427,7 +421,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                 Ok(s) => {
                     pass.event(
                         EventType::Normal,
-                        "ServiceCreated",
+                        reasons::SERVICE_CREATED,
                         format!("Created target Service {name}"),
                     )
                     .await;
@@ -464,7 +458,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                 .await?;
             pass.event(
                 EventType::Normal,
-                "VolumeCreated",
+                reasons::VOLUME_CREATED,
                 format!("Created CStorVolume {name} with target {cluster_ip}:3260"),
             )
             .await;
@@ -491,7 +485,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     if !had_target {
         pass.event(
             EventType::Normal,
-            "TargetCreated",
+            reasons::TARGET_CREATED,
             format!("Created target Deployment {}", target_name(&name)),
         )
         .await;
@@ -543,7 +537,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         if affinity && let Some(n) = &node_id {
             pass.event(
                 EventType::Normal,
-                "Provisioning",
+                reasons::PROVISIONING,
                 format!("replica affinity is enabled, nodeID is {n}"),
             )
             .await;
@@ -593,7 +587,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                 Ok(_) => {
                     pass.event(
                         EventType::Normal,
-                        "ReplicaCreated",
+                        reasons::REPLICA_CREATED,
                         format!(
                             "Created CStorVolumeReplica {} on pool {pool}",
                             cvr_name(&name, pool)
@@ -643,7 +637,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     .await?;
     pass.event(
         EventType::Normal,
-        "Synced",
+        reasons::SYNCED,
         "cstorvolumeconfig created successfully".into(),
     )
     .await;
@@ -678,7 +672,7 @@ async fn ensure_pdb(
         Ok(_) => {
             pass.event(
                 EventType::Normal,
-                "PDBCreated",
+                reasons::PDB_CREATED,
                 format!(
                     "Created PodDisruptionBudget {name} over pools {}",
                     pools.join(", ")
@@ -709,7 +703,7 @@ async fn delete_pdb_if_unused(
         ctx,
         cvc,
         EventType::Normal,
-        "PDBDeleted",
+        reasons::PDB_DELETED,
         format!("Deleted PodDisruptionBudget {pdb}"),
     )
     .await;
@@ -829,7 +823,7 @@ async fn resize(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
             if pass.set(condition_type::RESIZING, st::RESIZE_IN_PROGRESS, msg) || !asked {
                 pass.event(
                     EventType::Normal,
-                    "Resizing",
+                    reasons::RESIZING,
                     format!("CVCController is resizing volume {name}"),
                 )
                 .await;
@@ -851,7 +845,7 @@ async fn resize(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
             );
             pass.event(
                 EventType::Normal,
-                "VolumeResizeSuccessful",
+                reasons::VOLUME_RESIZE_SUCCESSFUL,
                 "Resize volume succeeded".into(),
             )
             .await;
@@ -891,7 +885,8 @@ async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> 
                 st::MIGRATION_NOT_SUPPORTED,
                 msg.clone(),
             ) {
-                pass.event(EventType::Warning, "Migration", msg).await;
+                pass.event(EventType::Warning, reasons::MIGRATION, msg)
+                    .await;
             }
         }
         ScaleOp::Up { add } => {
@@ -922,7 +917,7 @@ async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> 
                     Ok(c) => {
                         pass.event(
                             EventType::Normal,
-                            "ReplicaCreated",
+                            reasons::REPLICA_CREATED,
                             format!(
                                 "Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"
                             ),
@@ -976,7 +971,7 @@ async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> 
                     st::SCALING_FAILED
                 };
                 if pass.set(st::REPLICA_SCALING, reason, msg.clone()) {
-                    pass.event(EventType::Warning, "ScalingVolumeReplicas", msg)
+                    pass.event(EventType::Warning, reasons::SCALING_VOLUME_REPLICAS, msg)
                         .await;
                 }
                 pass.soon(SHORT_REQUEUE);
@@ -1011,7 +1006,7 @@ async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> 
                         "scaling down volume replicas from {from} to {to}: asked the target to drop {cvr}"
                     );
                     if pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, msg.clone()) {
-                        pass.event(EventType::Normal, "ScalingVolumeReplicas", msg)
+                        pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
                             .await;
                     }
                     pass.soon(SHORT_REQUEUE);
@@ -1044,7 +1039,7 @@ async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> 
 async fn finish_scale(pass: &mut Pass<'_>, to: usize) {
     let msg = format!("successfully scaled volume replicas to {to}");
     pass.set(st::REPLICA_SCALING, st::REPLICAS_SCALED, msg.clone());
-    pass.event(EventType::Normal, "ScalingVolumeReplicas", msg)
+    pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
         .await;
 }
 
@@ -1067,7 +1062,7 @@ async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error>
     {
         pass.event(
             EventType::Warning,
-            "PolicySync",
+            reasons::POLICY_SYNC,
             format!(
                 "failed to patch target deployment {}: {e}",
                 target_name(&name)
@@ -1084,7 +1079,7 @@ async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error>
         if old.is_some() {
             pass.event(
                 EventType::Normal,
-                "PolicySync",
+                reasons::POLICY_SYNC,
                 format!("successfully sync policy for cvc {name}"),
             )
             .await;
@@ -1107,7 +1102,7 @@ async fn deprovision(cvc: &CStorVolumeConfig, ctx: &Context, apis: &Apis) -> Res
             ctx,
             cvc,
             EventType::Normal,
-            "DeProvisioning",
+            reasons::DE_PROVISIONING,
             format!(
                 "volume {} de-provisioned; its target and replicas are removed with it",
                 cvc.name_any()

@@ -17,7 +17,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
 use crate::Error;
 use crate::operator::{Controllers, Election, run_elected};
@@ -69,12 +68,10 @@ impl Default for CvcConfig {
 }
 
 fn start(client: Client, config: &CvcConfig) -> Controllers {
-    let recorder = Recorder::new(
+    let recorder = cstor_runtime::events::recorder(
         client.clone(),
-        Reporter {
-            controller: "cstor-cvc-operator".into(),
-            instance: Some(config.identity.clone()),
-        },
+        "cstor-cvc-operator",
+        Some(config.identity.clone()),
     );
     let (tx, rx) = oneshot::channel::<()>();
     let ctx = Arc::new(controller::Context::new(client, config.clone(), recorder));

@@ -11,12 +11,9 @@ use kube::ResourceExt;
 
 use cstor_api::quantity::bytes;
 
-/// `PoolPlacement` reason: enough pools were found.
-pub const POOLS_SELECTED: &str = "PoolsSelected";
-/// `PoolPlacement` reason: fewer usable pools than missing replicas; the CVC stays Pending.
-pub const NOT_ENOUGH_POOLS: &str = "NotEnoughPools";
-/// `PoolPlacement` reason: `replicaPoolInfo` does not name `replicaCount` pools.
-pub const INVALID_REPLICA_POOL_INFO: &str = "InvalidReplicaPoolInfo";
+pub use cstor_runtime::reasons::cvc::{
+    INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOLS_SELECTED,
+};
 
 /// A pool as placement sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,20 @@
+//! The shared kit of everything that talks to the API (the cspc- and cvc-operators, claim
+//! binding, the pool-manager, the volume-manager, the webhook server): one back-off, one event
+//! publisher with every reason named once, one finalizer edit, one condition setter, one clock
+//! and one set of error classifiers. No controller writes its own copy of these.
+
+pub mod backoff;
+pub mod conditions;
+pub mod errors;
+pub mod events;
+pub mod finalizers;
+pub mod reasons;
+
+pub use backoff::Backoff;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// The one clock of status writes (conditions, transition and update times).
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}

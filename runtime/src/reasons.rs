@@ -1,0 +1,119 @@
+//! Every Event reason and condition reason, named once. Reasons users and tools match on are
+//! on the wire: where the Go operators published the same reason, its spelling is kept (marked
+//! "Go spelling") even where ours would read better; the rest are ours.
+
+// ----- Event reasons -----
+
+/// Go spelling, on the wire.
+pub const ALREADY_PRESENT: &str = "AlreadyPresent";
+/// Go spelling, on the wire.
+pub const BOUND: &str = "Bound";
+pub const CA_BUNDLE_UPDATED: &str = "CaBundleUpdated";
+pub const CERTIFICATE_EXPIRING: &str = "CertificateExpiring";
+pub const CERTIFICATE_ISSUED: &str = "CertificateIssued";
+pub const CLAIM_CREATED: &str = "ClaimCreated";
+/// Go spelling, on the wire.
+pub const CREATE: &str = "Create";
+/// Go spelling, on the wire.
+pub const CREATED: &str = "Created";
+/// Go spelling, on the wire.
+pub const DE_PROVISIONING: &str = "DeProvisioning";
+pub const DESTROYED: &str = "Destroyed";
+/// Go spelling, on the wire.
+pub const DEVICE_STATE: &str = "DeviceState";
+/// Go spelling, on the wire.
+pub const DOWN_SCALE: &str = "DownScale";
+/// Go spelling, on the wire.
+pub const FAIL_CREATE: &str = "FailCreate";
+/// Go spelling, on the wire.
+pub const FAIL_DESTROY: &str = "FailDestroy";
+/// Go spelling, on the wire.
+pub const FAIL_REMOVE_FINALIZER: &str = "FailRemoveFinalizer";
+pub const FAIL_RESIZE: &str = "FailResize";
+/// Go spelling, on the wire.
+pub const FAIL_STATUS_SYNC: &str = "FailStatusSync";
+/// Go spelling, on the wire.
+pub const FAIL_UPDATE: &str = "FailUpdate";
+/// Go spelling, on the wire.
+pub const FAIL_VALIDATE: &str = "FailValidate";
+/// Go spelling, on the wire.
+pub const FAILED_SYNC: &str = "FailedSync";
+/// Go spelling, on the wire.
+pub const MIGRATION: &str = "Migration";
+/// Go spelling, on the wire.
+pub const OFFLINE: &str = "Offline";
+pub const PDB_CREATED: &str = "PDBCreated";
+pub const PDB_DELETED: &str = "PDBDeleted";
+/// Go spelling, on the wire.
+pub const POLICY_SYNC: &str = "PolicySync";
+/// Go spelling, on the wire.
+pub const POOL_DEPLOYMENT_CREATE: &str = "PoolDeploymentCreate";
+pub const POOL_DEPROVISIONED: &str = "PoolDeprovisioned";
+/// Go spelling, on the wire.
+pub const POOL_READ_ONLY_THRESHOLD: &str = "PoolReadOnlyThreshold";
+pub const POOL_STATE: &str = "PoolState";
+pub const POOL_UPDATED: &str = "PoolUpdated";
+/// Go spelling, on the wire.
+pub const PROVISIONING: &str = "Provisioning";
+pub const RELEASED: &str = "Released";
+pub const REPLICA_CREATED: &str = "ReplicaCreated";
+pub const RESIZED: &str = "Resized";
+/// Go spelling, on the wire.
+pub const RESIZING: &str = "Resizing";
+/// Go spelling, on the wire.
+pub const SCALE_DOWN: &str = "ScaleDown";
+/// Go spelling, on the wire.
+pub const SCALING_VOLUME_REPLICAS: &str = "ScalingVolumeReplicas";
+pub const SERVICE_CREATED: &str = "ServiceCreated";
+/// Go spelling, on the wire.
+pub const SYNCED: &str = "Synced";
+pub const TARGET_CREATED: &str = "TargetCreated";
+/// Go spelling, on the wire.
+pub const UPDATED: &str = "Updated";
+pub const VOLUME_CREATED: &str = "VolumeCreated";
+/// Go spelling, on the wire.
+pub const VOLUME_RESIZE_SUCCESSFUL: &str = "VolumeResizeSuccessful";
+
+/// Condition types and reasons of the CStorPoolCluster (`status.conditions`).
+pub mod cspc {
+    pub const POOL_MANAGER_AVAILABLE: &str = "PoolManagerAvailable";
+    /// Go spelling, on the wire.
+    pub const MIN_AVAILABLE: &str = "MinimumPoolManagersAvailable";
+    /// Go spelling, on the wire.
+    pub const MIN_UNAVAILABLE: &str = "MinimumPoolManagersUnAvailable";
+    pub const POOLS_PROVISIONED: &str = "PoolsProvisioned";
+    pub const ALL_PROVISIONED: &str = "AllPoolsProvisioned";
+    pub const CLAIMS_PENDING: &str = "ClaimsPending";
+    pub const NODE_NOT_FOUND: &str = "NodeNotFound";
+    pub const POOL_DEPROVISIONING: &str = "PoolDeprovisioning";
+    pub const REPLICAS_ON_POOL: &str = "ReplicasOnPool";
+}
+
+/// Condition types and reasons of the CStorVolumeConfig (`status.conditions`).
+pub mod cvc {
+    /// Condition types (ours next to the Go operators' `Resizing`, `VolumeResizeSuccessful`).
+    pub const POOL_PLACEMENT: &str = "PoolPlacement";
+    pub const REPLICA_SCALING: &str = "ReplicaScaling";
+    pub const PROVISIONING: &str = "Provisioning";
+    /// `PoolPlacement`: enough pools were found.
+    pub const POOLS_SELECTED: &str = "PoolsSelected";
+    /// `PoolPlacement`: fewer usable pools than missing replicas; the CVC stays Pending.
+    pub const NOT_ENOUGH_POOLS: &str = "NotEnoughPools";
+    /// `PoolPlacement`: `replicaPoolInfo` does not name `replicaCount` pools.
+    pub const INVALID_REPLICA_POOL_INFO: &str = "InvalidReplicaPoolInfo";
+    /// `ReplicaScaling` reasons.
+    pub const SCALING_UP: &str = "ScalingUp";
+    pub const WAITING_FOR_TARGET: &str = "WaitingForTarget";
+    pub const REPLICAS_SCALED: &str = "ReplicasScaled";
+    pub const MIGRATION_NOT_SUPPORTED: &str = "MigrationNotSupported";
+    pub const SCALING_FAILED: &str = "ScalingFailed";
+    /// Resize reasons.
+    pub const SHRINK_NOT_SUPPORTED: &str = "ShrinkNotSupported";
+    pub const RESIZE_IN_PROGRESS: &str = "ResizeInProgress";
+    pub const RESIZE_SUCCEEDED: &str = "ResizeSucceeded";
+    pub const INVALID_CAPACITY: &str = "InvalidCapacity";
+    /// `Provisioning` reasons (the CVC stays Pending).
+    pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
+    pub const NO_POOL_CLUSTER: &str = "NoPoolCluster";
+    pub const WAITING_FOR_CLUSTER_IP: &str = "WaitingForClusterIP";
+}
