@@ -1,5 +1,5 @@
-//! The zpool command lines of a CStorPoolInstance (spec/reconcilers.md B §2.3), built as pure
-//! data: vdevs in spec order (A.5, the anchor's order is random), the ZFS dialect of the
+//! The zpool command lines of a CStorPoolInstance (docs/pools.md B §2.3), built as pure
+//! data: vdevs in spec order (A.5, the Go operator's order is random), the ZFS dialect of the
 //! machine applied (zfs-fuse locally: no lz4), every refusal named.
 
 use cstor_api::cstor_v1::cspc::{PoolConfig, RaidGroup};
@@ -90,7 +90,7 @@ fn vdev(kind: &str, mut paths: Vec<String>) -> Vec<String> {
 }
 
 /// `zpool list -H -o name <pool>`: exit 0 when the pool is imported (zfs-fuse has no
-/// `zpool get -H`, so the anchor's presence check is not used).
+/// `zpool get -H`, so the Go operator's presence check is not used).
 pub fn presence(pool: &str) -> Vec<String> {
     ["zpool", "list", "-H", "-o", "name", pool]
         .map(String::from)

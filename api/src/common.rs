@@ -80,7 +80,7 @@ pub enum ConditionStatus {
 }
 
 // One type for CSPC and CSPI (identical on the wire), so one helper computes both kinds'
-// conditions; `observedGeneration` is ours (spec/reconcilers.md A.1).
+// conditions; `observedGeneration` is ours (docs/architecture.md).
 /// A pool condition: type, status (True/False/Unknown), times, reason, message and the
 /// generation it was computed for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

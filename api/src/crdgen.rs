@@ -175,7 +175,7 @@ pub fn crd_for<K: CrdKind>(serving: Serving) -> Result<CustomResourceDefinition,
 pub const CONVERSION_SERVICE: (&str, &str, &str) =
     ("openebs", "openebs-cstor-admission-server", "/convert");
 
-/// Converts between served versions with our `/convert` (spec/conversion.md A); the caBundle is
+/// Converts between served versions with our `/convert` (docs/admission.md A); the caBundle is
 /// filled in and kept current by the webhook server.
 pub fn with_conversion_webhook(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let (namespace, name, path) = CONVERSION_SERVICE;

@@ -1,4 +1,4 @@
-//! Label, annotation and finalizer keys shared by every component (spec/reconcilers.md B §0.2).
+//! Label, annotation and finalizer keys shared by every component (docs/pools.md B §0.2).
 //! They are on-API compatibility with clusters run by the Go operators: never rename one.
 
 /// Label keys.
@@ -93,7 +93,7 @@ pub mod annotations {
     /// Legacy BlockDevice annotation that blocks claiming.
     pub const UUID_SCHEME: &str = "internal.openebs.io/uuid-scheme";
     /// Ours: what one CSPC/CSPI version can't express, kept for a lossless round trip
-    /// (spec/conversion.md A).
+    /// (docs/admission.md A).
     pub const CONVERSION_DATA: &str = "cstor.openebs.io/conversion-data";
 }
 

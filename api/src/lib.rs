@@ -1,5 +1,5 @@
 //! cStor CRD types, identical on the wire to OpenEBS `cstor.openebs.io/v1` and
-//! `openebs.io/v1alpha1` (spec/api.md), plus the keys every component shares and CRD generation.
+//! `openebs.io/v1alpha1` (docs/architecture.md), plus the keys every component shares and CRD generation.
 //!
 //! Unknown fields: every type ignores fields it does not know when deserializing (as Go's
 //! `encoding/json` does, and as the apiserver prunes them from our structural schemas anyway);

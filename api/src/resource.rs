@@ -23,7 +23,7 @@ pub struct PrinterColumn {
 pub trait CrdKind: kube_core::Resource<DynamicType = ()> + schemars::JsonSchema {
     const SHORT_NAMES: &'static [&'static str];
     const PRINTER_COLUMNS: &'static [PrinterColumn];
-    /// Whether status is a status subresource (spec/reconcilers.md A.1: yes for kinds we own).
+    /// Whether status is a status subresource (docs/architecture.md).
     const STATUS_SUBRESOURCE: bool;
     const NAMESPACED: bool;
     /// `deprecationWarning` when the version is deprecated.

@@ -1,6 +1,6 @@
 //! Self-signed CA and serving certificate (rcgen) for the webhook server. The CA key is kept
 //! (in a Secret, by the caller) so only the leaf rotates; the leaf is renewed when a third of
-//! its life is left (spec/webhooks.md A.9). [`secret`] keeps them in a Secret; [`inject`]
+//! its life is left (docs/admission.md A.9). [`secret`] keeps them in a Secret; [`inject`]
 //! keeps the caBundle of webhook configurations and CRD conversion stanzas current.
 
 pub mod inject;

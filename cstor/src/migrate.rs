@@ -1,5 +1,5 @@
 //! `cstor migrate spc NAME --dry-run`: the CSPC an SPC would become and every problem in the
-//! way, read from the cluster; nothing is written (spec/conversion.md C).
+//! way, read from the cluster; nothing is written (docs/admission.md C).
 
 use cstor_api::keys::env;
 use std::collections::BTreeMap;

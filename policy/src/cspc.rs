@@ -1,4 +1,4 @@
-//! CStorPoolCluster rules (spec/webhooks.md B §2.3 CC-*, with part A's changes: no panics,
+//! CStorPoolCluster rules (docs/admission.md B §2.3 CC-*, with part A's changes: no panics,
 //! data groups before write-cache groups, an empty nodeSelector denied).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +42,7 @@ fn not_found(resource: &str, name: &str) -> String {
     format!("{resource} \"{name}\" not found")
 }
 
-/// CC-1 … CC-B8 in the anchor's order; `Err` is the `<msg>` of the denial.
+/// CC-1 … CC-B8 in the Go operator's order; `Err` is the `<msg>` of the denial.
 pub fn cspc_validation(cspc: &CStorPoolCluster, facts: &CspcFacts) -> Result<(), String> {
     let name = cspc.metadata.name.as_deref().unwrap_or_default();
     if cspc.spec.pools.is_empty() {
@@ -182,7 +182,7 @@ pub fn raid_group_count_validation(count: usize, raid_type: &str) -> Result<(), 
         pool_type::RAIDZ if !power_of_two_plus(count, 1, 1) => {
             Err("raidz raid group should have disks of the order 2^n+1, where n>0".into())
         }
-        // The anchor's message says "raidz" for raidz2 too; kept byte for byte.
+        // The Go operator's message says "raidz" for raidz2 too; kept byte for byte.
         pool_type::RAIDZ2 if !power_of_two_plus(count, 2, 2) => {
             Err("raidz raid group should have disks of the order 2^n+2, where n>1".into())
         }

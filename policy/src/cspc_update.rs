@@ -1,4 +1,4 @@
-//! CStorPoolCluster UPDATE and DELETE rules (spec/webhooks.md B §2.4–2.5, CU-*, CD-*), with
+//! CStorPoolCluster UPDATE and DELETE rules (docs/admission.md B §2.4–2.5, CU-*, CD-*), with
 //! part A's changes: old state from `oldObject`, pools paired by resolved hostname on both
 //! sides, data groups before write-cache groups, no panic on a pool without a CSPI, and no
 //! claim created during admission (the cspc-operator does that).
@@ -145,7 +145,7 @@ fn validate_scale_down(
             .filter_map(|c| c.metadata.name.as_deref())
             .collect();
         cspis.sort();
-        // Part A.5: a pool that never got a CSPI holds nothing (the anchor panics here).
+        // Part A.5: a pool that never got a CSPI holds nothing (the Go operator panics here).
         if let Some(cspi) = cspis.first()
             && replicas_on(cspi, facts)
         {
@@ -228,7 +228,7 @@ fn pool_changes(
     {
         return Err(invalid("raidgroup can't be modified"));
     }
-    // Data first, then write cache (part A.6: the anchor's order is random).
+    // Data first, then write cache (part A.6: the Go operator's order is random).
     let categories = [
         Category {
             raid_type: &old_config.data_raid_group_type,
@@ -403,7 +403,7 @@ fn replacement<'a>(
     Ok((new_bd, old_bd))
 }
 
-/// CU-6 over every expansion candidate of both categories (part A.6: the anchor keeps only one
+/// CU-6 over every expansion candidate of both categories (part A.6: the Go operator keeps only one
 /// category's candidates, at random).
 fn expansion(
     old_cspc: &CStorPoolCluster,

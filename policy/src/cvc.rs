@@ -1,4 +1,4 @@
-//! CStorVolumeConfig UPDATE rules (spec/webhooks.md B §2.6, CVC-1 … CVC-8). The current state
+//! CStorVolumeConfig UPDATE rules (docs/admission.md B §2.6, CVC-1 … CVC-8). The current state
 //! comes from the request's `oldObject` (part A.2), never a live read.
 
 use cstor_api::cstor_v1::{CStorVolumeConfig, cvc::phase};
@@ -6,7 +6,7 @@ use cstor_api::cstor_v1::{CStorVolumeConfig, cvc::phase};
 use crate::verdict::Verdict;
 use cstor_api::quantity::Quantity;
 
-/// The anchor answers every CVC denial with 400.
+/// The Go operator answers every CVC denial with 400.
 pub const CODE: u16 = 400;
 
 /// Names that occur more than once, each listed once in order of first repeat.

@@ -14,7 +14,7 @@ pub struct NodeFact {
 }
 
 /// What CSPC rules read: Nodes, and the BlockDevices and BlockDeviceClaims of the operator's
-/// namespace (the anchor reads them there, not in the CSPC's namespace).
+/// namespace (the Go operator reads them there, not in the CSPC's namespace).
 #[derive(Clone, Debug, Default)]
 pub struct CspcFacts {
     pub nodes: Vec<NodeFact>,

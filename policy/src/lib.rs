@@ -1,5 +1,5 @@
 //! Admission rules as pure functions: typed objects and a facts snapshot in, a verdict out.
-//! No I/O and no kube client here, ever (spec/webhooks.md; rule ids are that spec's).
+//! No I/O and no kube client here, ever (docs/admission.md; rule ids are that spec's).
 
 pub mod cspc;
 pub mod cspc_update;

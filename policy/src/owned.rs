@@ -1,5 +1,5 @@
 //! Objects the operators own — CSPI, CStorVolumeReplica, CStorVolume — are not edited directly
-//! (spec/webhooks.md A.4): a spec change or a delete is denied unless it comes from an operator
+//! (docs/admission.md A.4): a spec change or a delete is denied unless it comes from an operator
 //! service account or from Kubernetes' own cleanup. Status, labels, annotations and finalizers
 //! stay free.
 

@@ -1,9 +1,9 @@
-//! PersistentVolumeClaim DELETE (spec/webhooks.md B §2.2): a claim whose volume has clones
+//! PersistentVolumeClaim DELETE (docs/admission.md B §2.2): a claim whose volume has clones
 //! (CStorVolumes or CVCs labelled `openebs.io/source-volume=<volume>`) cannot be deleted.
 
 use crate::verdict::Verdict;
 
-/// Namespaces the anchor never guards.
+/// Namespaces the Go operator never guards.
 const SKIPPED_NAMESPACES: [&str; 2] = ["kube-system", "kube-public"];
 
 /// DELETE of PVC `namespace/name`; `clone_volumes` and `clone_claims` count the CStorVolumes

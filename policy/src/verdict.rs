@@ -1,13 +1,13 @@
-//! The outcome of an admission rule: allowed, or denied with the anchor's HTTP-style code,
+//! The outcome of an admission rule: allowed, or denied with the Go operator's HTTP-style code,
 //! an optional reason and the exact message.
 
 /// What a rule decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
-    /// The anchor's code: 200 allowed, 400 undecodable, 403 forbidden, 422 invalid, 500 internal.
+    /// The Go operator's code: 200 allowed, 400 undecodable, 403 forbidden, 422 invalid, 500 internal.
     pub code: u16,
-    /// A short machine-readable reason, where the anchor sets one.
+    /// A short machine-readable reason, where the Go operator sets one.
     pub reason: Option<String>,
     pub message: String,
 }

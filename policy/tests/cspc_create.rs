@@ -1,4 +1,4 @@
-//! CSPC CREATE rules: one row per rule id (spec/webhooks.md B §2.3), with the exact message.
+//! CSPC CREATE rules: one row per rule id (docs/admission.md B §2.3), with the exact message.
 
 use std::collections::BTreeMap;
 
@@ -316,7 +316,7 @@ fn a_bd_claimed_by_this_cspc_is_accepted() {
 }
 
 #[test]
-fn raid_counts_follow_the_anchor() {
+fn raid_counts_follow_the_go_operator() {
     let ok = |n, t| raid_group_count_validation(n, t).is_ok();
     let raidz: Vec<usize> = (1..40).filter(|n| ok(*n, "raidz")).collect();
     let raidz2: Vec<usize> = (1..40).filter(|n| ok(*n, "raidz2")).collect();

@@ -1,4 +1,4 @@
-//! CSPC UPDATE and DELETE rules: one row per rule id (spec/webhooks.md B §2.4–2.5), with the
+//! CSPC UPDATE and DELETE rules: one row per rule id (docs/admission.md B §2.4–2.5), with the
 //! exact message; the old state is the request's oldObject.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Direct edits of operator-owned objects (spec/webhooks.md A.4).
+//! Direct edits of operator-owned objects (docs/admission.md A.4).
 
 use cstor_api::cstor_v1::{CStorPoolInstance, CStorVolume, CStorVolumeReplica};
 use cstor_policy::owned::{self, Operation, OperatorAccounts, Request};

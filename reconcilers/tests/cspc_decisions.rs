@@ -179,7 +179,7 @@ fn claim_for_a_block_device() {
         claim.spec.block_device_node_attributes.unwrap().host_name,
         "host-1"
     );
-    // Exact bytes, not the anchor's lossy "10G".
+    // Exact bytes, not the Go operator's lossy "10G".
     assert_eq!(claim.spec.resources.requests["storage"].0, "10737418247");
     assert_eq!(claim.spec.selector, None);
     assert!(claim.metadata.annotations.is_none());

@@ -54,7 +54,7 @@ pub struct Options {
     pub lease_seconds: u64,
 }
 
-/// The service accounts of deploy/ that edit operator-owned objects (spec/webhooks.md A.4).
+/// The service accounts of deploy/ that edit operator-owned objects (docs/admission.md A.4).
 pub fn default_operator_accounts(namespace: &str) -> Vec<String> {
     [
         "cstor-cspc-operator",

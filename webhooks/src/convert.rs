@@ -1,4 +1,4 @@
-//! CStorPoolCluster and CStorPoolInstance `v1alpha1` ⇄ `v1` (spec/conversion.md A, B): pure
+//! CStorPoolCluster and CStorPoolInstance `v1alpha1` ⇄ `v1` (docs/admission.md A, B): pure
 //! functions over typed values, and the `/convert` review.
 //!
 //! Lossless by construction: the plain mapping is applied, and when mapping back would not give

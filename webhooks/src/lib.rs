@@ -13,6 +13,6 @@ pub mod validate;
 pub struct Config {
     /// The operator's namespace (`OPENEBS_NAMESPACE`): BlockDevices and claims live there.
     pub openebs_namespace: String,
-    /// Service accounts allowed to edit CSPI/CVR/CStorVolume specs (spec/webhooks.md A.4).
+    /// Service accounts allowed to edit CSPI/CVR/CStorVolume specs (docs/admission.md A.4).
     pub operator_accounts: cstor_policy::owned::OperatorAccounts,
 }

@@ -1,4 +1,4 @@
-//! `/mutate`: CSPC pool defaults (spec/webhooks.md A.7) as a JSONPatch; no patch when nothing
+//! `/mutate`: CSPC pool defaults (docs/admission.md A.7) as a JSONPatch; no patch when nothing
 //! changes.
 
 use cstor_api::cstor_v1::CStorPoolCluster;

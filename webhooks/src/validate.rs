@@ -1,4 +1,4 @@
-//! `/validate`: dispatch by kind and operation to the policy rules (spec/webhooks.md A.1 scope).
+//! `/validate`: dispatch by kind and operation to the policy rules (docs/admission.md A.1 scope).
 
 use cstor_api::cstor_v1::{
     CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeReplica,

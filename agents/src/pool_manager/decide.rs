@@ -1,5 +1,5 @@
 //! The pool-manager's decisions as pure functions of the CSPI, the BlockDevices and the parsed
-//! `zpool status` / `zfs` output (spec/reconcilers.md B §2.3–2.7): what to replace, what to
+//! `zpool status` / `zfs` output (docs/pools.md B §2.3–2.7): what to replace, what to
 //! add, whether a resilver is done, which disks are unavailable, read-only, status and
 //! conditions. The async side only runs what these return.
 
@@ -124,7 +124,7 @@ pub fn leaves(status: &PoolStatus) -> Vec<(&Vdev, &str)> {
     out
 }
 
-/// The leaf matching any of `paths` (case-insensitive, as the anchor compares), and its parent.
+/// The leaf matching any of `paths` (case-insensitive, as the Go operator compares), and its parent.
 pub fn find_leaf<'a>(status: &'a PoolStatus, paths: &[String]) -> Option<(&'a Vdev, &'a str)> {
     leaves(status)
         .into_iter()

@@ -1,6 +1,6 @@
 //! The pool-manager: the per-CSPI node agent that imports or creates the zpool
 //! `cstor-<CSPC UID>`, replaces and adds disks as the CSPI spec says, keeps the pool's
-//! properties, and reports the pool in the CSPI status (spec/reconcilers.md B §2, with part A
+//! properties, and reports the pool in the CSPI status (docs/pools.md B §2, with part A
 //! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
 
 pub mod decide;

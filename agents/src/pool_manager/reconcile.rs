@@ -147,7 +147,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
         .map(String::as_str)
         == Some("true")
     {
-        // Reason and message swapped, as the anchor has them (B §2.2 step 1).
+        // Reason and message swapped, as the Go operator has them (B §2.2 step 1).
         ctx.event(
             &reference,
             EventType::Warning,

@@ -1,4 +1,4 @@
-//! The replica (CVR) controller of the pool-manager (spec/reconcilers.md B §3 with
+//! The replica (CVR) controller of the pool-manager (docs/volumes.md B §3 with
 //! docs/volumes.md "Replica store"): for every CVR of our CSPI it validates, waits for the
 //! pool, fixes the replica id, creates the store ([`store`]), annotates the lun path, resizes,
 //! and writes the phase the volume-manager's view of the replica implies; on deletion it

@@ -123,7 +123,7 @@ pub struct CStorVolumeConfigCondition {
     pub reason: String,
     /// Human-readable detail.
     pub message: String,
-    /// Ours (spec/reconcilers.md A.1): the generation the condition was computed for.
+    /// Ours (docs/architecture.md): the generation the condition was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

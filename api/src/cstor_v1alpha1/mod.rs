@@ -1,4 +1,4 @@
-//! `cstor.openebs.io/v1alpha1`: the 1.x CSPC and CSPI schema (spec/conversion.md A, B).
+//! `cstor.openebs.io/v1alpha1`: the 1.x CSPC and CSPI schema (docs/admission.md A, B).
 //!
 //! These are the OpenEBS 1.x `CStorPoolCluster` / `CStorPoolInstance` types (maya's
 //! `openebs.io/v1alpha1` Go types), served under `cstor.openebs.io` beside the `v1` storage

@@ -1,7 +1,7 @@
 //! maya's legacy kinds (openebs/maya `pkg/apis/openebs.io/v1alpha1`; deprecated CRDs): the
 //! StoragePoolClaim (spc) and its CStorPools (csp), and the old CStorVolume and
 //! CStorVolumeReplica. We only read them (and clear finalizers) while migrating to
-//! `cstor.openebs.io/v1` (spec/migration.md). None of their top-level fields is omitempty.
+//! `cstor.openebs.io/v1` (docs/admission.md). None of their top-level fields is omitempty.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};

@@ -1,8 +1,8 @@
 //! Deterministic CSPI names (docs/pools.md "Names"): `<cspc>-<4 chars>`, the chars from the
-//! anchor's alphabet, derived from FNV-1a 64 of `<CSPC UID>/<hostname>`, so a crash between
+//! Go operator's alphabet, derived from FNV-1a 64 of `<CSPC UID>/<hostname>`, so a crash between
 //! steps never makes a second CSPI for the same node.
 
-/// The anchor's alphabet of random name suffixes (no vowels, no look-alikes).
+/// The Go operator's alphabet of random name suffixes (no vowels, no look-alikes).
 pub const ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// FNV-1a, 64 bit.

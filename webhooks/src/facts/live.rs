@@ -147,7 +147,7 @@ impl Facts for KubeFacts {
     }
 }
 
-/// Facts for CSPC rules from watch caches (spec/webhooks.md A.2): Nodes, BlockDevices and
+/// Facts for CSPC rules from watch caches (docs/admission.md A.2): Nodes, BlockDevices and
 /// claims of the operator namespace, CSPIs, and CVRs on pools. The snapshot handed to policy
 /// is rebuilt lazily, only after a watch event, so a request costs an `Arc` clone. The rarer
 /// reads (clones on PVC delete, owners on cascading deletes, namespace holdings) stay live.

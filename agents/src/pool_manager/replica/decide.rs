@@ -1,6 +1,6 @@
 //! Pure decisions of the replica (CVR) controller: capacity parsing, the replica id, validation,
 //! the phase mapping, resize steps, the status and its apply body, and the CSPI's replica
-//! counts (spec/reconcilers.md B §3 with docs/volumes.md "Replica store").
+//! counts (docs/volumes.md B §3 with docs/volumes.md "Replica store").
 
 use std::path::{Path, PathBuf};
 
