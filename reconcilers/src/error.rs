@@ -17,12 +17,8 @@ pub enum Error {
     /// A finalizer or field edit failed, or kept losing races with other writers.
     #[error(transparent)]
     Patch(#[from] cstor_runtime::finalizers::PatchError),
-    #[error("lease {lease}: {source}")]
-    Lease {
-        lease: String,
-        #[source]
-        source: kube_lease_manager::LeaseManagerError,
-    },
+    #[error(transparent)]
+    Lease(#[from] cstor_runtime::leader::LeaseError),
     /// The Lease was lost while the controllers ran: the process must restart.
     #[error("lost the lease {0}; stopping so a fresh process can compete again")]
     LeaseLost(String),

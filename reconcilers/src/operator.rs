@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::Error;
 use crate::cspc::CspcConfig;
@@ -139,28 +138,18 @@ pub(crate) async fn run_elected(
         return Ok(());
     }
 
-    let lease_error = |source| Error::Lease {
-        lease: config.lease_name.clone(),
-        source,
+    let lease = cstor_runtime::leader::LeaseConfig {
+        namespace: config.namespace.clone(),
+        name: config.lease_name.clone(),
+        identity: config.identity.clone(),
+        seconds: config.lease_seconds,
     };
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_seconds)
-        .with_grace(config.lease_seconds.div_ceil(3).max(1))
-        .build()
-        .await
-        .map_err(lease_error)?;
-    let (mut leader, lease_task) = manager.watch().await;
-    let release = |leader: tokio::sync::watch::Receiver<bool>, task: tokio::task::JoinHandle<_>| async move {
-        // Dropping the receiver makes the lease task release the Lease and exit.
+    let (mut leader, election) = cstor_runtime::leader::elect(client.clone(), &lease).await?;
+    // Dropping the receiver makes the lease task release the Lease and exit.
+    let release = |leader: tokio::sync::watch::Receiver<bool>,
+                   election: cstor_runtime::leader::Election| async move {
         drop(leader);
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "lease not released"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
-            Err(_) => tracing::warn!("lease not released within 5s"),
-        }
+        election.release().await;
     };
 
     // Follower: wait for the Lease (or shutdown).
@@ -176,7 +165,7 @@ pub(crate) async fn run_elected(
                 }
             }
             _ = &mut shutdown => {
-                release(leader, lease_task).await;
+                release(leader, election).await;
                 return Ok(());
             }
         }
@@ -205,6 +194,6 @@ pub(crate) async fn run_elected(
         Err(_) => {}
         Ok(()) => controllers.stop(Duration::from_secs(10)).await,
     }
-    release(leader, lease_task).await;
+    release(leader, election).await;
     outcome
 }

@@ -1,13 +1,14 @@
 //! The shared kit of everything that talks to the API (the cspc- and cvc-operators, claim
 //! binding, the pool-manager, the volume-manager, the webhook server): one back-off, one event
-//! publisher with every reason named once, one finalizer edit, one condition setter, one clock
-//! and one set of error classifiers. No controller writes its own copy of these.
+//! publisher with every reason named once, one finalizer edit, one condition setter, one clock,
+//! one set of error classifiers and one leader election. No controller writes its own copy of these.
 
 pub mod backoff;
 pub mod conditions;
 pub mod errors;
 pub mod events;
 pub mod finalizers;
+pub mod leader;
 pub mod reasons;
 
 pub use backoff::Backoff;

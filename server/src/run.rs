@@ -22,7 +22,6 @@ use kube::api::ListParams;
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::tls::CertStore;
@@ -72,11 +71,8 @@ pub fn default_operator_accounts(namespace: &str) -> Vec<String> {
 pub enum RunError {
     #[error(transparent)]
     Serve(#[from] ServeError),
-    #[error("lease {lease}: {source}")]
-    Lease {
-        lease: String,
-        source: kube_lease_manager::LeaseManagerError,
-    },
+    #[error(transparent)]
+    Lease(#[from] cstor_runtime::leader::LeaseError),
 }
 
 /// Runs until `shutdown` resolves, then drains connections and gives up the Lease.
@@ -104,18 +100,13 @@ pub async fn run(
         tracing::info!(%addr, identity = %opts.identity, "webhook server listening");
     }
 
-    let manager = LeaseManagerBuilder::new(client.clone(), &opts.lease)
-        .with_namespace(&opts.namespace)
-        .with_identity(&opts.identity)
-        .with_duration(opts.lease_seconds)
-        .with_grace(opts.lease_seconds.div_ceil(3))
-        .build()
-        .await
-        .map_err(|source| RunError::Lease {
-            lease: opts.lease.clone(),
-            source,
-        })?;
-    let (leader, lease_task) = manager.watch().await;
+    let lease = cstor_runtime::leader::LeaseConfig {
+        namespace: opts.namespace.clone(),
+        name: opts.lease.clone(),
+        identity: opts.identity.clone(),
+        seconds: opts.lease_seconds,
+    };
+    let (leader, election) = cstor_runtime::leader::elect(client.clone(), &lease).await?;
 
     let keeper = tokio::spawn(keep_certificates(
         client.clone(),
@@ -139,12 +130,7 @@ pub async fn run(
     // another replica takes over at once instead of after the lease duration.
     keeper.abort();
     let _ = keeper.await;
-    if tokio::time::timeout(Duration::from_secs(5), lease_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!(lease = %opts.lease, "lease not released within 5s");
-    }
+    election.release().await;
     Ok(())
 }
 
