@@ -233,7 +233,7 @@ async fn set_phase(
 /// One reconcile of a claim.
 pub async fn reconcile(bdc: Arc<BlockDeviceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(bdc.as_ref());
-    let result = reconcile_inner(&bdc, &ctx).await;
+    let result = cstor_runtime::traced("claim-binding", &key, reconcile_inner(&bdc, &ctx)).await;
     if result.is_ok() {
         ctx.failures.succeeded(&key);
     }

@@ -19,3 +19,22 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
+
+/// Runs one reconcile of `object` by `controller` inside a `reconcile` span carrying both, and
+/// records how long it took and whether it failed (debug level: one line per reconcile).
+pub async fn traced<T, E: std::fmt::Display>(
+    controller: &'static str,
+    object: &str,
+    reconcile: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("reconcile", controller, object);
+    let started = std::time::Instant::now();
+    let result = reconcile.instrument(span.clone()).await;
+    let ms = started.elapsed().as_millis() as u64;
+    span.in_scope(|| match &result {
+        Ok(_) => tracing::debug!(ms, "reconciled"),
+        Err(e) => tracing::debug!(ms, error = %e, "reconcile failed"),
+    });
+    result
+}

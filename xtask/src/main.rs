@@ -161,13 +161,19 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let built = (|| {
         cargo(&["fmt", "--all", "--check"])?;
         crds(true)?;
-        ensure_tool("nextest", "cargo-nextest", NEXTEST_VERSION)?;
-        // Every target (lib, bins, tests, benches) built once, linted as it compiles; the
-        // benches are only built, never run by nextest.
+        // Without self-update: a third less to compile, and CI never updates tools.
+        ensure_tool(
+            "nextest",
+            "cargo-nextest",
+            NEXTEST_VERSION,
+            &["--no-default-features", "--features", "default-no-update"],
+        )?;
+        // Every target (lib, bins, tests, benches) built once, linted as it compiles. The
+        // same `cargo test --no-run` nextest runs, so its build below finds everything fresh;
+        // benches are built here only (nextest would run a bench binary to list its tests).
         cargo_with(
             &[
-                "nextest",
-                "run",
+                "test",
                 "--workspace",
                 "--lib",
                 "--bins",
@@ -202,7 +208,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 /// Installs the cargo subcommand `cargo <sub>` from crates.io (package `package` at `version`)
 /// unless some version of it answers already.
-fn ensure_tool(sub: &str, package: &str, version: &str) -> anyhow::Result<()> {
+fn ensure_tool(sub: &str, package: &str, version: &str, features: &[&str]) -> anyhow::Result<()> {
     let present = Command::new("cargo")
         .args([sub, "--version"])
         .output()
@@ -213,14 +219,16 @@ fn ensure_tool(sub: &str, package: &str, version: &str) -> anyhow::Result<()> {
     let pinned = format!("={version}");
     // A debug build: these tools spend their time waiting on tests and rustc, and an
     // unoptimised build costs a fresh machine a third of the compile time.
-    cargo(&[
+    let mut args = vec![
         "install",
         package,
         "--locked",
         "--debug",
         "--version",
         &pinned,
-    ])
+    ];
+    args.extend_from_slice(features);
+    cargo(&args)
 }
 
 /// Pinned like nextest: a fresh machine installs the version tested here.
@@ -228,7 +236,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn fuzz(seconds: u64) -> anyhow::Result<()> {
     // The rustup proxy, not $CARGO: the toolchain is chosen below.
-    ensure_tool("fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION)?;
+    ensure_tool("fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, &[])?;
     let nightly = Command::new("rustup")
         .args(["toolchain", "list"])
         .output()

@@ -9,7 +9,7 @@ pub mod reconcile;
 pub mod replica;
 pub mod zfs;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -94,7 +94,7 @@ pub struct Ctx {
     pub(crate) manager: String,
     pub(crate) watched: Arc<Mutex<Watched>>,
     /// Consecutive failures per object, for the backoff.
-    pub(crate) failures: Mutex<HashMap<String, u32>>,
+    pub(crate) failures: cstor_runtime::Backoff,
     /// Pool properties known to hold their desired value (B §2.8's cache).
     pub(crate) properties: Mutex<BTreeMap<String, String>>,
     pub(crate) labelclear_logged: AtomicBool,
@@ -131,15 +131,7 @@ async fn wait_for_zfs(
 
 fn error_policy(cspi: Arc<CStorPoolInstance>, error: &Error, ctx: Arc<Ctx>) -> Action {
     let key = cspi.name_any();
-    let n = match ctx.failures.lock() {
-        Ok(mut f) => {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
-    let delay = backoff(n);
+    let (n, delay) = ctx.failures.failed(&key);
     tracing::warn!(cspi = %key, error = %error, failures = n, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -179,7 +171,7 @@ pub async fn run(
         runner,
         recorder,
         watched: watched.clone(),
-        failures: Mutex::new(HashMap::new()),
+        failures: cstor_runtime::Backoff::default(),
         properties: Mutex::new(BTreeMap::new()),
         labelclear_logged: AtomicBool::new(false),
         config: config.clone(),

@@ -119,10 +119,8 @@ pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Ctx>) -> Result<Ac
         return Ok(Action::await_change());
     };
     remember(&ctx, &live);
-    let action = reconcile_own(&live, &ctx).await?;
-    if let Ok(mut f) = ctx.failures.lock() {
-        f.remove(&name);
-    }
+    let action = cstor_runtime::traced("cspi", &name, reconcile_own(&live, &ctx)).await?;
+    ctx.failures.succeeded(&name);
     Ok(action)
 }
 

@@ -8,8 +8,7 @@ pub mod decide;
 pub mod store;
 
 use cstor_runtime::reasons;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cstor_api::cstor_v1::cspi::{self, CStorPoolInstance};
@@ -37,7 +36,7 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 pub struct ReplicaCtx {
     pub(crate) base: Arc<Ctx>,
     pub(crate) store: AnyStore,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: cstor_runtime::Backoff,
 }
 
 use cstor_runtime::now;
@@ -172,15 +171,7 @@ impl ReplicaCtx {
 
 fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<ReplicaCtx>) -> Action {
     let key = cvr.name_any();
-    let n = match ctx.failures.lock() {
-        Ok(mut f) => {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
-    let delay = super::backoff(n);
+    let (n, delay) = ctx.failures.failed(&key);
     tracing::warn!(cvr = %key, error = %error, failures = n, retry_in = ?delay, "replica reconcile failed");
     Action::requeue(delay)
 }
@@ -194,7 +185,7 @@ pub async fn run(base: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
     let rctx = Arc::new(ReplicaCtx {
         store: store_for(&base),
         base,
-        failures: Mutex::new(HashMap::new()),
+        failures: cstor_runtime::Backoff::default(),
     });
     let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), &ns);
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), &ns);
@@ -262,10 +253,8 @@ pub async fn reconcile(
     let Some(live) = ctx.cvrs().get_opt(&name).await.map_err(Error::Kube)? else {
         return Ok(Action::await_change());
     };
-    let action = reconcile_one(&live, &ctx).await?;
-    if let Ok(mut f) = ctx.failures.lock() {
-        f.remove(&name);
-    }
+    let action = cstor_runtime::traced("cvr", &name, reconcile_one(&live, &ctx)).await?;
+    ctx.failures.succeeded(&name);
     Ok(action)
 }
 
