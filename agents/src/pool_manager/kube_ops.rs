@@ -1,10 +1,8 @@
 //! The pool-manager's API writes: metadata edits (the shared kit's patches guarded by a `test`
 //! of `resourceVersion`: the operator edits the same finalizer and annotation lists), status by
-//! server-side apply to the status subresource, and Events.
+//! server-side apply to the status subresource.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{EventType, Recorder};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -103,16 +101,4 @@ where
     .await
     .map(|_| ())
     .map_err(Error::Kube)
-}
-
-/// Publishes an Event about `reference` (the shared kit's publisher).
-pub async fn event(
-    recorder: &Recorder,
-    reference: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    note: impl Into<String>,
-    action: &str,
-) {
-    cstor_runtime::events::publish(recorder, reference, type_, reason, note, action).await;
 }

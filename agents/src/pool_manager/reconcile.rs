@@ -80,7 +80,7 @@ impl Ctx {
         note: impl Into<String>,
         action: &str,
     ) {
-        kube_ops::event(&self.recorder, r, t, reason, note, action).await;
+        cstor_runtime::events::publish(&self.recorder, r, t, reason, note, action).await;
     }
 
     async fn present(&self) -> bool {

@@ -80,7 +80,7 @@ impl ReplicaCtx {
         note: impl Into<String>,
         action: &str,
     ) {
-        kube_ops::event(&self.base.recorder, r, t, reason, note, action).await;
+        cstor_runtime::events::publish(&self.base.recorder, r, t, reason, note, action).await;
     }
 
     /// `zpool list -H -o health POOL`: Usable when ONLINE or DEGRADED.
