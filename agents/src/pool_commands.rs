@@ -1,4 +1,4 @@
-//! The zpool command lines of a CStorPoolInstance (docs/pools.md B §2.3), built as pure
+//! The zpool command lines of a CStorPoolInstance (docs/pools.md), built as pure
 //! data: vdevs in spec order (A.5, the Go operator's order is random), the ZFS dialect of the
 //! machine applied (zfs-fuse locally: no lz4), every refusal named.
 

@@ -1,4 +1,4 @@
-//! The replica controller's pure decisions (docs/volumes.md B §3, docs/volumes.md).
+//! The replica controller's pure decisions (docs/volumes.md, docs/volumes.md).
 
 use std::collections::BTreeMap;
 

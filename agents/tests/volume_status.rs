@@ -1,5 +1,5 @@
 //! Pure volume-manager decisions: quantities, node roots, replica paths and admission, the CV
-//! phase and replicaStatuses, and knownReplicas/RF/CF plans (B §5.4/§5.5).
+//! phase and replicaStatuses, and knownReplicas/RF/CF plans.
 
 // A test panics to report a failure.
 #![allow(clippy::unwrap_used)]

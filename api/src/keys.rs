@@ -1,4 +1,4 @@
-//! Label, annotation and finalizer keys shared by every component (docs/pools.md B §0.2).
+//! Label, annotation and finalizer keys shared by every component (docs/pools.md).
 //! They are on-API compatibility with clusters run by the Go operators: never rename one.
 
 /// Label keys.

@@ -155,7 +155,7 @@ pub struct CreateArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// The CVC the CSI driver's CreateVolume makes (docs/volumes.md B §4).
+/// The CVC the CSI driver's CreateVolume makes (docs/volumes.md).
 pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
     let value = serde_json::json!({
         "apiVersion": "cstor.openebs.io/v1",

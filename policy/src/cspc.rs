@@ -1,4 +1,4 @@
-//! CStorPoolCluster rules (docs/admission.md B §2.3 CC-*, with part A's changes: no panics,
+//! CStorPoolCluster rules (docs/admission.md, with part A's changes: no panics,
 //! data groups before write-cache groups, an empty nodeSelector denied).
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,4 +1,4 @@
-//! CStorPoolCluster UPDATE and DELETE rules (docs/admission.md B §2.4–2.5, CU-*, CD-*), with
+//! CStorPoolCluster UPDATE and DELETE rules (docs/admission.md, CU-*, CD-*), with
 //! part A's changes: old state from `oldObject`, pools paired by resolved hostname on both
 //! sides, data groups before write-cache groups, no panic on a pool without a CSPI, and no
 //! claim created during admission (the cspc-operator does that).
@@ -444,7 +444,7 @@ fn expansion(
     Ok(())
 }
 
-/// The tag rules of the replacement claim (B §2.4.7 step 2), checked here so the user hears of
+/// The tag rules of the replacement claim, checked here so the user hears of
 /// them at once; the claim itself is created by the cspc-operator (part A.3).
 fn replacement_claim_allowed(
     cspc: &CStorPoolCluster,

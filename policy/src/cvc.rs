@@ -1,4 +1,4 @@
-//! CStorVolumeConfig UPDATE rules (docs/admission.md B §2.6, CVC-1 … CVC-8). The current state
+//! CStorVolumeConfig UPDATE rules (docs/admission.md, CVC-1 … CVC-8). The current state
 //! comes from the request's `oldObject` (part A.2), never a live read.
 
 use cstor_api::cstor_v1::{CStorVolumeConfig, cvc::phase};

@@ -1,4 +1,4 @@
-//! Namespace DELETE of the operator's namespace (docs/admission.md B §2.1, changed by A.3):
+//! Namespace DELETE of the operator's namespace (docs/admission.md, changed by A.3):
 //! the Go operator deletes its own webhook configuration there (a side effect, even on dry-run).
 //! Here deleting the namespace that runs the operators is refused while it still holds pools
 //! or volumes, whose cascading deletion would destroy data; otherwise it is allowed.

@@ -1,4 +1,4 @@
-//! PersistentVolumeClaim DELETE (docs/admission.md B §2.2): a claim whose volume has clones
+//! PersistentVolumeClaim DELETE (docs/admission.md): a claim whose volume has clones
 //! (CStorVolumes or CVCs labelled `openebs.io/source-volume=<volume>`) cannot be deleted.
 
 use crate::verdict::Verdict;

@@ -1,4 +1,4 @@
-//! CSPC CREATE rules: one row per rule id (docs/admission.md B §2.3), with the exact message.
+//! CSPC CREATE rules: one row per rule id (docs/admission.md), with the exact message.
 
 use std::collections::BTreeMap;
 

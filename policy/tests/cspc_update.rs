@@ -1,4 +1,4 @@
-//! CSPC UPDATE and DELETE rules: one row per rule id (docs/admission.md B §2.4–2.5), with the
+//! CSPC UPDATE and DELETE rules: one row per rule id (docs/admission.md), with the
 //! exact message; the old state is the request's oldObject.
 
 mod common;
@@ -252,7 +252,7 @@ fn every_rule_denies_with_its_exact_message() {
             ),
         ),
         (
-            "tag (B §2.4.7)",
+            "tag",
             one_pool.clone(),
             cspc(vec![pool("node-1", "mirror", &[&["a1", "a5"]])]),
             tagged,

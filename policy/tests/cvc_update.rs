@@ -1,4 +1,4 @@
-//! CVC UPDATE rules: one row per rule id (docs/admission.md B §2.6), with the exact message.
+//! CVC UPDATE rules: one row per rule id (docs/admission.md), with the exact message.
 
 use cstor_api::cstor_v1::CStorVolumeConfig;
 use cstor_policy::cvc::validate_update;

@@ -1,4 +1,4 @@
-//! Mutating defaults (docs/admission.md A.7) and the PVC delete rule (B §2.2).
+//! Mutating defaults (docs/admission.md A.7) and the PVC delete rule.
 
 use cstor_api::cstor_v1::CStorPoolCluster;
 use cstor_policy::defaults::with_pool_defaults;

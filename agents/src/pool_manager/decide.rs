@@ -1,5 +1,5 @@
 //! The pool-manager's decisions as pure functions of the CSPI, the BlockDevices and the parsed
-//! `zpool status` / `zfs` output (docs/pools.md B §2.3–2.7): what to replace, what to
+//! `zpool status` / `zfs` output (docs/pools.md): what to replace, what to
 //! add, whether a resilver is done, which disks are unavailable, read-only, status and
 //! conditions. The async side only runs what these return.
 
@@ -17,7 +17,7 @@ use crate::zpool::{PoolStatus, Vdev};
 
 pub use cstor_api::cstor_v1::cspc::DEFAULT_RO_THRESHOLD;
 
-/// A BlockDevice's device paths (B §2.3): every devlink, in order, then `spec.path`.
+/// A BlockDevice's device paths: every devlink, in order, then `spec.path`.
 /// Commands use element 0; topology matching accepts any.
 pub fn bd_paths(bd: &BlockDevice) -> Vec<String> {
     bd.spec
@@ -40,7 +40,7 @@ pub fn import_dir(first_path: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-/// B §2.2 step 5: at least one data group, a data type, a write-cache type when there are
+/// The Go operators' step 5: at least one data group, a data type, a write-cache type when there are
 /// write-cache groups, and no empty group.
 pub fn validate(spec: &CStorPoolInstanceSpec) -> Result<(), String> {
     if spec.data_raid_groups.is_empty() {
@@ -75,7 +75,7 @@ pub enum Category {
 }
 
 impl Category {
-    /// The word in B §2.5's messages.
+    /// The word in the Go operators' messages.
     pub fn word(self) -> &'static str {
         match self {
             Category::Data => "data",
@@ -144,7 +144,7 @@ pub fn resilver_done(status: &PoolStatus, new_paths: &[String]) -> bool {
     }
 }
 
-/// What to do about one replacement BD (its BDC names a predecessor), B §2.5 replacePoolVdev.
+/// What to do about one replacement BD (its BDC names a predecessor), the Go operators' replacePoolVdev.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplaceStep {
     /// Run `zpool replace POOL old new`.
@@ -157,7 +157,7 @@ pub enum ReplaceStep {
     Error(String),
 }
 
-/// B §2.5 replacePoolVdev against the parsed topology.
+/// The Go operators' replacePoolVdev against the parsed topology.
 pub fn replace_step(
     status: &PoolStatus,
     old_paths: &[String],
@@ -192,7 +192,7 @@ pub struct GroupDisk {
     pub replacing: bool,
 }
 
-/// A `zpool add` expansion wants (B §2.5 updateNewVdevFromCSPI).
+/// A `zpool add` expansion wants (the Go operators' updateNewVdevFromCSPI).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Addition {
     pub category: Category,
@@ -219,7 +219,7 @@ impl Addition {
         argv
     }
 
-    /// The Normal `Pool Expansion` event message (B §2.5).
+    /// The Normal `Pool Expansion` event message.
     pub fn message(&self) -> String {
         let what = if self.whole_group {
             "RaidGroup With BlockDevices"
@@ -280,7 +280,7 @@ pub fn expansions(
     out
 }
 
-/// BDs whose disk is in the pool but not ONLINE, with the state zpool prints (B §2.7
+/// BDs whose disk is in the pool but not ONLINE, with the state zpool prints (the Go operators'
 /// DiskUnavailable, from `zpool status` leaf states since zfs-fuse has no `zpool dump`).
 pub fn unavailable_disks(
     status: &PoolStatus,
@@ -302,7 +302,7 @@ pub enum ReadOnlyChange {
     SetOff,
 }
 
-/// B §2.7 updateROMode: used% ≥ limit (limit ≠ 100) → read-only; otherwise not. A zero total
+/// The Go operators' updateROMode: used% ≥ limit (limit ≠ 100) → read-only; otherwise not. A zero total
 /// counts as 0 % used.
 pub fn read_only(limit: Option<i32>, used: u64, total: u64, currently: bool) -> ReadOnlyChange {
     let limit = limit.unwrap_or(DEFAULT_RO_THRESHOLD);
@@ -427,7 +427,7 @@ pub fn build_status(
     }
 }
 
-/// The DiskUnavailable condition for the unavailable list (B §2.7); `None` when all disks are
+/// The DiskUnavailable condition for the unavailable list; `None` when all disks are
 /// available and the condition never existed.
 pub fn disk_unavailable_condition(
     unavailable: &[(String, String)],

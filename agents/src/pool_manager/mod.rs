@@ -1,6 +1,6 @@
 //! The pool-manager: the per-CSPI node agent that imports or creates the zpool
 //! `cstor-<CSPC UID>`, replaces and adds disks as the CSPI spec says, keeps the pool's
-//! properties, and reports the pool in the CSPI status (docs/pools.md B §2, with part A
+//! properties, and reports the pool in the CSPI status (docs/pools.md, with our changes
 //! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
 
 pub mod decide;
@@ -95,7 +95,7 @@ pub struct Ctx {
     pub(crate) watched: Arc<Mutex<Watched>>,
     /// Consecutive failures per object, for the backoff.
     pub(crate) failures: cstor_runtime::Backoff,
-    /// Pool properties known to hold their desired value (B §2.8's cache).
+    /// Pool properties known to hold their desired value (the Go operators' cache).
     pub(crate) properties: Mutex<BTreeMap<String, String>>,
     pub(crate) labelclear_logged: AtomicBool,
 }

@@ -1,4 +1,4 @@
-//! One reconcile of our CSPI (B §2.2): disable → destroy → finalizer → validate → import or
+//! One reconcile of our CSPI: disable → destroy → finalizer → validate → import or
 //! create → update pass (replacement, expansion) → status → property sync. Every zpool/zfs
 //! call goes through the runner; every decision comes from [`super::decide`].
 
@@ -145,7 +145,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
         .map(String::as_str)
         == Some("true")
     {
-        // Reason and message swapped, as the Go operator has them (B §2.2 step 1).
+        // Reason and message swapped, as the Go operator has them.
         ctx.event(
             &reference,
             EventType::Warning,
@@ -371,7 +371,7 @@ fn first_path(cspi: &CStorPoolInstance, paths: &HashMap<String, Vec<String>>) ->
     paths.get(&bd.block_device_name)?.first().cloned()
 }
 
-/// B §2.3 Import: present → imported; else cachefile import; else a `-d` scan import.
+/// Import, as in the Go operators: present → imported; else cachefile import; else a `-d` scan import.
 async fn import(
     cspi: &CStorPoolInstance,
     ctx: &Ctx,
@@ -418,7 +418,7 @@ async fn import(
     imported
 }
 
-/// B §2.3 Create: refuse when the pool is importable, then create + adds in spec order; on a
+/// Create, as in the Go operators: refuse when the pool is importable, then create + adds in spec order; on a
 /// failed add, destroy what was made. Err is the message for the condition and event.
 async fn create(
     cspi: &CStorPoolInstance,
@@ -491,7 +491,7 @@ async fn destroy_pool(ctx: &Ctx, disks: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// B §2.6: destroy the pool, then release `openebs.io/pool-protection`.
+/// As in the Go operators: destroy the pool, then release `openebs.io/pool-protection`.
 async fn destroy(
     cspi: &CStorPoolInstance,
     ctx: &Ctx,
@@ -549,7 +549,7 @@ async fn destroy(
     }
 }
 
-/// B §2.4–2.5: replacements, then expansion. Returns whether a resilver is running.
+/// As in the Go operators: replacements, then expansion. Returns whether a resilver is running.
 async fn update(
     cspi: &CStorPoolInstance,
     ctx: &Ctx,
@@ -791,7 +791,7 @@ async fn clean_up_replacement(
     .await
 }
 
-/// B §2.7 with our sources: health and disk states from `zpool status`, exact bytes from
+/// As in the Go operators, with our sources: health and disk states from `zpool status`, exact bytes from
 /// `zfs get -Hp`, the read-only flag as a dataset user property.
 async fn update_status(
     cspi: &CStorPoolInstance,
@@ -962,7 +962,7 @@ async fn replica_counts(ctx: &Ctx, previous: Option<&CStorPoolInstanceStatus>) -
     }
 }
 
-/// B §2.8: `canmount=off` and the (dialect-mapped) compression on the pool dataset.
+/// As in the Go operators: `canmount=off` and the (dialect-mapped) compression on the pool dataset.
 async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<(), String> {
     let compression =
         pool_commands::compression(cspi.spec.pool_config.as_ref(), ctx.config.dialect)

@@ -1,4 +1,4 @@
-//! The replica (CVR) controller of the pool-manager (docs/volumes.md B §3 with
+//! The replica (CVR) controller of the pool-manager (docs/volumes.md with
 //! docs/volumes.md "Replica store"): for every CVR of our CSPI it validates, waits for the
 //! pool, fixes the replica id, creates the store ([`store`]), annotates the lun path, resizes,
 //! and writes the phase the volume-manager's view of the replica implies; on deletion it
@@ -177,7 +177,7 @@ fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<ReplicaCtx
 }
 
 /// Runs the CVR controller until `stop` turns true; then marks our created replicas Offline
-/// (B §3.1's shutdown).
+/// (the Go operators' shutdown).
 pub async fn run(base: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
     let client = base.client.clone();
     let ns = base.config.namespace.clone();

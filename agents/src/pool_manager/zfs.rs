@@ -29,7 +29,7 @@ pub fn parse_used_available(text: &str) -> Result<(u64, u64), ZfsParseError> {
 }
 
 /// `zfs list -H -o name` → the number of volume datasets of `pool`: names under `pool/`,
-/// without rebuild clones (B §2.7). Other pools' datasets are not counted: locally one zfs-fuse
+/// without rebuild clones. Other pools' datasets are not counted: locally one zfs-fuse
 /// daemon serves every pool of a node.
 pub fn count_replicas(text: &str, pool: &str) -> i32 {
     let prefix = format!("{pool}/");

@@ -61,7 +61,7 @@ fn open_replica(path: &Path) -> Result<File, Error> {
         })
 }
 
-/// Checks what the target needs from the CV spec (B §5.3's add validation, our subset).
+/// Checks what the target needs from the CV spec (the Go operators' add validation, our subset).
 pub fn validate(cv: &CStorVolume) -> Result<u64, String> {
     let mut bad = Vec::new();
     if cv.spec.iqn.is_empty() {
@@ -630,7 +630,7 @@ impl Volume {
         self.rebuilds.insert(id, RebuildTask { handle });
     }
 
-    /// knownReplicas, RF and CF (B §5.4/§5.5); returns the CV as it is afterwards.
+    /// knownReplicas, RF and CF; returns the CV as it is afterwards.
     async fn follow_known(&mut self, cv: CStorVolume) -> Result<CStorVolume, Error> {
         let plan: KnownPlan = status::plan_known(&cv, &self.fanout.replicas());
         if let Some(w) = &plan.waiting {

@@ -1,5 +1,5 @@
 //! The volume-manager: the local iSCSI target of one volume (docs/volumes.md, "The target
-//! locally"; docs/architecture.md A and B §5). A FUSE file ([`fuse`]) whose writes go to every
+//! locally"; docs/architecture.md. A FUSE file ([`fuse`]) whose writes go to every
 //! healthy replica's `lun` file with quorum acknowledgement ([`fanout`]) is served by tgtd
 //! ([`tgt`]); [`daemon`] wires it to the CStorVolume and its CVRs and reports the CV status
 //! computed by [`status`].

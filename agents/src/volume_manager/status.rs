@@ -1,6 +1,6 @@
 //! Pure decisions of the volume-manager: where a CVR's replica file is, which CVRs belong in
 //! the fan-out, the CV phase and `replicaStatuses` from the fan-out's replicas, and the CV
-//! spec/status edits of B §5.4/§5.5 (knownReplicas, replicationFactor, consistencyFactor).
+//! spec/status edits of the Go operators (knownReplicas, replicationFactor, consistencyFactor).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ pub fn status_known(cv: &CStorVolume) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Whether a replica id may be in the fan-out (B §5.5's registration rule): it is known in
+/// Whether a replica id may be in the fan-out (the Go operators' registration rule): it is known in
 /// the spec, or the spec still has room for it (`len(knownReplicas) < DRF`). This keeps a
 /// scaled-down replica out while its CVR still exists.
 pub fn admitted(cv: &CStorVolume, id: &str) -> bool {
@@ -180,7 +180,7 @@ pub fn volume_message(infos: &[ReplicaInfo], rf: i64, cf: i64) -> String {
     m
 }
 
-/// Edits of the CV after looking at the fan-out (B §5.4/§5.5 with our transport).
+/// Edits of the CV after looking at the fan-out the Go operators with our transport).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KnownPlan {
     /// New `spec.replicaDetails.knownReplicas`, when it changes.

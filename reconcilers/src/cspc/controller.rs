@@ -581,7 +581,7 @@ async fn release_claim(apis: &Apis, bdc: &BlockDeviceClaim) -> Result<(), Error>
     Ok(())
 }
 
-/// B §1.8 with "wait" instead of a silent nil: delete the CSPIs, clean each up once its pool
+/// As in the Go operators, with "wait" instead of a silent nil: delete the CSPIs, clean each up once its pool
 /// is destroyed, and only when none is left release the remaining claims and the CSPC.
 async fn delete_cspc(
     cspc: &CStorPoolCluster,

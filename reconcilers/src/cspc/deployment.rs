@@ -1,4 +1,4 @@
-//! The pool-manager Deployment of a CSPI (docs/pools.md, B §1.4): `cstor-pool-mgmt` runs
+//! The pool-manager Deployment of a CSPI (docs/pools.md): `cstor-pool-mgmt` runs
 //! `cstor pool-manager`, `cstor-pool` runs uZFS; one replica, Recreate, pinned to the node.
 
 use cstor_api::keys::env;

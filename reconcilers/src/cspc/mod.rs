@@ -1,6 +1,6 @@
 //! The CSPC controller (cspc-operator): turns each CStorPoolCluster pool spec into a
 //! CStorPoolInstance, its BlockDeviceClaims and its pool-manager Deployment, keeps them
-//! converged, scales down, cleans up on deletion and reports status (docs/pools.md B §1,
+//! converged, scales down, cleans up on deletion and reports status (docs/pools.md,
 //! with part A's decisions; docs/pools.md). The decisions are pure functions in the submodules;
 //! `controller` does the I/O.
 

@@ -22,7 +22,7 @@ pub struct Pairing {
 }
 
 /// Pairs pool specs (with their resolved hostnames; `None` = unresolved) with CSPIs: first by
-/// hostname (`spec.hostName`), then by a shared data BlockDevice (B §1.5/§1.6). Pools are
+/// hostname (`spec.hostName`), then by a shared data BlockDevice. Pools are
 /// walked in spec order and CSPIs in name order, so the result is deterministic; each CSPI
 /// pairs with at most one pool.
 pub fn pair(

@@ -122,7 +122,7 @@ fn pool_of(cvr: &CStorVolumeReplica) -> Option<String> {
     cvr.labels().get(labels::CSPI_NAME).cloned()
 }
 
-/// `spec` pools first (in order), then the other pools holding a replica: B §4.2 step 8's union.
+/// `spec` pools first (in order), then the other pools holding a replica: the Go operators' step 8's union.
 pub fn union_pools(spec: &[String], with_replicas: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in spec.iter().chain(with_replicas) {
@@ -266,7 +266,7 @@ async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Actio
         return deprovision(cvc, ctx, &apis).await;
     }
     let version = &ctx.config.operator_version;
-    // B §0.3: populate versionDetails once; refuse CVCs of another operator version.
+    // the Go operators: populate versionDetails once; refuse CVCs of another operator version.
     if let Some(vd) = populated_version(cvc, version) {
         apis.cvcs
             .patch(
@@ -325,7 +325,7 @@ async fn pending_problem(pass: &mut Pass<'_>, reason: &str, message: String) {
     pass.soon(MEDIUM_REQUEUE);
 }
 
-/// B §4.2: Service, CV, target Deployment, CVRs on placed pools, PDB, then Bound.
+/// As in the Go operators: Service, CV, target Deployment, CVRs on placed pools, PDB, then Bound.
 async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     let cvc = pass.cvc;
     let name = pass.name();
@@ -710,7 +710,7 @@ async fn delete_pdb_if_unused(
     Ok(())
 }
 
-/// B §4.4 step 4: the PDB follows the replica pools after a scale.
+/// The Go operators' step 4: the PDB follows the replica pools after a scale.
 async fn sync_pdb(pass: &Pass<'_>, pools: &[String]) -> Result<(), Error> {
     let ns = pass
         .cvc
@@ -781,7 +781,7 @@ async fn bound(pass: &mut Pass<'_>) -> Result<(), Error> {
     sync_policy(pass, &cv).await
 }
 
-/// B §4.5: grow the CV and the CVRs; done when the target reports the size; never shrink.
+/// As in the Go operators: grow the CV and the CVRs; done when the target reports the size; never shrink.
 async fn resize(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
     let cvc = pass.cvc;
     let name = pass.name();
@@ -871,7 +871,7 @@ async fn grow_replicas(pass: &Pass<'_>, to: &Quantity) -> Result<(), Error> {
     Ok(())
 }
 
-/// B §4.4: scale up (several at once) or down (one at a time, after the target let go).
+/// As in the Go operators: scale up (several at once) or down (one at a time, after the target let go).
 async fn scale(pass: &mut Pass<'_>, cv: &CStorVolume, spec_pools: &[String]) -> Result<(), Error> {
     let name = pass.name();
     let from = pass.status.pool_info.len();
@@ -1043,7 +1043,7 @@ async fn finish_scale(pass: &mut Pass<'_>, to: usize) {
         .await;
 }
 
-/// B §4.6 without the hash test: re-apply the target Deployment from `spec.policy` (a no-op
+/// the Go operators without the hash test: re-apply the target Deployment from `spec.policy` (a no-op
 /// for the apiserver when nothing changed) and keep the template-hash label current.
 async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
     let cvc = pass.cvc;
@@ -1088,7 +1088,7 @@ async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error>
     Ok(())
 }
 
-/// B §4.7: drop the PDB if only this volume used it, then our finalizer (only ours); the
+/// As in the Go operators: drop the PDB if only this volume used it, then our finalizer (only ours); the
 /// garbage collector removes Service, CV, target and CVRs through their owners.
 async fn deprovision(cvc: &CStorVolumeConfig, ctx: &Context, apis: &Apis) -> Result<Action, Error> {
     if !has_finalizer(cvc, finalizers::CVC) {

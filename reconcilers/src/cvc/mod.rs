@@ -1,7 +1,7 @@
 //! The CVC controller (cvc-operator): turns each CStorVolumeConfig into a target Service, a
 //! CStorVolume, a target Deployment, one CStorVolumeReplica per chosen pool and, for 3+
 //! replicas, a PodDisruptionBudget; then resizes, scales replicas, follows policy edits and
-//! cleans up on deletion (docs/volumes.md B §4 with part A; docs/volumes.md). Decisions are
+//! cleans up on deletion (docs/volumes.md with part A; docs/volumes.md). Decisions are
 //! pure functions in the submodules; `controller` does the I/O.
 
 pub mod controller;

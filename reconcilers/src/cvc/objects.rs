@@ -1,4 +1,4 @@
-//! The objects the cvc-operator makes for a volume (B §4.2–§4.3, §4.8; docs/volumes.md): the
+//! The objects the cvc-operator makes for a volume the Go operators, §4.8; docs/volumes.md): the
 //! target Service, the CStorVolume (as a server-side apply body), the CVRs, the target
 //! Deployment and the PodDisruptionBudget, plus the deterministic names and hashes they use.
 
@@ -62,7 +62,7 @@ pub fn iqn(pv: &str) -> String {
     format!("iqn.2016-09.com.openebs.cstor:{pv}")
 }
 
-/// The replica id of a scaled-up replica (B §4.4): XXH64 (seed 0) of the JSON encoding of
+/// The replica id of a scaled-up replica: XXH64 (seed 0) of the JSON encoding of
 /// `"<pv>-<pool>"` (quotes included), in decimal.
 pub fn replica_id(pv: &str, pool: &str) -> String {
     let json = Value::String(format!("{pv}-{pool}")).to_string();
@@ -91,7 +91,7 @@ pub fn fresh_version(version: &str) -> VersionDetails {
     crate::cspc::controller::fresh_version(version)
 }
 
-/// The CVC versionDetails after "populate" (B §0.3 step 1); `None` when already populated.
+/// The CVC versionDetails after "populate"; `None` when already populated.
 pub fn populated_version(cvc: &CStorVolumeConfig, version: &str) -> Option<VersionDetails> {
     let current = cvc
         .version_details
@@ -130,7 +130,7 @@ fn zero_resources() -> ResourceRequirements {
     }
 }
 
-/// B §4.2 step 1: the target defaults of a policy (resources and auxResources 0/0, luWorkers 6,
+/// The Go operators' step 1: the target defaults of a policy (resources and auxResources 0/0, luWorkers 6,
 /// queueDepth "32") filled in where unset.
 pub fn with_defaults(mut policy: CStorVolumePolicySpec) -> CStorVolumePolicySpec {
     let mut target = policy.target.take().unwrap_or_default();
@@ -210,7 +210,7 @@ pub fn clone_source(cvc: &CStorVolumeConfig) -> Option<(String, String)> {
     (!vol.is_empty() && !snap.is_empty()).then(|| (vol.to_string(), snap.to_string()))
 }
 
-/// The CStorVolume spec made at provisioning (B §4.2 step 3).
+/// The CStorVolume spec made at provisioning.
 pub fn initial_cv_spec(cvc: &CStorVolumeConfig, cluster_ip: &str) -> CStorVolumeSpec {
     let pv = cvc.name_any();
     let rf = cvc.spec.provision.replica_count;
@@ -273,7 +273,7 @@ pub struct ReplicaPool {
     pub hostname: String,
 }
 
-/// CVR `<pv>-<cspi>` (B §4.2.1), owned by `cv`. `capacity` is a quantity string; `replica_id`
+/// CVR `<pv>-<cspi>`, owned by `cv`. `capacity` is a quantity string; `replica_id`
 /// is "" at provisioning (the pool manager derives one) and [`replica_id`] at scale-up.
 pub fn cvr_object(
     cvc: &CStorVolumeConfig,
@@ -338,7 +338,7 @@ pub fn cvr_object(
     })
 }
 
-/// The four NoExecute tolerations a target gets when the policy names none (B §4.3).
+/// The four NoExecute tolerations a target gets when the policy names none.
 pub fn default_tolerations() -> Vec<Toleration> {
     [
         "node.alpha.kubernetes.io/notReady",
@@ -357,7 +357,7 @@ pub fn default_tolerations() -> Vec<Toleration> {
     .collect()
 }
 
-/// The target Deployment `<pv>-target` (B §4.3 with our volume-manager container; owner: `cv`),
+/// The target Deployment `<pv>-target` the Go operators with our volume-manager container; owner: `cv`),
 /// built from `policy` (the CVC's resolved `spec.policy`).
 pub fn target_deployment(
     cvc: &CStorVolumeConfig,
@@ -503,7 +503,7 @@ pub fn target_deployment(
     })
 }
 
-/// The PDB over the pool-manager pods of `pools` (B §4.8, with [`pdb_name`]).
+/// The PDB over the pool-manager pods of `pools` the Go operators, with [`pdb_name`]).
 pub fn pdb_object(namespace: &str, cspc: &str, pools: &[String]) -> PodDisruptionBudget {
     let mut sorted = pools.to_vec();
     sorted.sort();
@@ -539,7 +539,7 @@ pub fn pdb_object(namespace: &str, cspc: &str, pools: &[String]) -> PodDisruptio
     }
 }
 
-/// Whether `pdb` covers exactly `pools` (B §4.8's reuse test on `matchExpressions[0]`).
+/// Whether `pdb` covers exactly `pools` (the Go operators' reuse test on `matchExpressions[0]`).
 pub fn pdb_covers(pdb: &PodDisruptionBudget, pools: &[String]) -> bool {
     let mut want = pools.to_vec();
     want.sort();

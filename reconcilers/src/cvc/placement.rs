@@ -1,4 +1,4 @@
-//! Replica placement (docs/volumes.md "Placement", B §4.2 step 5 made deterministic): which
+//! Replica placement (docs/volumes.md "Placement", the Go operators' step 5 made deterministic): which
 //! CStorPoolInstances get the missing replicas of a volume, and why every other pool was passed
 //! over — the text of the CVC's `PoolPlacement` condition.
 

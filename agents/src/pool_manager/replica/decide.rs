@@ -1,6 +1,6 @@
 //! Pure decisions of the replica (CVR) controller: capacity parsing, the replica id, validation,
 //! the phase mapping, resize steps, the status and its apply body, and the CSPI's replica
-//! counts (docs/volumes.md B §3 with docs/volumes.md "Replica store").
+//! counts (docs/volumes.md "Replica store").
 
 use std::path::{Path, PathBuf};
 
@@ -18,20 +18,20 @@ pub const LUN_ANNOTATION: &str = "cstor.openebs.io/replica-lun";
 /// The user property holding the replica id on the dataset or zvol.
 pub const REPLICA_ID_PROPERTY: &str = "io.openebs:zvol_replica_id";
 
-/// B §3.4's `-V` argument: `spec.capacity` without a trailing `i` (`5Gi` → `5G`; zfs reads G
+/// The Go operators' `-V` argument: `spec.capacity` without a trailing `i` (`5Gi` → `5G`; zfs reads G
 /// as GiB).
 pub fn zvol_size_arg(capacity: &str) -> String {
     let c = capacity.trim();
     c.strip_suffix('i').unwrap_or(c).to_string()
 }
 
-/// B §3.4: XXH64 (seed 0) of the JSON-encoded CVR UID (with its quotes), as unsigned decimal.
+/// As in the Go operators: XXH64 (seed 0) of the JSON-encoded CVR UID (with its quotes), as unsigned decimal.
 pub fn replica_id_for(uid: &str) -> String {
     let encoded = serde_json::to_string(uid).unwrap_or_else(|_| format!("\"{uid}\""));
     xxhash_rust::xxh64::xxh64(encoded.as_bytes(), 0).to_string()
 }
 
-/// The volume (PV) a CVR belongs to: label `cstorvolume.openebs.io/name` (B §3.3), else
+/// The volume (PV) a CVR belongs to: label `cstorvolume.openebs.io/name`, else
 /// `openebs.io/persistent-volume`.
 pub fn volume_of(cvr: &CStorVolumeReplica) -> Option<String> {
     let l = cvr.labels();
@@ -62,7 +62,7 @@ pub fn replicas_dir(cache_file: &Path) -> PathBuf {
         .join("replicas")
 }
 
-/// B §3.3's validation; Err is the reason (the CVR's message).
+/// The Go operators' validation; Err is the reason (the CVR's message).
 pub fn validate(cvr: &CStorVolumeReplica) -> Result<u64, String> {
     let l = cvr.labels();
     let set = |k: &str| l.get(k).is_some_and(|v| !v.is_empty());
@@ -89,7 +89,7 @@ pub fn validate(cvr: &CStorVolumeReplica) -> Result<u64, String> {
     }
 }
 
-/// Phases before the store is made (case-insensitive, as B §3.3 compares them).
+/// Phases before the store is made (case-insensitive, as the Go operators compare them).
 pub fn is_initial(p: &str) -> bool {
     p.is_empty() || p.eq_ignore_ascii_case(phase::INIT) || p.eq_ignore_ascii_case(phase::RECREATE)
 }
@@ -167,7 +167,7 @@ fn initial_phase(current: &str) -> &'static str {
     }
 }
 
-/// The CVR phase (docs/volumes.md with B §3.5's mapping): Init/Recreate until the store is
+/// The CVR phase (docs/volumes.md with the Go operators' mapping): Init/Recreate until the store is
 /// made and the target reports the replica; then the target's mode; Offline when the pool is
 /// unusable or a made store is missing, or the target lost a replica it had.
 pub fn replica_phase(input: &PhaseInput<'_>) -> PhaseOutcome {
@@ -326,7 +326,7 @@ pub fn capacity_info(used: u64, referenced: u64) -> CVRCapacityInfo {
 
 /// The status we own: phase, capacity (kept from before when not read), message,
 /// `lastUpdateTime` now, `lastTransitionTime` now only when the phase changes. Snapshot
-/// bookkeeping (B §3.6) is not ours and left out.
+/// bookkeeping is not ours and left out.
 pub fn next_status(
     previous: Option<&CStorVolumeReplicaStatus>,
     outcome: &PhaseOutcome,

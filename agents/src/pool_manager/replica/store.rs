@@ -1,6 +1,6 @@
 //! Where a replica's data lives: the [`ReplicaStore`] trait and its two implementations,
 //! [`DatasetStore`] (zfs-fuse: a dataset with a quota holding one sparse file `lun`) and
-//! [`ZvolStore`] (uZFS: B §3.4's zvol). Command lines are pure functions (tested exactly);
+//! [`ZvolStore`] (uZFS: the Go operators' zvol). Command lines are pure functions (tested exactly);
 //! every command goes through the crate's runner.
 
 use std::future::Future;
@@ -149,7 +149,7 @@ pub fn dataset_create_argv(spec: &ReplicaSpec, mountpoint: &Path) -> Vec<String>
     argv
 }
 
-/// B §3.4's plain-volume argv, exactly.
+/// The Go operators' plain-volume argv, exactly.
 pub fn zvol_create_argv(spec: &ReplicaSpec) -> Vec<String> {
     let mut argv = vec![
         s("zfs"),
@@ -180,7 +180,7 @@ pub fn zvol_create_argv(spec: &ReplicaSpec) -> Vec<String> {
     argv
 }
 
-/// B §3.4's clone argv (label `openebs.io/cloned`), `source` = `<pool>/<vol>@<snap>`.
+/// The Go operators' clone argv (label `openebs.io/cloned`), `source` = `<pool>/<vol>@<snap>`.
 pub fn zvol_clone_argv(spec: &ReplicaSpec, target_ip: &str, source: &str) -> Vec<String> {
     let mut argv = vec![
         s("zfs"),
@@ -577,7 +577,7 @@ impl ReplicaStore for DatasetStore {
     }
 }
 
-/// uZFS: one zvol per replica (B §3.4); tested against its command lines only.
+/// uZFS: one zvol per replica; tested against its command lines only.
 #[derive(Clone, Debug)]
 pub struct ZvolStore {
     pub runner: Runner,
