@@ -247,3 +247,76 @@ fn freshness_validation_and_restart_health() {
     );
     assert_eq!(drf(&cv(3, 2, 0, &[], &[])), 3);
 }
+
+/// The whole CV status from what the daemon observes: phase and message from the replicas,
+/// capacity only once the LUN has the spec's size, `Resizing` while it has not, transition
+/// time kept while the phase holds.
+#[test]
+fn the_status_is_derived_from_what_the_daemon_observes() {
+    let t =
+        |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("time"));
+    let (t1, t2) = (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:05:00Z"));
+    let infos = [
+        info("r1", ReplicaState::Healthy),
+        info("r2", ReplicaState::Healthy),
+        info("r3", ReplicaState::Degraded),
+    ];
+    let mut volume = cv(3, 2, 3, &["r1", "r2", "r3"], &["r1", "r2", "r3"]);
+    let seen = Observed {
+        infos: &infos,
+        serving: true,
+        lun_size: 1 << 30,
+        resize_error: None,
+        resyncing: false,
+    };
+    let st = derive_status(&volume, &seen, &t1, Instant::now());
+    assert_eq!(st.phase, "Degraded");
+    assert_eq!(st.capacity, Some(Quantity("1Gi".into())));
+    assert!(st.conditions.is_empty());
+    assert_eq!(st.last_transition_time, Some(t1.clone()));
+    assert_eq!(st.replica_statuses.len(), 3);
+    assert!(
+        st.message.starts_with("2 of 3 replicas healthy"),
+        "{}",
+        st.message
+    );
+
+    // Same phase later: the transition time holds; a resync is said in the message.
+    volume.status = Some(st.clone());
+    let st2 = derive_status(
+        &volume,
+        &Observed {
+            resyncing: true,
+            ..seen.clone()
+        },
+        &t2,
+        Instant::now(),
+    );
+    assert_eq!(st2.last_transition_time, Some(t1.clone()));
+    assert_eq!(st2.last_update_time, Some(t2.clone()));
+    assert!(
+        st2.message
+            .ends_with("; resyncing the replicas after a restart")
+    );
+
+    // The spec grew to 2Gi, the LUN has not yet: capacity stays, Resizing is reported.
+    volume.spec.capacity = Some(Quantity("2Gi".into()));
+    let st3 = derive_status(&volume, &seen, &t2, Instant::now());
+    assert_eq!(st3.capacity, Some(Quantity("1Gi".into())));
+    assert_eq!(st3.conditions.len(), 1);
+    assert_eq!(st3.conditions[0].type_, "Resizing");
+    assert_eq!(
+        st3.conditions[0].message,
+        "Triggered resize by changing capacity in spec"
+    );
+    let failed = derive_status(
+        &volume,
+        &Observed {
+            resize_error: Some("truncate failed"),
+            ..seen.clone()
+        },
+        &t2,
+        Instant::now(),
+    );
+    assert_eq!(failed.conditions[0].message, "truncate failed");
+}

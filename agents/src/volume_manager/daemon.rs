@@ -12,14 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cstor_api::cstor_v1::cv::{
-    CStorVolume, CStorVolumeCondition, CStorVolumeReplicaDetails, CStorVolumeStatus,
-    condition_status, condition_type, phase,
-};
+use cstor_api::cstor_v1::cv::{CStorVolume, CStorVolumeReplicaDetails, CStorVolumeStatus, phase};
 use cstor_api::cstor_v1::cvr::{CStorVolumeReplica, phase as cvr_phase};
 use cstor_api::keys;
 use futures::{StreamExt, stream};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -807,71 +803,14 @@ impl Volume {
 
     fn desired_status(&self, cv: &CStorVolume) -> CStorVolumeStatus {
         let infos = self.fanout.replicas();
-        let rf = cv.spec.replication_factor.unwrap_or(0);
-        let cf = cv.spec.consistency_factor.unwrap_or(0);
-        let serving = self.tid.is_some();
-        let ph = status::volume_phase(&infos, rf, cf, serving).to_string();
-        let old = cv.status.clone().unwrap_or_default();
-        let transition = if old.phase == ph {
-            old.last_transition_time.clone().or_else(|| Some(now()))
-        } else {
-            Some(now())
+        let seen = status::Observed {
+            infos: &infos,
+            serving: self.tid.is_some(),
+            lun_size: self.fanout.size(),
+            resize_error: self.resize_error.as_deref(),
+            resyncing: self.resync.is_some(),
         };
-        let want = cv
-            .spec
-            .capacity
-            .as_ref()
-            .and_then(|q| cstor_api::quantity::bytes(&q.0).ok());
-        // `capacity` is the spec's once the LUN has that size; until then the last reported.
-        let capacity = match (want, &cv.spec.capacity) {
-            (Some(w), Some(q)) if self.fanout.size() >= w && serving => Some(q.clone()),
-            _ => old
-                .capacity
-                .clone()
-                .or_else(|| Some(Quantity(self.fanout.size().to_string()))),
-        };
-        let resizing = want.is_some_and(|w| w > self.fanout.size()) || self.resize_error.is_some();
-        let conditions = if resizing {
-            let prev = old
-                .conditions
-                .iter()
-                .find(|c| c.type_ == condition_type::RESIZING);
-            vec![CStorVolumeCondition {
-                type_: condition_type::RESIZING.into(),
-                status: condition_status::IN_PROGRESS.into(),
-                last_probe_time: Some(now()),
-                last_transition_time: prev
-                    .and_then(|c| c.last_transition_time.clone())
-                    .or_else(|| Some(now())),
-                reason: "Resizing".into(),
-                message: self
-                    .resize_error
-                    .clone()
-                    .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
-            }]
-        } else {
-            Vec::new()
-        };
-        let known = status::status_known(cv);
-        CStorVolumeStatus {
-            phase: ph,
-            replica_statuses: status::replica_statuses(&infos, Instant::now()),
-            capacity,
-            last_transition_time: transition,
-            last_update_time: Some(now()),
-            message: if self.resync.is_some() {
-                format!(
-                    "{}; resyncing the replicas after a restart",
-                    status::volume_message(&infos, rf, cf)
-                )
-            } else {
-                status::volume_message(&infos, rf, cf)
-            },
-            conditions,
-            replica_details: (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
-                known_replicas: known,
-            }),
-        }
+        status::derive_status(cv, &seen, &now(), Instant::now())
     }
 
     /// Removes the target, unmounts, reports `Offline` (keeping replicaStatuses, which tell

@@ -1,14 +1,20 @@
 //! Pure decisions of the volume-manager: where a CVR's replica file is, which CVRs belong in
-//! the fan-out, the CV phase and `replicaStatuses` from the fan-out's replicas, and the CV
-//! spec/status edits of the Go operators (knownReplicas, replicationFactor, consistencyFactor).
+//! the fan-out, the whole CV status from what the daemon observes ([`derive_status`]), and the
+//! CV spec/status edits of the Go operators (knownReplicas, replicationFactor,
+//! consistencyFactor). `daemon.rs` reads and writes; nothing here does I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cstor_api::cstor_v1::cv::{CStorVolume, ReplicaStatus, phase};
+use cstor_api::cstor_v1::cv::{
+    CStorVolume, CStorVolumeCondition, CStorVolumeReplicaDetails, CStorVolumeStatus, ReplicaStatus,
+    condition_status, condition_type, phase,
+};
 use cstor_api::cstor_v1::cvr::{self, CStorVolumeReplica};
 use cstor_api::keys;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::fanout::{ReplicaInfo, ReplicaState};
@@ -283,4 +289,96 @@ pub fn was_healthy(cv: &CStorVolume, id: &str) -> bool {
             .iter()
             .any(|r| r.id == id && r.mode == "Healthy")
     })
+}
+
+/// What the volume-manager observes for one status write.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The fan-out's replicas.
+    pub infos: &'a [ReplicaInfo],
+    /// Whether the target serves the LUN.
+    pub serving: bool,
+    /// The LUN's size now, in bytes.
+    pub lun_size: u64,
+    /// Why the last resize failed, if it did.
+    pub resize_error: Option<&'a str>,
+    /// Whether a resync after a restart is running.
+    pub resyncing: bool,
+}
+
+/// The CStorVolume status from what the volume-manager observes: phase and message from the
+/// replicas against RF and CF, `replicaStatuses`, `capacity` (the spec's once the LUN has that
+/// size, else the last reported), a `Resizing` condition while the LUN is smaller than the spec
+/// or a resize failed, and the known replicas. Transition times move only when the phase (or
+/// the condition) changes; `now` stamps the rest.
+pub fn derive_status(
+    cv: &CStorVolume,
+    seen: &Observed<'_>,
+    now: &Time,
+    at: Instant,
+) -> CStorVolumeStatus {
+    let infos = seen.infos;
+    let rf = cv.spec.replication_factor.unwrap_or(0);
+    let cf = cv.spec.consistency_factor.unwrap_or(0);
+    let ph = volume_phase(infos, rf, cf, seen.serving).to_string();
+    let old = cv.status.clone().unwrap_or_default();
+    let transition = if old.phase == ph {
+        old.last_transition_time
+            .clone()
+            .or_else(|| Some(now.clone()))
+    } else {
+        Some(now.clone())
+    };
+    let want = cv
+        .spec
+        .capacity
+        .as_ref()
+        .and_then(|q| cstor_api::quantity::bytes(&q.0).ok());
+    let capacity = match (want, &cv.spec.capacity) {
+        (Some(w), Some(q)) if seen.lun_size >= w && seen.serving => Some(q.clone()),
+        _ => old
+            .capacity
+            .clone()
+            .or_else(|| Some(Quantity(seen.lun_size.to_string()))),
+    };
+    let resizing = want.is_some_and(|w| w > seen.lun_size) || seen.resize_error.is_some();
+    let conditions = if resizing {
+        let prev = old
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition_type::RESIZING);
+        vec![CStorVolumeCondition {
+            type_: condition_type::RESIZING.into(),
+            status: condition_status::IN_PROGRESS.into(),
+            last_probe_time: Some(now.clone()),
+            last_transition_time: prev
+                .and_then(|c| c.last_transition_time.clone())
+                .or_else(|| Some(now.clone())),
+            reason: "Resizing".into(),
+            message: seen
+                .resize_error
+                .map(String::from)
+                .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
+        }]
+    } else {
+        Vec::new()
+    };
+    let known = status_known(cv);
+    let message = volume_message(infos, rf, cf);
+    CStorVolumeStatus {
+        phase: ph,
+        replica_statuses: replica_statuses(infos, at),
+        capacity,
+        last_transition_time: transition,
+        last_update_time: Some(now.clone()),
+        message: if seen.resyncing {
+            format!("{message}; resyncing the replicas after a restart")
+        } else {
+            message
+        },
+        conditions,
+        replica_details: (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
+            known_replicas: known,
+        }),
+    }
 }
