@@ -3,8 +3,6 @@
 
 pub mod discovery;
 pub mod discovery_agent;
-pub mod pool_commands;
 pub mod pool_manager;
 pub mod runner;
 pub mod volume_manager;
-pub mod zpool;

@@ -5,7 +5,7 @@
 use cstor_agents::pool_manager::decide::{
     self, Addition, Category, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted,
 };
-use cstor_agents::zpool::{PoolStatus, parse_status};
+use cstor_agents::pool_manager::zpool::{PoolStatus, parse_status};
 use cstor_api::common::{ConditionStatus, PoolCondition};
 use cstor_api::cstor_v1::cspc::{CStorPoolInstanceBlockDevice, PoolConfig, RaidGroup};
 use cstor_api::cstor_v1::cspi::{CStorPoolInstanceSpec, CStorPoolInstanceStatus};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use cstor_agents::pool_commands::Dialect;
+use cstor_agents::pool_manager::commands::Dialect;
 
 use crate::webhook::client;
 

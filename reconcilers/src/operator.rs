@@ -68,13 +68,13 @@ fn start(client: Client, config: &OperatorConfig) -> Controllers {
     if config.claim_binding {
         let (tx, rx) = oneshot::channel::<()>();
         stop.push(tx);
-        let ctx = Arc::new(crate::claims::Context::new(
+        let ctx = Arc::new(crate::claim_binding::Context::new(
             client,
             config.namespace.clone(),
             recorder,
             config.cspc.resync,
         ));
-        tasks.push(crate::claims::run(ctx, rx.map(|_| ())).boxed());
+        tasks.push(crate::claim_binding::run(ctx, rx.map(|_| ())).boxed());
     }
     Controllers {
         stop,

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cstor_reconcilers::claims::{BDC_FINALIZER, Binding, bind_apply, decide, release_apply};
+use cstor_reconcilers::claim_binding::{BDC_FINALIZER, Binding, bind_apply, decide, release_apply};
 use pretty_assertions::assert_eq;
 use support::*;
 

@@ -13,7 +13,7 @@ use cstor_api::openebs_v1alpha1::BlockDevice;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::zpool::{PoolStatus, Vdev};
+use crate::pool_manager::zpool::{PoolStatus, Vdev};
 
 pub use cstor_api::cstor_v1::cspc::DEFAULT_RO_THRESHOLD;
 

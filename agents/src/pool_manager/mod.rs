@@ -3,11 +3,13 @@
 //! properties, and reports the pool in the CSPI status (docs/pools.md, with our changes
 //! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
 
+pub mod commands;
 pub mod decide;
 pub mod kube_ops;
 pub mod reconcile;
 pub mod replica;
 pub mod zfs;
+pub mod zpool;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -28,7 +30,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::pool_commands::Dialect;
+use crate::pool_manager::commands::Dialect;
 use crate::runner::{RunError, Runner};
 
 /// What `cstor pool-manager` is configured with.
@@ -59,7 +61,7 @@ pub enum Error {
     #[error(transparent)]
     Command(#[from] RunError),
     #[error(transparent)]
-    Status(#[from] crate::zpool::ParseError),
+    Status(#[from] crate::pool_manager::zpool::ParseError),
     #[error(transparent)]
     Zfs(#[from] zfs::ZfsParseError),
     #[error(transparent)]

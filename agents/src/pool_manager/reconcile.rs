@@ -21,11 +21,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::commands::{self, Dialect};
 use super::decide::{self, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted};
 use super::{Ctx, Error, kube_ops, zfs};
-use crate::pool_commands::{self, Dialect};
+use crate::pool_manager::zpool::{self, PoolStatus};
 use crate::runner::{Output, RunError};
-use crate::zpool::{self, PoolStatus};
 
 /// Requeue while a resilver runs (the only polling: nothing else tells us it finished).
 const RESILVER_POLL: Duration = Duration::from_secs(2);
@@ -84,7 +84,7 @@ impl Ctx {
     }
 
     async fn present(&self) -> bool {
-        let argv = pool_commands::presence(&self.pool);
+        let argv = commands::presence(&self.pool);
         self.run_owned(&argv).await.is_ok()
     }
 
@@ -442,7 +442,7 @@ async fn create(
         )));
     }
     let path_of = |bd: &str| paths.get(bd).and_then(|p| p.first().cloned());
-    let mut commands = pool_commands::create(&cspi.spec, &ctx.pool, ctx.config.dialect, &path_of)
+    let mut commands = commands::create(&cspi.spec, &ctx.pool, ctx.config.dialect, &path_of)
         .map_err(|e| e.to_string())?;
     // pool_commands writes the in-cluster cache path; ours is configurable (local runs).
     let cache_opt = format!("cachefile={}", ctx.config.cache_file.to_string_lossy());
@@ -964,9 +964,8 @@ async fn replica_counts(ctx: &Ctx, previous: Option<&CStorPoolInstanceStatus>) -
 
 /// As in the Go operators: `canmount=off` and the (dialect-mapped) compression on the pool dataset.
 async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<(), String> {
-    let compression =
-        pool_commands::compression(cspi.spec.pool_config.as_ref(), ctx.config.dialect)
-            .map_err(|e| e.to_string())?;
+    let compression = commands::compression(cspi.spec.pool_config.as_ref(), ctx.config.dialect)
+        .map_err(|e| e.to_string())?;
     let pool = ctx.pool.as_str();
     let mut errors = Vec::new();
     for (prop, want) in [

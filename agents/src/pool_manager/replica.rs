@@ -27,7 +27,7 @@ use kube::{Resource, ResourceExt};
 use self::decide::{PhaseInput, PhaseOutcome, PoolState};
 use self::store::{AnyStore, DatasetStore, Ensured, ReplicaSpec, ReplicaStore, ZvolStore};
 use super::{Ctx, Error, kube_ops};
-use crate::pool_commands::Dialect;
+use crate::pool_manager::commands::Dialect;
 
 /// Requeue while the pool is not imported (the CSPI watch also wakes us).
 const POOL_WAIT: Duration = Duration::from_secs(5);

@@ -218,7 +218,8 @@ pub fn zpool_groups(n: usize, pool: &str) -> Vec<(String, Vec<usize>)> {
     let text = node(n)
         .zpool(&["status", pool])
         .unwrap_or_else(|e| panic!("zpool status on node {n}: {e}"));
-    let status = cstor_agents::zpool::parse_status(&text).expect("parse zpool status");
+    let status =
+        cstor_agents::pool_manager::zpool::parse_status(&text).expect("parse zpool status");
     status
         .groups()
         .into_iter()
