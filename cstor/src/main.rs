@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod common;
 mod migrate;
 mod pools;
 mod status;
@@ -32,7 +33,7 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         disks_per_node: usize,
         /// Size of each disk, a Kubernetes quantity: 1Gi, 512Mi (1G is 10^9 bytes).
-        #[arg(long, default_value = "1Gi", value_parser = disk_size_bytes)]
+        #[arg(long, default_value = "1Gi", value_parser = common::disk_size_bytes)]
         disk_size: u64,
     },
     /// Run the cspc-operator (CSPC -> pools) and claim binding, leader-elected.
@@ -77,11 +78,6 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// A disk size as a Kubernetes quantity (`1Gi`, `512Mi`; `1G` is 10^9 bytes, as in Kubernetes).
-fn disk_size_bytes(s: &str) -> Result<u64, String> {
-    cstor_api::quantity::bytes(s).map_err(|e| e.to_string())
 }
 
 /// `Ok(false)`: the command ran and found problems (a dry run's findings).

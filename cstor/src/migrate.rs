@@ -51,7 +51,7 @@ pub async fn run(cmd: MigrateCmd) -> anyhow::Result<bool> {
             "only `--dry-run` is available: the MigrationTask controller that performs the migration comes with the pools work"
         );
     }
-    let client = crate::webhook::client(args.kubeconfig.as_ref()).await?;
+    let client = crate::common::client(args.kubeconfig.as_ref()).await?;
     let ns = args.namespace.as_str();
     let cspc_name = args.cspc_name.clone().unwrap_or_else(|| args.name.clone());
     let spcs: Api<StoragePoolClaim> = Api::all(client.clone());

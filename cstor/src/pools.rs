@@ -10,24 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use cstor_agents::pool_manager::commands::Dialect;
 
-use crate::webhook::client;
-
-/// Resolves when SIGTERM or Ctrl-C arrives (how a kubelet stops a container).
-pub async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+use crate::common::client;
 
 /// Flags of `cstor operator`.
 #[derive(Args, Debug, Clone)]
@@ -107,7 +90,7 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
             resync: Duration::from_secs(args.resync_seconds.max(1)),
         },
     };
-    cstor_reconcilers::operator::run(client, config, terminated())
+    cstor_reconcilers::operator::run(client, config, crate::common::terminated())
         .await
         .context("operator")
 }
@@ -168,7 +151,7 @@ pub async fn pool_manager(args: PoolManagerArgs) -> anyhow::Result<()> {
         resync: Duration::from_secs(resync),
         command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
     };
-    cstor_agents::pool_manager::run(client, config, terminated())
+    cstor_agents::pool_manager::run(client, config, crate::common::terminated())
         .await
         .context("pool-manager")
 }
@@ -197,6 +180,6 @@ pub async fn disk_discovery(args: DiscoveryArgs) -> anyhow::Result<()> {
         sparse_dir: args.sparse_dir,
         interval: Duration::from_millis(args.interval_ms.max(100)),
     };
-    cstor_agents::discovery_agent::run(client, config, terminated()).await;
+    cstor_agents::discovery_agent::run(client, config, crate::common::terminated()).await;
     Ok(())
 }

@@ -14,8 +14,6 @@ use cstor_api::keys::labels;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::webhook::client;
-
 /// Flags of `cstor status`.
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
@@ -27,18 +25,8 @@ pub struct StatusArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// A client for the user's commands: `--kubeconfig`/`$KUBECONFIG`, else the kubeconfig a
-/// running `cstor up` wrote.
-pub async fn user_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kubeconfig.or_else(|| {
-        let p = cstor_local::up::default_state_dir().join("kubeconfig");
-        p.exists().then_some(p)
-    });
-    client(kubeconfig.as_ref()).await
-}
-
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let client = user_client(args.kubeconfig.clone()).await?;
+    let client = crate::common::user_client(args.kubeconfig.clone()).await?;
     let api: Api<CStorPoolInstance> = Api::namespaced(client, &args.namespace);
     let mut cspis = api.list(&ListParams::default()).await?.items;
     cspis.sort_by(|a, b| {

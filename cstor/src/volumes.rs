@@ -12,8 +12,7 @@ use cstor_api::keys::{annotations, finalizers, labels};
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::pools::terminated;
-use crate::webhook::client;
+use crate::common::client;
 
 /// Flags of `cstor cvc-operator`.
 #[derive(Args, Debug, Clone)]
@@ -74,7 +73,7 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
         base_dir: args.base_dir.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
     };
-    cstor_reconcilers::cvc::run(client, config, terminated())
+    cstor_reconcilers::cvc::run(client, config, crate::common::terminated())
         .await
         .context("cvc-operator")
 }
@@ -124,7 +123,7 @@ pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
         resync: Duration::from_secs(resync),
         command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
     };
-    cstor_agents::volume_manager::run(client, config, terminated())
+    cstor_agents::volume_manager::run(client, config, crate::common::terminated())
         .await
         .context("volume-manager")
 }
@@ -182,7 +181,7 @@ pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
 pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
     match cmd {
         VolumeCmd::Create(args) => {
-            let client = crate::status::user_client(args.kubeconfig.clone()).await?;
+            let client = crate::common::user_client(args.kubeconfig.clone()).await?;
             let api: Api<CStorVolumeConfig> = Api::namespaced(client, &args.namespace);
             let cvc = cvc_for(&args)?;
             api.create(&PostParams::default(), &cvc)

@@ -1,0 +1,96 @@
+//! What every `cstor` subcommand shares: API clients, the stop signal, flag parsers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// A client from `kubeconfig`, else the in-cluster service account.
+pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::incluster().context(
+            "not in a cluster and no --kubeconfig/KUBECONFIG given; cannot reach the apiserver",
+        )?,
+    };
+    kube::Client::try_from(config).context("building the kube client")
+}
+
+/// A client for the user's commands: `--kubeconfig`/`$KUBECONFIG`, else the kubeconfig a
+/// running `cstor up` wrote.
+pub async fn user_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kubeconfig.or_else(|| {
+        let p = cstor_local::up::default_state_dir().join("kubeconfig");
+        p.exists().then_some(p)
+    });
+    client(kubeconfig.as_ref()).await
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives (how a kubelet stops a container).
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `90d`, `12h`, `2m`, `30s`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90d, 12h, 2m or 30s"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// A disk size as a Kubernetes quantity (`1Gi`, `512Mi`; `1G` is 10^9 bytes, as in Kubernetes).
+pub fn disk_size_bytes(s: &str) -> Result<u64, String> {
+    cstor_api::quantity::bytes(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(
+            parse_duration("5w"),
+            Err("`5w`: unit must be s, m, h or d".to_string())
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}
