@@ -14,7 +14,7 @@ use cstor_reconcilers::cspc::claim::{ClaimError, ClaimStatus, bdc_for_bd, claim_
 use cstor_reconcilers::cspc::controller::cspi_apply;
 use cstor_reconcilers::cspc::deployment::pool_manager_deployment;
 use cstor_reconcilers::cspc::naming::{cspi_name, fnv1a64};
-use cstor_reconcilers::cspc::node::{NodeError, resolve_node};
+use cstor_reconcilers::cspc::node::{NodeError, pool_hosts, resolve_node};
 use cstor_reconcilers::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
 use cstor_reconcilers::cspc::topology::{
     ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,
@@ -928,4 +928,32 @@ fn cspi_apply_body() {
     let live = cspi("cspc-a-bcdf", "h1", &[&["bd-1"]]);
     let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "0.1.0", Some(&live)).unwrap();
     assert!(body["metadata"].get("annotations").is_none());
+}
+
+/// Every pool's host in one pass: unresolvable pools and a second pool on a taken node are
+/// left out with the reason the CSPC status shows.
+#[test]
+fn pool_hosts_resolve_each_pool_once() {
+    let nodes = vec![
+        node("n1", &[("kubernetes.io/hostname", "h1")]),
+        node("n2", &[("kubernetes.io/hostname", "h2")]),
+    ];
+    let pools = vec![
+        pool("h1", "stripe", &[&["bd-1"]]),
+        pool("h9", "stripe", &[&["bd-2"]]),
+        pool("h1", "stripe", &[&["bd-3"]]),
+        pool("h2", "stripe", &[&["bd-4"]]),
+    ];
+    let (hosts, problems) = pool_hosts(&pools, &nodes);
+    assert_eq!(
+        hosts,
+        vec![Some("h1".to_string()), None, None, Some("h2".to_string())]
+    );
+    assert_eq!(
+        problems,
+        vec![
+            "pool 2: no node matches nodeSelector kubernetes.io/hostname=h9".to_string(),
+            "pool 3: node h1 is already used by pool 1".to_string(),
+        ]
+    );
 }

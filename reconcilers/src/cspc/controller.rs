@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 use super::claim::{ClaimStatus, bdc_for_bd, claim_status, cspc_owner};
 use super::deployment::pool_manager_deployment;
 use super::naming::cspi_name;
-use super::node::resolve_node;
 use super::status::{
     Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item,
 };
@@ -235,27 +234,8 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
 
     let pools = &cspc.spec.pools;
     let nodes = apis.nodes.list(&ListParams::default()).await?.items;
-    let mut hostnames: Vec<Option<String>> = Vec::with_capacity(pools.len());
-    for (i, pool) in pools.iter().enumerate() {
-        let host = match resolve_node(&pool.node_selector, &nodes) {
-            Ok(h) => match hostnames.iter().position(|o| o.as_ref() == Some(&h)) {
-                Some(j) => {
-                    problems.node_not_found.push(format!(
-                        "pool {}: node {h} is already used by pool {}",
-                        i + 1,
-                        j + 1
-                    ));
-                    None
-                }
-                None => Some(h),
-            },
-            Err(e) => {
-                problems.node_not_found.push(format!("pool {}: {e}", i + 1));
-                None
-            }
-        };
-        hostnames.push(host);
-    }
+    let (hostnames, unplaced) = super::node::pool_hosts(pools, &nodes);
+    problems.node_not_found.extend(unplaced);
     if !problems.node_not_found.is_empty() {
         medium = true;
     }
@@ -272,142 +252,26 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         field: "uid",
     })?;
     let version = ctx.config.operator_version.clone();
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
 
+    let pass = PoolPass {
+        cspc,
+        ctx,
+        apis: &apis,
+        cspc_uid: &cspc_uid,
+        version: &version,
+        bd_by_name: &bd_by_name,
+        all_bdcs: &all_bdcs,
+        count: pools.len(),
+    };
     for (i, pool) in pools.iter().enumerate() {
         let Some(host) = &hostnames[i] else { continue };
         let current = pairing.pools[i]
             .as_ref()
             .and_then(|n| cspi_by_name.get(n).copied());
-        if let Some(c) = current
-            && is_deleting(c)
-        {
-            problems.deprovisioning.push(format!(
-                "pool {}: waiting for CStorPoolInstance {} to finish deleting",
-                i + 1,
-                c.name_any()
-            ));
-            continue;
-        }
-        let mut bd_names: Vec<String> = pool.block_device_names().map(String::from).collect();
-        bd_names.sort();
-        bd_names.dedup();
-        let claims: BTreeMap<String, ClaimStatus> = bd_names
-            .iter()
-            .map(|bd| {
-                let status = claim_status(bd, bd_by_name.get(bd).copied(), &all_bdcs, &name);
-                (bd.clone(), status)
-            })
-            .collect();
-        let desired = desired_cspi_spec(&cspc.spec, pool, host, current.map(|c| &c.spec), &claims);
-        // Claims that can't be made (tag rules) replace the "waiting" reason.
-        let mut refused: BTreeMap<String, String> = BTreeMap::new();
-        for req in &desired.claims {
-            let Some(bd) = bd_by_name.get(&req.block_device) else {
-                continue;
-            };
-            match bdc_for_bd(cspc, bd, req.predecessor.as_deref()) {
-                Ok(bdc) => match apis.bdcs.create(&PostParams::default(), &bdc).await {
-                    Ok(_) => {
-                        let what = match &req.predecessor {
-                            Some(old) => format!(
-                                "Claim {} created for BlockDevice {} (replacing {old})",
-                                bdc.name_any(),
-                                req.block_device
-                            ),
-                            None => format!(
-                                "Claim {} created for BlockDevice {}",
-                                bdc.name_any(),
-                                req.block_device
-                            ),
-                        };
-                        event(ctx, cspc, EventType::Normal, reasons::CLAIM_CREATED, what).await;
-                    }
-                    Err(e) if crate::meta::is_already_exists(&e) => {}
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e) => {
-                    refused.insert(req.block_device.clone(), e.to_string());
-                }
-            }
-        }
-        for p in &desired.pending {
-            let reason = refused.get(&p.block_device).unwrap_or(&p.reason);
-            problems.claims_pending.push(pending_item(
-                p.claim.as_deref(),
-                &p.block_device,
-                host,
-                reason,
-            ));
-        }
-        if !desired.pending.is_empty() {
-            soon = true;
-        }
-        let Some(spec) = desired.spec else { continue };
-        let cspi_name = match current {
-            Some(c) => c.name_any(),
-            None => cspi_name(&name, &cspc_uid, host),
-        };
-        let body = cspi_apply(cspc, &cspi_name, &spec, &version, current)?;
-        let applied = match apis
-            .cspis
-            .patch(&cspi_name, &apply, &Patch::Apply(body))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                if current.is_none() {
-                    event(
-                        ctx,
-                        cspc,
-                        EventType::Warning,
-                        reasons::CREATE,
-                        format!("Pool provisioning failed for {}/{} ", i + 1, pools.len()),
-                    )
-                    .await;
-                }
-                return Err(e.into());
-            }
-        };
-        match current {
-            None => {
-                event(
-                    ctx,
-                    cspc,
-                    EventType::Normal,
-                    reasons::CREATE,
-                    format!("Pool Provisioned {}/{} ", i + 1, pools.len()),
-                )
-                .await
-            }
-            Some(c) if c.spec != applied.spec => {
-                event(
-                    ctx,
-                    cspc,
-                    EventType::Normal,
-                    reasons::POOL_UPDATED,
-                    format!("CStorPoolInstance {cspi_name} updated from pool {}", i + 1),
-                )
-                .await
-            }
-            Some(_) => {}
-        }
-        let deployment = pool_manager_deployment(cspc, &applied, &ctx.config)?;
-        if let Err(e) = apis
-            .deployments
-            .patch(&cspi_name, &apply, &Patch::Apply(&deployment))
-            .await
-        {
-            event(
-                ctx,
-                cspc,
-                EventType::Warning,
-                reasons::POOL_DEPLOYMENT_CREATE,
-                format!("Failed to create pool deployment for CSP {cspi_name}: {e}"),
-            )
-            .await;
-            return Err(e.into());
-        }
+        let outcome = sync_pool(&pass, i, pool, host, current).await?;
+        problems.claims_pending.extend(outcome.claims_pending);
+        problems.deprovisioning.extend(outcome.deprovisioning);
+        soon |= outcome.soon;
     }
 
     // Scale-down: orphans without volume replicas are deleted.
@@ -484,6 +348,187 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     } else {
         ctx.config.resync
     }))
+}
+
+/// What every pool of one CSPC reconcile shares.
+struct PoolPass<'a> {
+    cspc: &'a CStorPoolCluster,
+    ctx: &'a Context,
+    apis: &'a Apis,
+    cspc_uid: &'a str,
+    version: &'a str,
+    bd_by_name: &'a BTreeMap<String, &'a BlockDevice>,
+    all_bdcs: &'a [BlockDeviceClaim],
+    /// How many pools the CSPC has (for Event texts).
+    count: usize,
+}
+
+/// What one pool's step reports back into the CSPC status.
+#[derive(Default)]
+struct PoolOutcome {
+    claims_pending: Vec<String>,
+    deprovisioning: Vec<String>,
+    /// Something is in flight: look again soon.
+    soon: bool,
+}
+
+/// One pool's step (pool number `i`, 0-based, on `host`): its claims, then, once every claim
+/// is Bound, its CSPI (the spec `desired_cspi_spec` decides) and its pool-manager Deployment.
+async fn sync_pool(
+    pass: &PoolPass<'_>,
+    i: usize,
+    pool: &cstor_api::cstor_v1::PoolSpec,
+    host: &str,
+    current: Option<&CStorPoolInstance>,
+) -> Result<PoolOutcome, Error> {
+    let mut outcome = PoolOutcome::default();
+    let name = pass.cspc.name_any();
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    if let Some(c) = current
+        && is_deleting(c)
+    {
+        outcome.deprovisioning.push(format!(
+            "pool {}: waiting for CStorPoolInstance {} to finish deleting",
+            i + 1,
+            c.name_any()
+        ));
+        return Ok(outcome);
+    }
+    let mut bd_names: Vec<String> = pool.block_device_names().map(String::from).collect();
+    bd_names.sort();
+    bd_names.dedup();
+    let claims: BTreeMap<String, ClaimStatus> = bd_names
+        .iter()
+        .map(|bd| {
+            let status = claim_status(bd, pass.bd_by_name.get(bd).copied(), pass.all_bdcs, &name);
+            (bd.clone(), status)
+        })
+        .collect();
+    let desired = desired_cspi_spec(
+        &pass.cspc.spec,
+        pool,
+        host,
+        current.map(|c| &c.spec),
+        &claims,
+    );
+    // Claims that can't be made (tag rules) replace the "waiting" reason.
+    let mut refused: BTreeMap<String, String> = BTreeMap::new();
+    for req in &desired.claims {
+        let Some(bd) = pass.bd_by_name.get(&req.block_device) else {
+            continue;
+        };
+        match bdc_for_bd(pass.cspc, bd, req.predecessor.as_deref()) {
+            Ok(bdc) => match pass.apis.bdcs.create(&PostParams::default(), &bdc).await {
+                Ok(_) => {
+                    let what = match &req.predecessor {
+                        Some(old) => format!(
+                            "Claim {} created for BlockDevice {} (replacing {old})",
+                            bdc.name_any(),
+                            req.block_device
+                        ),
+                        None => format!(
+                            "Claim {} created for BlockDevice {}",
+                            bdc.name_any(),
+                            req.block_device
+                        ),
+                    };
+                    event(
+                        pass.ctx,
+                        pass.cspc,
+                        EventType::Normal,
+                        reasons::CLAIM_CREATED,
+                        what,
+                    )
+                    .await;
+                }
+                Err(e) if crate::meta::is_already_exists(&e) => {}
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => {
+                refused.insert(req.block_device.clone(), e.to_string());
+            }
+        }
+    }
+    for p in &desired.pending {
+        let reason = refused.get(&p.block_device).unwrap_or(&p.reason);
+        outcome.claims_pending.push(pending_item(
+            p.claim.as_deref(),
+            &p.block_device,
+            host,
+            reason,
+        ));
+    }
+    outcome.soon = !desired.pending.is_empty();
+    let Some(spec) = desired.spec else {
+        return Ok(outcome);
+    };
+    let cspi_name = match current {
+        Some(c) => c.name_any(),
+        None => cspi_name(&name, pass.cspc_uid, host),
+    };
+    let body = cspi_apply(pass.cspc, &cspi_name, &spec, pass.version, current)?;
+    let applied = match pass
+        .apis
+        .cspis
+        .patch(&cspi_name, &apply, &Patch::Apply(body))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            if current.is_none() {
+                event(
+                    pass.ctx,
+                    pass.cspc,
+                    EventType::Warning,
+                    reasons::CREATE,
+                    format!("Pool provisioning failed for {}/{} ", i + 1, pass.count),
+                )
+                .await;
+            }
+            return Err(e.into());
+        }
+    };
+    match current {
+        None => {
+            event(
+                pass.ctx,
+                pass.cspc,
+                EventType::Normal,
+                reasons::CREATE,
+                format!("Pool Provisioned {}/{} ", i + 1, pass.count),
+            )
+            .await
+        }
+        Some(c) if c.spec != applied.spec => {
+            event(
+                pass.ctx,
+                pass.cspc,
+                EventType::Normal,
+                reasons::POOL_UPDATED,
+                format!("CStorPoolInstance {cspi_name} updated from pool {}", i + 1),
+            )
+            .await
+        }
+        Some(_) => {}
+    }
+    let deployment = pool_manager_deployment(pass.cspc, &applied, &pass.ctx.config)?;
+    if let Err(e) = pass
+        .apis
+        .deployments
+        .patch(&cspi_name, &apply, &Patch::Apply(&deployment))
+        .await
+    {
+        event(
+            pass.ctx,
+            pass.cspc,
+            EventType::Warning,
+            reasons::POOL_DEPLOYMENT_CREATE,
+            format!("Failed to create pool deployment for CSP {cspi_name}: {e}"),
+        )
+        .await;
+        return Err(e.into());
+    }
+    Ok(outcome)
 }
 
 fn instances(cspis: &[CStorPoolInstance], ready: &BTreeMap<String, bool>) -> Vec<Instance> {
