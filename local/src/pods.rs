@@ -24,7 +24,7 @@ use crate::node::LocalNode;
 
 /// Field manager of the Deployment status we write.
 const STATUS_MANAGER: &str = "cstor-local/kubelet";
-/// The mount path of the pool-manager's cache directory (spec the Go operators.
+/// The mount path of the pool-manager's cache directory (as the Go operators mount it).
 const POOL_STORAGE_MOUNT: &str = "/var/openebs/cstor-pool";
 
 /// What the runner needs to start processes.

@@ -186,7 +186,7 @@ pub fn volume_message(infos: &[ReplicaInfo], rf: i64, cf: i64) -> String {
     m
 }
 
-/// Edits of the CV after looking at the fan-out the Go operators with our transport).
+/// Edits of the CV after looking at the fan-out (as the Go operators do, with our transport).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KnownPlan {
     /// New `spec.replicaDetails.knownReplicas`, when it changes.

@@ -1,4 +1,4 @@
-//! The BlockDeviceClaims the CSPC controller makes the Go operators, with an exact byte quantity) and
+//! The BlockDeviceClaims the CSPC controller makes (as the Go operators do, with an exact byte quantity) and
 //! what state each BlockDevice of a pool is in from this CSPC's point of view.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! CSPC status the Go operators with docs/pools.md's conditions): instance counts, `PoolManagerAvailable`
+//! CSPC status (as the Go operators write it, with docs/pools.md's conditions): instance counts, `PoolManagerAvailable`
 //! and `PoolsProvisioned`; a condition keeps its `lastTransitionTime` unless its status flips,
 //! and is left untouched entirely when nothing about it changed (so a no-op reconcile writes
 //! nothing new).

@@ -266,7 +266,7 @@ async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Actio
         return deprovision(cvc, ctx, &apis).await;
     }
     let version = &ctx.config.operator_version;
-    // the Go operators: populate versionDetails once; refuse CVCs of another operator version.
+    // As in the Go operators: populate versionDetails once; refuse CVCs of another operator version.
     if let Some(vd) = populated_version(cvc, version) {
         apis.cvcs
             .patch(
@@ -1043,7 +1043,7 @@ async fn finish_scale(pass: &mut Pass<'_>, to: usize) {
         .await;
 }
 
-/// the Go operators without the hash test: re-apply the target Deployment from `spec.policy` (a no-op
+/// As in the Go operators, without the hash test: re-apply the target Deployment from `spec.policy` (a no-op
 /// for the apiserver when nothing changed) and keep the template-hash label current.
 async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
     let cvc = pass.cvc;

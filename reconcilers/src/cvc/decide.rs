@@ -1,5 +1,5 @@
-//! Pure decisions of a Bound volume: replica scaling the Go operators, one scale-down at a time, waiting
-//! for the target to forget the removed replica) and resize the Go operators; shrinking is refused).
+//! Pure decisions of a Bound volume: replica scaling (as the Go operators do it: one scale-down at a time, waiting
+//! for the target to forget the removed replica) and resize (shrinking is refused).
 
 use std::collections::BTreeMap;
 

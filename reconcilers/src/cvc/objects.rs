@@ -1,4 +1,4 @@
-//! The objects the cvc-operator makes for a volume the Go operators, §4.8; docs/volumes.md): the
+//! The objects the cvc-operator makes for a volume (as the Go operators make them; docs/volumes.md): the
 //! target Service, the CStorVolume (as a server-side apply body), the CVRs, the target
 //! Deployment and the PodDisruptionBudget, plus the deterministic names and hashes they use.
 
@@ -357,7 +357,7 @@ pub fn default_tolerations() -> Vec<Toleration> {
     .collect()
 }
 
-/// The target Deployment `<pv>-target` the Go operators with our volume-manager container; owner: `cv`),
+/// The target Deployment `<pv>-target` (as the Go operators make it, with our volume-manager container; owner: `cv`),
 /// built from `policy` (the CVC's resolved `spec.policy`).
 pub fn target_deployment(
     cvc: &CStorVolumeConfig,
@@ -503,7 +503,7 @@ pub fn target_deployment(
     })
 }
 
-/// The PDB over the pool-manager pods of `pools` the Go operators, with [`pdb_name`]).
+/// The PDB over the pool-manager pods of `pools` (as the Go operators make it, with [`pdb_name`]).
 pub fn pdb_object(namespace: &str, cspc: &str, pools: &[String]) -> PodDisruptionBudget {
     let mut sorted = pools.to_vec();
     sorted.sort();
