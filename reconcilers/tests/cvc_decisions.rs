@@ -8,7 +8,8 @@ mod cvc_common;
 use std::collections::BTreeMap;
 
 use cstor_reconcilers::cvc::decide::{
-    ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op, scale_up_drf,
+    Pending, ProvisionRequest, ResizeStep, ScaleDownStep, ScaleOp, provision_request, resize_step,
+    scale_down_step, scale_op, scale_up_drf,
 };
 use cstor_reconcilers::cvc::status::{condition, remove_condition, set_condition};
 use cvc_common::*;
@@ -241,4 +242,49 @@ fn condition_merge() {
     assert!(remove_condition(&mut conds, "VolumeResizeFailed"));
     assert!(!remove_condition(&mut conds, "VolumeResizeFailed"));
     assert_eq!(conds.len(), 1);
+}
+
+/// A Pending CVC's own inputs: each unusable one is the `Provisioning` condition's reason and
+/// message, never a panic.
+#[test]
+fn provision_inputs() {
+    assert_eq!(
+        provision_request(&cvc(3)),
+        Ok(ProvisionRequest {
+            cspc: "cspc-a".into(),
+            capacity: "1Gi".into(),
+            replica_count: 3,
+        })
+    );
+    let mut no_cspc = cvc(3);
+    no_cspc.metadata.labels = None;
+    assert_eq!(
+        provision_request(&no_cspc),
+        Err(Pending {
+            reason: "NoPoolCluster",
+            message: "the CVC has no openebs.io/cstor-pool-cluster label naming the CStorPoolCluster to place replicas on".into(),
+        })
+    );
+    let mut zero = cvc(3);
+    zero.spec.provision.capacity = BTreeMap::from([("storage".to_string(), q("0"))]);
+    assert_eq!(
+        provision_request(&zero),
+        Err(Pending {
+            reason: "InvalidCapacity",
+            message: "spec.provision.capacity.storage \"0\" is not a positive quantity".into(),
+        })
+    );
+    let mut bad = cvc(3);
+    bad.spec.capacity = BTreeMap::from([("storage".to_string(), q("1GB"))]);
+    assert_eq!(
+        provision_request(&bad).map_err(|p| p.reason),
+        Err("InvalidCapacity")
+    );
+    assert_eq!(
+        provision_request(&cvc(0)),
+        Err(Pending {
+            reason: "InvalidReplicaCount",
+            message: "spec.provision.replicaCount is 0; it must be at least 1".into(),
+        })
+    );
 }

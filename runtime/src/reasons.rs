@@ -112,6 +112,7 @@ pub mod cvc {
     pub const RESIZE_IN_PROGRESS: &str = "ResizeInProgress";
     pub const RESIZE_SUCCEEDED: &str = "ResizeSucceeded";
     pub const INVALID_CAPACITY: &str = "InvalidCapacity";
+    pub const INVALID_REPLICA_COUNT: &str = "InvalidReplicaCount";
     /// `Provisioning` reasons (the CVC stays Pending).
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const NO_POOL_CLUSTER: &str = "NoPoolCluster";

@@ -28,7 +28,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::decide::{ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op};
+use super::decide::{
+    ResizeStep, ScaleDownStep, ScaleOp, provision_request, resize_step, scale_down_step, scale_op,
+};
 use super::objects::{
     ReplicaPool, clone_source, cv_apply, cvr_name, cvr_object, initial_cv_spec, pdb_covers,
     pdb_object, policy_hash, populated_version, replica_id, storage, target_deployment,
@@ -362,50 +364,16 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         policy.replica_pool_info = cvc.spec.policy.replica_pool_info.clone();
     }
 
-    // Input checks: each problem is a condition, never a panic (spec A.4).
-    let Some(cspc) = cvc
-        .labels()
-        .get(labels::CSTOR_POOL_CLUSTER)
-        .filter(|c| !c.is_empty())
-        .cloned()
-    else {
-        let msg = format!(
-            "the CVC has no {} label naming the CStorPoolCluster to place replicas on",
-            labels::CSTOR_POOL_CLUSTER
-        );
-        pending_problem(pass, st::NO_POOL_CLUSTER, msg).await;
-        return Ok(());
-    };
-    let provision_cap = storage(&cvc.spec.provision.capacity)
-        .map(|q| q.0.clone())
-        .unwrap_or_default();
-    let spec_cap = storage(&cvc.spec.capacity)
-        .map(|q| q.0.clone())
-        .unwrap_or_default();
-    for (field, value) in [
-        ("spec.provision.capacity.storage", &provision_cap),
-        ("spec.capacity.storage", &spec_cap),
-    ] {
-        if cstor_api::quantity::bytes(value)
-            .ok()
-            .is_none_or(|b| b == 0)
-        {
-            let msg = format!("{field} {value:?} is not a positive quantity");
-            pending_problem(pass, st::INVALID_CAPACITY, msg).await;
-            return Ok(());
-        }
-    }
-    let replica_count = match usize::try_from(cvc.spec.provision.replica_count) {
-        Ok(n) if n > 0 => n,
-        _ => {
-            let msg = format!(
-                "spec.provision.replicaCount is {}; it must be at least 1",
-                cvc.spec.provision.replica_count
-            );
-            pending_problem(pass, "InvalidReplicaCount", msg).await;
+    // Input checks: each problem is a condition, never a panic.
+    let request = match provision_request(cvc) {
+        Ok(r) => r,
+        Err(p) => {
+            pending_problem(pass, p.reason, p.message).await;
             return Ok(());
         }
     };
+    let (cspc, provision_cap, replica_count) =
+        (request.cspc, request.capacity, request.replica_count);
 
     // 2. Target Service.
     let service = match pass.apis.services.get_opt(&name).await? {

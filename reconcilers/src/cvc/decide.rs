@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use cstor_api::cstor_v1::CStorVolume;
+use cstor_api::cstor_v1::{CStorVolume, CStorVolumeConfig};
+use cstor_api::keys::labels;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
 
 /// What the replica set of a Bound volume needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,4 +188,76 @@ pub fn resize_step(
     } else {
         ResizeStep::Grow { to: want.clone() }
     }
+}
+
+/// What a Pending CVC asks for, once its inputs are known to be usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    /// The CStorPoolCluster whose pools hold the replicas (label `openebs.io/cstor-pool-cluster`).
+    pub cspc: String,
+    /// `spec.provision.capacity.storage`, as written.
+    pub capacity: String,
+    pub replica_count: usize,
+}
+
+/// Why a Pending CVC can't proceed: the `Provisioning` condition's reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Checks a Pending CVC's own inputs (each problem a condition, never a panic): the pool
+/// cluster label, both capacities positive quantities, at least one replica.
+pub fn provision_request(cvc: &CStorVolumeConfig) -> Result<ProvisionRequest, Pending> {
+    let Some(cspc) = cvc
+        .labels()
+        .get(labels::CSTOR_POOL_CLUSTER)
+        .filter(|c| !c.is_empty())
+        .cloned()
+    else {
+        return Err(Pending {
+            reason: super::status::NO_POOL_CLUSTER,
+            message: format!(
+                "the CVC has no {} label naming the CStorPoolCluster to place replicas on",
+                labels::CSTOR_POOL_CLUSTER
+            ),
+        });
+    };
+    let storage = |map: &BTreeMap<String, Quantity>| {
+        map.get("storage").map(|q| q.0.clone()).unwrap_or_default()
+    };
+    let capacity = storage(&cvc.spec.provision.capacity);
+    let spec_capacity = storage(&cvc.spec.capacity);
+    for (field, value) in [
+        ("spec.provision.capacity.storage", &capacity),
+        ("spec.capacity.storage", &spec_capacity),
+    ] {
+        if cstor_api::quantity::bytes(value)
+            .ok()
+            .is_none_or(|b| b == 0)
+        {
+            return Err(Pending {
+                reason: super::status::INVALID_CAPACITY,
+                message: format!("{field} {value:?} is not a positive quantity"),
+            });
+        }
+    }
+    let replica_count = match usize::try_from(cvc.spec.provision.replica_count) {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return Err(Pending {
+                reason: cstor_runtime::reasons::cvc::INVALID_REPLICA_COUNT,
+                message: format!(
+                    "spec.provision.replicaCount is {}; it must be at least 1",
+                    cvc.spec.provision.replica_count
+                ),
+            });
+        }
+    };
+    Ok(ProvisionRequest {
+        cspc,
+        capacity,
+        replica_count,
+    })
 }
