@@ -460,10 +460,77 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     }
 
     // 5. Replicas: place the missing ones.
+    let pinned = pool_names(&policy);
+    let placed = place_replicas(
+        pass,
+        &cv,
+        &policy,
+        &pinned,
+        &cspc,
+        &provision_cap,
+        replica_count,
+        &version,
+    )
+    .await?;
+    let Some(with_replicas) = placed else {
+        return Ok(());
+    };
+
+    // 6–8. Pools, PDB, Bound.
+    let pools = union_pools(&pinned, &with_replicas);
+    let pdb = if pools.len() >= 3 {
+        Some(ensure_pdb(pass, &ns, &cspc, &pools).await?)
+    } else {
+        None
+    };
+    pass.status.phase = phase::BOUND.into();
+    pass.status.capacity = cvc.spec.capacity.clone();
+    pass.status.pool_info = pools.clone();
+    // Status first: the webhook only lets replicaPoolInfo grow past status.poolInfo once Bound.
+    pass.write_status().await?;
+    policy.replica_pool_info = pools
+        .iter()
+        .map(|p| ReplicaPoolInfo {
+            pool_name: p.clone(),
+        })
+        .collect();
+    let mut labels_patch = json!({ labels::TEMPLATE_HASH: policy_hash(&policy) });
+    if let Some(p) = &pdb {
+        labels_patch[labels::POD_DISRUPTION_BUDGET] = json!(p);
+    }
+    pass.patch_cvc(json!({
+        "metadata": {"labels": labels_patch},
+        "spec": {"cstorVolumeRef": cv.object_ref(&()), "policy": policy},
+    }))
+    .await?;
+    pass.event(
+        EventType::Normal,
+        reasons::SYNCED,
+        "cstorvolumeconfig created successfully".into(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Places the replicas a Pending volume still misses (`place` decides, recording why it
+/// rejected each pool in `PoolPlacement`) and creates their CVRs. `Ok(None)`: not enough pools,
+/// the CVC stays Pending; else the pools that hold a replica now.
+#[allow(clippy::too_many_arguments)]
+async fn place_replicas(
+    pass: &mut Pass<'_>,
+    cv: &CStorVolume,
+    policy: &CStorVolumePolicySpec,
+    pinned: &[String],
+    cspc: &str,
+    provision_cap: &str,
+    replica_count: usize,
+    version: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    let cvc = pass.cvc;
+    let name = pass.name();
     let cvrs = pass.apis.cvrs.list(&of_volume(&name)).await?.items;
     let mut with_replicas: Vec<String> = cvrs.iter().filter_map(pool_of).collect();
     let needed = replica_count.saturating_sub(cvrs.len());
-    let pinned = pool_names(&policy);
     if needed > 0 {
         let cspis = pass
             .apis
@@ -512,11 +579,11 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         }
         let input = PlacementInput {
             volume: &name,
-            cspc: &cspc,
+            cspc,
             replica_count,
             needed,
-            capacity: &provision_cap,
-            pinned: &pinned,
+            capacity: provision_cap,
+            pinned,
             candidates: &candidates,
             existing: &existing,
             source: source.as_ref().map(|(s, _)| (s.as_str(), &source_pools)),
@@ -539,7 +606,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         if !ok {
             // Stay Pending; a CSPI change (a pool coming ONLINE) re-triggers us sooner.
             pass.soon(MEDIUM_REQUEUE);
-            return Ok(());
+            return Ok(None);
         }
         for pool in &placement.selected {
             let Some(cspi) = cspis.iter().find(|c| &c.name_any() == pool) else {
@@ -550,7 +617,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                 uid: cspi.uid().unwrap_or_default(),
                 hostname: Candidate::from_cspi(cspi).node,
             };
-            let obj = cvr_object(cvc, &cv, &target, &provision_cap, "", &version)?;
+            let obj = cvr_object(cvc, cv, &target, provision_cap, "", version)?;
             match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
                 Ok(_) => {
                     pass.event(
@@ -575,41 +642,7 @@ async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         );
         pass.set(st::POOL_PLACEMENT, POOLS_SELECTED, msg);
     }
-
-    // 6–8. Pools, PDB, Bound.
-    let pools = union_pools(&pinned, &with_replicas);
-    let pdb = if pools.len() >= 3 {
-        Some(ensure_pdb(pass, &ns, &cspc, &pools).await?)
-    } else {
-        None
-    };
-    pass.status.phase = phase::BOUND.into();
-    pass.status.capacity = cvc.spec.capacity.clone();
-    pass.status.pool_info = pools.clone();
-    // Status first: the webhook only lets replicaPoolInfo grow past status.poolInfo once Bound.
-    pass.write_status().await?;
-    policy.replica_pool_info = pools
-        .iter()
-        .map(|p| ReplicaPoolInfo {
-            pool_name: p.clone(),
-        })
-        .collect();
-    let mut labels_patch = json!({ labels::TEMPLATE_HASH: policy_hash(&policy) });
-    if let Some(p) = &pdb {
-        labels_patch[labels::POD_DISRUPTION_BUDGET] = json!(p);
-    }
-    pass.patch_cvc(json!({
-        "metadata": {"labels": labels_patch},
-        "spec": {"cstorVolumeRef": cv.object_ref(&()), "policy": policy},
-    }))
-    .await?;
-    pass.event(
-        EventType::Normal,
-        reasons::SYNCED,
-        "cstorvolumeconfig created successfully".into(),
-    )
-    .await;
-    Ok(())
+    Ok(Some(with_replicas))
 }
 
 /// Get-or-create the PDB over `pools`: reuse one covering exactly these pools (also a PDB made
