@@ -325,7 +325,7 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
 fn error_policy(bdc: Arc<BlockDeviceClaim>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(bdc.as_ref());
     let (n, wait) = ctx.failures.failed(&key);
-    tracing::warn!(claim = %key, %error, failures = n, "claim binding failed");
+    tracing::warn!(claim = %key, %error, category = error.category(), failures = n, "claim binding failed");
     Action::requeue(wait)
 }
 

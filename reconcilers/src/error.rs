@@ -26,3 +26,54 @@ pub enum Error {
     #[error("controller {0} stopped unexpectedly")]
     ControllerStopped(&'static str),
 }
+
+impl Error {
+    /// A bounded label for logs and metrics (never the message, whose cardinality is not).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(e) if cstor_runtime::errors::is_conflict(e) => "conflict",
+            Error::Kube(e) if cstor_runtime::errors::is_webhook_denial(e) => "denied",
+            Error::Kube(e) if cstor_runtime::errors::is_not_found(e) => "not_found",
+            Error::Kube(_) => "api",
+            Error::Json(_) => "serialization",
+            Error::MissingField { .. } => "invalid_object",
+            Error::Patch(_) => "metadata_patch",
+            Error::Lease(_) | Error::LeaseLost(_) => "lease",
+            Error::ControllerStopped(_) => "controller_stopped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use kube::core::Status;
+
+    #[test]
+    fn categories_are_bounded_and_a_denial_is_not_a_conflict() {
+        let api = |code, reason: &str, message: &str| {
+            Error::Kube(kube::Error::Api(
+                Status::failure(message, reason).with_code(code).boxed(),
+            ))
+        };
+        assert_eq!(
+            api(409, "Conflict", "the object has been modified").category(),
+            "conflict"
+        );
+        assert_eq!(
+            api(
+                422,
+                "Invalid",
+                "admission webhook \"validate.cstor.openebs.io\" denied the request: x"
+            )
+            .category(),
+            "denied"
+        );
+        assert_eq!(api(404, "NotFound", "gone").category(), "not_found");
+        assert_eq!(api(500, "InternalError", "boom").category(), "api");
+        assert_eq!(
+            Error::ControllerStopped("cvc").category(),
+            "controller_stopped"
+        );
+    }
+}

@@ -76,6 +76,23 @@ pub enum Error {
     Update { pool: String, message: String },
 }
 
+impl Error {
+    /// A bounded label for logs and metrics (never the message, whose cardinality is not).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(e) if cstor_runtime::errors::is_conflict(e) => "conflict",
+            Error::Kube(_) => "api",
+            Error::Command(_) => "command",
+            Error::Status(_) | Error::Zfs(_) => "parse",
+            Error::Patch(_) => "metadata_patch",
+            Error::NotReady { .. } => "zfs_not_ready",
+            Error::Create { .. } => "create",
+            Error::Destroy { .. } => "destroy",
+            Error::Update { .. } => "update",
+        }
+    }
+}
+
 /// What the BDC watch needs to map a claim to our CSPI (filled by reconcile).
 #[derive(Debug, Default)]
 pub(crate) struct Watched {
@@ -134,7 +151,7 @@ async fn wait_for_zfs(
 fn error_policy(cspi: Arc<CStorPoolInstance>, error: &Error, ctx: Arc<Ctx>) -> Action {
     let key = cspi.name_any();
     let (n, delay) = ctx.failures.failed(&key);
-    tracing::warn!(cspi = %key, error = %error, failures = n, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(cspi = %key, error = %error, category = error.category(), failures = n, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

@@ -172,7 +172,7 @@ impl ReplicaCtx {
 fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<ReplicaCtx>) -> Action {
     let key = cvr.name_any();
     let (n, delay) = ctx.failures.failed(&key);
-    tracing::warn!(cvr = %key, error = %error, failures = n, retry_in = ?delay, "replica reconcile failed");
+    tracing::warn!(cvr = %key, error = %error, category = error.category(), failures = n, retry_in = ?delay, "replica reconcile failed");
     Action::requeue(delay)
 }
 

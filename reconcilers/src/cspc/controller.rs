@@ -689,7 +689,7 @@ async fn delete_cspc(
 fn error_policy(cspc: Arc<CStorPoolCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(cspc.as_ref());
     let (n, wait) = ctx.failures.failed(&key);
-    tracing::warn!(cspc = %key, %error, failures = n, "CSPC reconcile failed");
+    tracing::warn!(cspc = %key, %error, category = error.category(), failures = n, "CSPC reconcile failed");
     Action::requeue(wait)
 }
 

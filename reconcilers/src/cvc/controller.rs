@@ -1117,7 +1117,7 @@ async fn deprovision(cvc: &CStorVolumeConfig, ctx: &Context, apis: &Apis) -> Res
 fn error_policy(cvc: Arc<CStorVolumeConfig>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = crate::meta::key(cvc.as_ref());
     let (n, wait) = ctx.failures.failed(&key);
-    tracing::warn!(cvc = %key, %error, failures = n, "CVC reconcile failed");
+    tracing::warn!(cvc = %key, %error, category = error.category(), failures = n, "CVC reconcile failed");
     Action::requeue(wait)
 }
 
