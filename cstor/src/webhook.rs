@@ -104,6 +104,10 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
         resync: args.resync,
         lease_seconds: 15,
     };
-    cstor_server::run::run(client, opts, crate::common::terminated()).await?;
+    let shutdown = async {
+        crate::common::terminated().await;
+        tracing::info!("shutting down: draining connections");
+    };
+    cstor_server::run::run(client, opts, shutdown).await?;
     Ok(())
 }
