@@ -233,11 +233,9 @@ async fn set_phase(
 /// One reconcile of a claim.
 pub async fn reconcile(bdc: Arc<BlockDeviceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(bdc.as_ref());
-    let result = cstor_runtime::traced("claim-binding", &key, reconcile_inner(&bdc, &ctx)).await;
-    if result.is_ok() {
-        ctx.failures.succeeded(&key);
-    }
-    result
+    ctx.failures
+        .reconcile("claim-binding", &key, reconcile_inner(&bdc, &ctx))
+        .await
 }
 
 async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action, Error> {

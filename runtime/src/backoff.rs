@@ -47,6 +47,21 @@ impl Backoff {
         }
     }
 
+    /// Runs one reconcile of `key` by `controller` (traced: span and duration) and resets the
+    /// object's failure count when it succeeds; the error policy counts the failures.
+    pub async fn reconcile<T, E: std::fmt::Display>(
+        &self,
+        controller: &'static str,
+        key: &str,
+        reconcile: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let result = crate::traced(controller, key, reconcile).await;
+        if result.is_ok() {
+            self.succeeded(key);
+        }
+        result
+    }
+
     /// `key` failed once more: its failure count and how long to wait before retrying.
     pub fn failed(&self, key: &str) -> (u32, Duration) {
         let n = match self.0.lock() {

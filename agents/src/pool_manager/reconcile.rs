@@ -119,8 +119,10 @@ pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Ctx>) -> Result<Ac
         return Ok(Action::await_change());
     };
     remember(&ctx, &live);
-    let action = cstor_runtime::traced("cspi", &name, reconcile_own(&live, &ctx)).await?;
-    ctx.failures.succeeded(&name);
+    let action = ctx
+        .failures
+        .reconcile("cspi", &name, reconcile_own(&live, &ctx))
+        .await?;
     Ok(action)
 }
 

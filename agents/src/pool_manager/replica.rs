@@ -253,8 +253,10 @@ pub async fn reconcile(
     let Some(live) = ctx.cvrs().get_opt(&name).await.map_err(Error::Kube)? else {
         return Ok(Action::await_change());
     };
-    let action = cstor_runtime::traced("cvr", &name, reconcile_one(&live, &ctx)).await?;
-    ctx.failures.succeeded(&name);
+    let action = ctx
+        .failures
+        .reconcile("cvr", &name, reconcile_one(&live, &ctx))
+        .await?;
     Ok(action)
 }
 

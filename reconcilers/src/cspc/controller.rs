@@ -143,11 +143,9 @@ async fn event(
 /// One reconcile of a CSPC.
 pub async fn reconcile(cspc: Arc<CStorPoolCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(cspc.as_ref());
-    let result = cstor_runtime::traced("cspc", &key, reconcile_inner(&cspc, &ctx)).await;
-    if result.is_ok() {
-        ctx.failures.succeeded(&key);
-    }
-    result
+    ctx.failures
+        .reconcile("cspc", &key, reconcile_inner(&cspc, &ctx))
+        .await
 }
 
 /// The APIs one reconcile uses, all in the CSPC's namespace (Nodes are cluster-wide).

@@ -252,11 +252,9 @@ async fn publish(
 /// One reconcile of a CVC.
 pub async fn reconcile(cvc: Arc<CStorVolumeConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = crate::meta::key(cvc.as_ref());
-    let result = cstor_runtime::traced("cvc", &key, reconcile_inner(&cvc, &ctx)).await;
-    if result.is_ok() {
-        ctx.failures.succeeded(&key);
-    }
-    result
+    ctx.failures
+        .reconcile("cvc", &key, reconcile_inner(&cvc, &ctx))
+        .await
 }
 
 async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Action, Error> {
