@@ -73,7 +73,7 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("cstor-operator-{}", std::process::id()));
-    let config = cstor_reconcilers::operator::OperatorConfig {
+    let config = cstor_reconcilers::cspc_operator::OperatorConfig {
         namespace: args.namespace.clone(),
         identity,
         leader_election: args.leader_election,
@@ -90,7 +90,7 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
             resync: Duration::from_secs(args.resync_seconds.max(1)),
         },
     };
-    cstor_reconcilers::operator::run(client, config, crate::common::terminated())
+    cstor_reconcilers::cspc_operator::run(client, config, crate::common::terminated())
         .await
         .context("operator")
 }

@@ -73,7 +73,7 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
         base_dir: args.base_dir.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
     };
-    cstor_reconcilers::cvc::run(client, config, crate::common::terminated())
+    cstor_reconcilers::cvc_operator::run(client, config, crate::common::terminated())
         .await
         .context("cvc-operator")
 }

@@ -5,10 +5,12 @@
 
 pub mod claim_binding;
 pub mod cspc;
+pub mod cspc_operator;
 pub mod cvc;
+pub mod cvc_operator;
+mod elected;
 pub mod error;
 pub mod meta;
-pub mod operator;
 pub mod podspec;
 
 pub use error::Error;

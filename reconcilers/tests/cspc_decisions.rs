@@ -11,10 +11,10 @@ use cstor_api::cstor_v1::{CStorPoolClusterStatus, CStorPoolInstanceSpec, PoolCon
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_reconcilers::cspc::CspcConfig;
 use cstor_reconcilers::cspc::claim::{ClaimError, ClaimStatus, bdc_for_bd, claim_status};
-use cstor_reconcilers::cspc::controller::cspi_apply;
 use cstor_reconcilers::cspc::deployment::pool_manager_deployment;
 use cstor_reconcilers::cspc::naming::{cspi_name, fnv1a64};
 use cstor_reconcilers::cspc::node::{NodeError, pool_hosts, resolve_node};
+use cstor_reconcilers::cspc::reconcile::cspi_apply;
 use cstor_reconcilers::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
 use cstor_reconcilers::cspc::topology::{
     ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,

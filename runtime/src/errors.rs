@@ -1,5 +1,9 @@
 //! What an API error means, in one place: a lost write race, NotFound, AlreadyExists. An
-//! admission webhook's denial is none of these: it is the answer, not a race to retry.
+//! admission webhook's denial is none of these: it is the answer, not a race to retry. And
+//! [`ApiError`]: a failed call that names its step and its object, so no controller reports a
+//! bare "kubernetes API: …" that says neither what it was doing nor to what.
+
+use std::fmt::Display;
 
 /// A resourceVersion conflict (409 Conflict): someone else wrote first; re-read and retry.
 pub fn is_conflict(e: &kube::Error) -> bool {
@@ -26,6 +30,51 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 /// AlreadyExists (409 with that reason).
 pub fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// A Kubernetes API call that failed, with the step it was (a fixed label such as
+/// `"create CVR"`) and the object it was made on (`"pvc-1-cstor-a"`, or `"ns/name"`).
+#[derive(Debug, thiserror::Error)]
+#[error("{step} {object}: {source}")]
+pub struct ApiError {
+    pub step: &'static str,
+    pub object: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+impl ApiError {
+    /// A bounded label for logs and metrics: what kind of failure, never the message.
+    pub fn category(&self) -> &'static str {
+        let e = &self.source;
+        if is_webhook_denial(e) {
+            "denied"
+        } else if is_conflict(e) {
+            "conflict"
+        } else if is_not_found(e) {
+            "not_found"
+        } else if is_already_exists(e) {
+            "already_exists"
+        } else {
+            "api"
+        }
+    }
+}
+
+/// Names the step and the object of an API call's result: `api.create(..).await.step("create
+/// CVR", &name)?`. Crates take no `From<kube::Error>`, so a call cannot skip this.
+pub trait Step<T> {
+    fn step(self, step: &'static str, object: impl Display) -> Result<T, ApiError>;
+}
+
+impl<T> Step<T> for Result<T, kube::Error> {
+    fn step(self, step: &'static str, object: impl Display) -> Result<T, ApiError> {
+        self.map_err(|source| ApiError {
+            step,
+            object: object.to_string(),
+            source,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +130,27 @@ mod tests {
             );
         }
         assert!(is_not_found(&missing) && !is_lost_race(&missing));
+    }
+
+    #[test]
+    fn an_api_error_names_its_step_and_object() {
+        let e: Result<(), _> = Err(api(
+            422,
+            "Invalid",
+            "admission webhook \"validate.cstor.openebs.io\" denied the request: no",
+        ));
+        let e = e.step("create CVR", "pvc-1-cstor-a").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "create CVR pvc-1-cstor-a: ApiError: admission webhook \"validate.cstor.openebs.io\" denied the request: no"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.category(), "denied");
+        let gone: Result<(), _> = Err(api(404, "NotFound", "gone"));
+        assert_eq!(
+            gone.step("get CStorVolume", "v").unwrap_err().category(),
+            "not_found"
+        );
     }
 }

@@ -104,7 +104,7 @@ pub(crate) struct Watched {
 }
 
 /// Shared by every reconcile.
-pub struct Ctx {
+pub struct Context {
     pub(crate) client: Client,
     pub(crate) config: Config,
     pub(crate) pool: String,
@@ -148,7 +148,7 @@ async fn wait_for_zfs(
     })
 }
 
-fn error_policy(cspi: Arc<CStorPoolInstance>, error: &Error, ctx: Arc<Ctx>) -> Action {
+fn error_policy(cspi: Arc<CStorPoolInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = cspi.name_any();
     let (n, delay) = ctx.failures.failed(&key);
     tracing::warn!(cspi = %key, error = %error, category = error.category(), failures = n, retry_in = ?delay, "reconcile failed");
@@ -183,7 +183,7 @@ pub async fn run(
         Some(config.node.clone()),
     );
     let watched = Arc::new(Mutex::new(Watched::default()));
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(Context {
         client: client.clone(),
         manager: format!("cstor-pool-manager/{}", config.node),
         pool,

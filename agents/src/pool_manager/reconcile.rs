@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 
 use super::commands::{self, Dialect};
 use super::decide::{self, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted};
-use super::{Ctx, Error, kube_ops, zfs};
+use super::{Context, Error, kube_ops, zfs};
 use crate::pool_manager::zpool::{self, PoolStatus};
 use crate::runner::{Output, RunError};
 
@@ -49,7 +49,7 @@ fn command_message(e: &RunError) -> String {
     }
 }
 
-impl Ctx {
+impl Context {
     async fn run(&self, argv: &[&str]) -> Result<Output, RunError> {
         let (program, args) = argv.split_first().unwrap_or((&"true", &[]));
         self.runner.run(program, args).await
@@ -109,7 +109,7 @@ impl Ctx {
 }
 
 /// The controller's reconcile: only our CSPI (by UID) is acted on.
-pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     if cspi.uid().as_deref() != Some(ctx.config.cspi_uid.as_str()) {
         return Ok(Action::await_change());
     }
@@ -126,7 +126,7 @@ pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Ctx>) -> Result<Ac
     Ok(action)
 }
 
-fn remember(ctx: &Ctx, cspi: &CStorPoolInstance) {
+fn remember(ctx: &Context, cspi: &CStorPoolInstance) {
     if let Ok(mut w) = ctx.watched.lock() {
         w.cspi = Some(kube::runtime::reflector::ObjectRef::from_obj(cspi));
         w.cspc = cspi
@@ -138,7 +138,7 @@ fn remember(ctx: &Ctx, cspi: &CStorPoolInstance) {
     }
 }
 
-async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Error> {
+async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action, Error> {
     let reference = cspi.object_ref(&());
     let resync = Action::requeue(ctx.config.resync);
     if cspi
@@ -343,7 +343,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<Action, Er
 /// Paths of every BD in the spec (missing BDs are absent from the map).
 async fn spec_paths(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
 ) -> Result<HashMap<String, Vec<String>>, Error> {
     let mut out = HashMap::new();
     for (_, _, group) in decide::spec_groups(&cspi.spec) {
@@ -362,7 +362,7 @@ async fn spec_paths(
     Ok(out)
 }
 
-async fn bd_paths(ctx: &Ctx, name: &str) -> Result<Option<Vec<String>>, Error> {
+async fn bd_paths(ctx: &Context, name: &str) -> Result<Option<Vec<String>>, Error> {
     let bd = ctx.bds().get_opt(name).await.map_err(Error::Kube)?;
     Ok(bd.map(|bd| decide::bd_paths(&bd)))
 }
@@ -376,7 +376,7 @@ fn first_path(cspi: &CStorPoolInstance, paths: &HashMap<String, Vec<String>>) ->
 /// Import, as in the Go operators: present → imported; else cachefile import; else a `-d` scan import.
 async fn import(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
     paths: &HashMap<String, Vec<String>>,
     reference: &ObjectReference,
 ) -> bool {
@@ -424,7 +424,7 @@ async fn import(
 /// failed add, destroy what was made. Err is the message for the condition and event.
 async fn create(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
     paths: &HashMap<String, Vec<String>>,
 ) -> Result<(), String> {
     let dir = first_path(cspi, paths).and_then(|p| decide::import_dir(&p));
@@ -472,7 +472,7 @@ async fn create(
 
 /// `zpool destroy` then, on uZFS, `zpool labelclear -f` of each disk (zfs-fuse has no
 /// labelclear).
-async fn destroy_pool(ctx: &Ctx, disks: &[String]) -> Result<(), String> {
+async fn destroy_pool(ctx: &Context, disks: &[String]) -> Result<(), String> {
     ctx.run(&["zpool", "destroy", &ctx.pool])
         .await
         .map_err(|e| command_message(&e))?;
@@ -496,7 +496,7 @@ async fn destroy_pool(ctx: &Ctx, disks: &[String]) -> Result<(), String> {
 /// As in the Go operators: destroy the pool, then release `openebs.io/pool-protection`.
 async fn destroy(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
     reference: &ObjectReference,
 ) -> Result<(), Error> {
     if !cspi
@@ -554,7 +554,7 @@ async fn destroy(
 /// As in the Go operators: replacements, then expansion. Returns whether a resilver is running.
 async fn update(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
     paths: &HashMap<String, Vec<String>>,
     conditions: &mut Vec<PoolCondition>,
     reference: &ObjectReference,
@@ -769,7 +769,7 @@ async fn update(
 /// After a finished resilver: release and delete the old disk's claim, drop the predecessor
 /// annotation from the new one.
 async fn clean_up_replacement(
-    ctx: &Ctx,
+    ctx: &Context,
     claims: &[BlockDeviceClaim],
     old_bd: &str,
     new_claim: &BlockDeviceClaim,
@@ -797,7 +797,7 @@ async fn clean_up_replacement(
 /// `zfs get -Hp`, the read-only flag as a dataset user property.
 async fn update_status(
     cspi: &CStorPoolInstance,
-    ctx: &Ctx,
+    ctx: &Context,
     paths: &HashMap<String, Vec<String>>,
     mut conditions: Vec<PoolCondition>,
     reference: &ObjectReference,
@@ -940,7 +940,7 @@ async fn update_status(
 /// `provisionedReplicas` / `healthyReplicas`: our CVRs that have a dataset, and of those the
 /// Healthy ones. Without the CVR list, the datasets are counted; the last values are kept
 /// when nothing can be read.
-async fn replica_counts(ctx: &Ctx, previous: Option<&CStorPoolInstanceStatus>) -> (i32, i32) {
+async fn replica_counts(ctx: &Context, previous: Option<&CStorPoolInstanceStatus>) -> (i32, i32) {
     let pool = ctx.pool.as_str();
     let last = (
         previous.map(|p| p.provisioned_replicas).unwrap_or_default(),
@@ -965,7 +965,7 @@ async fn replica_counts(ctx: &Ctx, previous: Option<&CStorPoolInstanceStatus>) -
 }
 
 /// As in the Go operators: `canmount=off` and the (dialect-mapped) compression on the pool dataset.
-async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<(), String> {
+async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Context) -> Result<(), String> {
     let compression = commands::compression(cspi.spec.pool_config.as_ref(), ctx.config.dialect)
         .map_err(|e| e.to_string())?;
     let pool = ctx.pool.as_str();
@@ -1014,7 +1014,7 @@ async fn sync_properties(cspi: &CStorPoolInstance, ctx: &Ctx) -> Result<(), Stri
 }
 
 /// At shutdown: phase OFFLINE unless the CSPI never had a pool ("" or Pending).
-pub async fn mark_offline(ctx: &Ctx) -> Result<(), Error> {
+pub async fn mark_offline(ctx: &Context) -> Result<(), Error> {
     let list = ctx
         .cspis()
         .list(&ListParams::default())

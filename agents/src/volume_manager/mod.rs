@@ -1,10 +1,10 @@
 //! The volume-manager: the local iSCSI target of one volume (docs/volumes.md, "The target
 //! locally"; docs/architecture.md. A FUSE file ([`fuse`]) whose writes go to every
 //! healthy replica's `lun` file with quorum acknowledgement ([`fanout`]) is served by tgtd
-//! ([`tgt`]); [`daemon`] wires it to the CStorVolume and its CVRs and reports the CV status
+//! ([`tgt`]); [`reconcile`] wires it to the CStorVolume and its CVRs and reports the CV status
 //! computed by [`status`].
 
-pub mod daemon;
+pub mod reconcile;
 pub mod fanout;
 pub mod fuse;
 pub mod status;
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use daemon::run;
+pub use reconcile::run;
 
 use crate::runner::RunError;
 

@@ -1,7 +1,7 @@
 //! Pure decisions of the volume-manager: where a CVR's replica file is, which CVRs belong in
 //! the fan-out, the whole CV status from what the daemon observes ([`derive_status`]), and the
 //! CV spec/status edits of the Go operators (knownReplicas, replicationFactor,
-//! consistencyFactor). `daemon.rs` reads and writes; nothing here does I/O.
+//! consistencyFactor). `reconcile.rs` reads and writes; nothing here does I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

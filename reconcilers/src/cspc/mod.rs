@@ -2,13 +2,13 @@
 //! CStorPoolInstance, its BlockDeviceClaims and its pool-manager Deployment, keeps them
 //! converged, scales down, cleans up on deletion and reports status (docs/pools.md,
 //! with part A's decisions; docs/pools.md). The decisions are pure functions in the submodules;
-//! `controller` does the I/O.
+//! `reconcile` does the I/O.
 
 pub mod claim;
-pub mod controller;
 pub mod deployment;
 pub mod naming;
 pub mod node;
+pub mod reconcile;
 pub mod status;
 pub mod topology;
 

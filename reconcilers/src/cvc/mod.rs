@@ -2,24 +2,19 @@
 //! CStorVolume, a target Deployment, one CStorVolumeReplica per chosen pool and, for 3+
 //! replicas, a PodDisruptionBudget; then resizes, scales replicas, follows policy edits and
 //! cleans up on deletion (docs/volumes.md with part A; docs/volumes.md). Decisions are
-//! pure functions in the submodules; `controller` does the I/O.
+//! pure functions in the submodules; `reconcile` and the step modules (`provision`, `bound`, `pdb`, `deprovision`) do the I/O.
 
-pub mod controller;
+mod bound;
 pub mod decide;
+mod deprovision;
 pub mod objects;
+mod pdb;
 pub mod placement;
+mod provision;
+pub mod reconcile;
 pub mod status;
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-
-use futures::FutureExt;
-use futures::channel::oneshot;
-use kube::Client;
-
-use crate::Error;
-use crate::operator::{Controllers, Election, run_elected};
 
 /// Field manager of every server-side apply (and patch) the CVC controller makes.
 pub const FIELD_MANAGER: &str = "cstor-operator/cvc";
@@ -65,33 +60,4 @@ impl Default for CvcConfig {
             resync: Duration::from_secs(300),
         }
     }
-}
-
-fn start(client: Client, config: &CvcConfig) -> Controllers {
-    let recorder = cstor_runtime::events::recorder(
-        client.clone(),
-        "cstor-cvc-operator",
-        Some(config.identity.clone()),
-    );
-    let (tx, rx) = oneshot::channel::<()>();
-    let ctx = Arc::new(controller::Context::new(client, config.clone(), recorder));
-    Controllers::new(vec![tx], controller::run(ctx, rx.map(|_| ())).boxed())
-}
-
-/// Runs the CVC controller until `shutdown` resolves (Ok) or the Lease is lost (Err); with
-/// `leader_election` it runs only while this process holds Lease `lease_name`.
-pub async fn run(
-    client: Client,
-    config: CvcConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    let election = Election {
-        namespace: config.namespace.clone(),
-        identity: config.identity.clone(),
-        enabled: config.leader_election,
-        lease_name: config.lease_name.clone(),
-        lease_seconds: config.lease_seconds,
-        what: "cvc",
-    };
-    run_elected(client, election, move |c| start(c, &config), shutdown).await
 }

@@ -88,7 +88,7 @@ pub fn pdb_name(cspc: &str, pools: &[String]) -> String {
 
 /// The versionDetails of an object made at operator version `version`.
 pub fn fresh_version(version: &str) -> VersionDetails {
-    crate::cspc::controller::fresh_version(version)
+    crate::cspc::reconcile::fresh_version(version)
 }
 
 /// The CVC versionDetails after "populate"; `None` when already populated.

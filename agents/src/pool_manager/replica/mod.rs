@@ -26,15 +26,15 @@ use kube::{Resource, ResourceExt};
 
 use self::decide::{PhaseInput, PhaseOutcome, PoolState};
 use self::store::{AnyStore, DatasetStore, Ensured, ReplicaSpec, ReplicaStore, ZvolStore};
-use super::{Ctx, Error, kube_ops};
+use super::{Context as PoolContext, Error, kube_ops};
 use crate::pool_manager::commands::Dialect;
 
 /// Requeue while the pool is not imported (the CSPI watch also wakes us).
 const POOL_WAIT: Duration = Duration::from_secs(5);
 
 /// Shared by every CVR reconcile.
-pub struct ReplicaCtx {
-    pub(crate) base: Arc<Ctx>,
+pub struct Context {
+    pub(crate) base: Arc<PoolContext>,
     pub(crate) store: AnyStore,
     failures: cstor_runtime::Backoff,
 }
@@ -47,7 +47,7 @@ pub fn selector(cspi_uid: &str) -> String {
 }
 
 /// The store for the dialect: datasets + lun files on zfs-fuse, zvols on uZFS.
-pub fn store_for(ctx: &Ctx) -> AnyStore {
+pub fn store_for(ctx: &PoolContext) -> AnyStore {
     match ctx.config.dialect {
         Dialect::ZfsFuse => AnyStore::Dataset(DatasetStore {
             runner: ctx.runner.clone(),
@@ -59,7 +59,7 @@ pub fn store_for(ctx: &Ctx) -> AnyStore {
     }
 }
 
-impl ReplicaCtx {
+impl Context {
     fn cvrs(&self) -> Api<CStorVolumeReplica> {
         Api::namespaced(self.base.client.clone(), &self.base.config.namespace)
     }
@@ -169,7 +169,7 @@ impl ReplicaCtx {
     }
 }
 
-fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<ReplicaCtx>) -> Action {
+fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = cvr.name_any();
     let (n, delay) = ctx.failures.failed(&key);
     tracing::warn!(cvr = %key, error = %error, category = error.category(), failures = n, retry_in = ?delay, "replica reconcile failed");
@@ -178,11 +178,11 @@ fn error_policy(cvr: Arc<CStorVolumeReplica>, error: &Error, ctx: Arc<ReplicaCtx
 
 /// Runs the CVR controller until `stop` turns true; then marks our created replicas Offline
 /// (the Go operators' shutdown).
-pub async fn run(base: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(base: Arc<PoolContext>, stop: tokio::sync::watch::Receiver<bool>) {
     let client = base.client.clone();
     let ns = base.config.namespace.clone();
     let cspi_uid = base.config.cspi_uid.clone();
-    let rctx = Arc::new(ReplicaCtx {
+    let rctx = Arc::new(Context {
         store: store_for(&base),
         base,
         failures: cstor_runtime::Backoff::default(),
@@ -242,7 +242,7 @@ pub async fn run(base: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
 /// One CVR: only ours (label) and a fresh read.
 pub async fn reconcile(
     cvr: Arc<CStorVolumeReplica>,
-    ctx: Arc<ReplicaCtx>,
+    ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     if cvr.labels().get(labels::CSPI_UID).map(String::as_str)
         != Some(ctx.base.config.cspi_uid.as_str())
@@ -260,7 +260,7 @@ pub async fn reconcile(
     Ok(action)
 }
 
-async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Action, Error> {
+async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action, Error> {
     let reference = cvr.object_ref(&());
     let name = cvr.name_any();
     let resync = Action::requeue(ctx.base.config.resync);
@@ -522,7 +522,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &ReplicaCtx) -> Result<Act
 /// Deletion: destroy the store, then drop only our finalizer.
 async fn destroy(
     cvr: &CStorVolumeReplica,
-    ctx: &ReplicaCtx,
+    ctx: &Context,
     reference: &ObjectReference,
 ) -> Result<Action, Error> {
     let name = cvr.name_any();
@@ -597,7 +597,7 @@ async fn destroy(
 }
 
 /// At shutdown: every created replica of ours (phase not ""/Init/Recreate) is Offline.
-pub async fn mark_offline(ctx: &ReplicaCtx) -> Result<(), Error> {
+pub async fn mark_offline(ctx: &Context) -> Result<(), Error> {
     let list = ctx
         .cvrs()
         .list(&ListParams::default().labels(&selector(&ctx.base.config.cspi_uid)))

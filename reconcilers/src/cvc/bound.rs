@@ -1,0 +1,380 @@
+//! A Bound volume: resize, replica scale up/down, policy edits reaching the target.
+
+use cstor_runtime::reasons;
+use std::collections::{BTreeMap, BTreeSet};
+
+use cstor_api::cstor_v1::{CStorVolume, ReplicaPoolInfo, cvc::condition_type, cvr};
+use cstor_api::keys::labels;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
+use kube::api::{Patch, PostParams};
+use kube::runtime::events::EventType;
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::cvc::decide::{
+    ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op,
+};
+use crate::cvc::objects::{
+    ReplicaPool, cvr_name, cvr_object, policy_hash, replica_id, storage, target_deployment,
+    target_name, with_defaults,
+};
+use crate::cvc::placement::Candidate;
+use crate::cvc::status::{self as st, remove_condition};
+use crate::meta::{delete_ignore_missing, is_already_exists};
+
+use super::pdb::sync_pdb;
+use super::reconcile::{
+    MEDIUM_REQUEUE, Pass, SHORT_REQUEUE, apply_params, of_volume, patch_params, pool_names,
+    pool_of, union_pools, volume_id,
+};
+
+/// A Bound volume: resize, scale replicas, follow policy edits.
+pub(super) async fn bound(pass: &mut Pass<'_>) -> Result<(), Error> {
+    let cvc = pass.cvc;
+    let name = pass.name();
+    let spec_pools = pool_names(&cvc.spec.policy);
+    if spec_pools.is_empty() && !pass.status.pool_info.is_empty() {
+        // Bound was written but the spec patch after it was not: finish binding, don't scale.
+        let mut policy = cvc.spec.policy.clone();
+        policy.replica_pool_info = pass
+            .status
+            .pool_info
+            .iter()
+            .map(|p| ReplicaPoolInfo {
+                pool_name: p.clone(),
+            })
+            .collect();
+        pass.patch_cvc(json!({
+            "metadata": {"labels": {labels::TEMPLATE_HASH: policy_hash(&policy)}},
+            "spec": {"policy": {"replicaPoolInfo": policy.replica_pool_info}},
+        }))
+        .await?;
+        pass.soon(SHORT_REQUEUE);
+        return Ok(());
+    }
+    let Some(cv) = pass.apis.cvs.get_opt(&name).await? else {
+        let msg = format!("CStorVolume {name} of this Bound claim is missing");
+        pass.report(st::PROVISIONING, "VolumeMissing", msg, EventType::Warning)
+            .await;
+        pass.soon(MEDIUM_REQUEUE);
+        return Ok(());
+    };
+    if pass.has(st::PROVISIONING, "VolumeMissing") {
+        remove_condition(&mut pass.status.conditions, st::PROVISIONING);
+    }
+    resize(pass, &cv).await?;
+    scale(pass, &cv, &spec_pools).await?;
+    sync_policy(pass, &cv).await
+}
+
+/// As in the Go operators: grow the CV and the CVRs; done when the target reports the size; never shrink.
+pub(super) async fn resize(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
+    let cvc = pass.cvc;
+    let name = pass.name();
+    let step = resize_step(
+        storage(&cvc.spec.capacity),
+        storage(&pass.status.capacity),
+        cv,
+    );
+    let failed = condition_type::VOLUME_RESIZE_FAILED;
+    match step {
+        ResizeStep::Nothing => {
+            remove_condition(&mut pass.status.conditions, failed);
+        }
+        ResizeStep::Invalid { message } => {
+            pass.report(failed, st::INVALID_CAPACITY, message, EventType::Warning)
+                .await;
+        }
+        ResizeStep::Shrink { from, to } => {
+            let msg = format!(
+                "shrinking volume {name} from {from} to {to} is not supported; nothing was changed"
+            );
+            pass.report(failed, st::SHRINK_NOT_SUPPORTED, msg, EventType::Warning)
+                .await;
+        }
+        ResizeStep::Grow { to } | ResizeStep::InProgress { to } => {
+            remove_condition(&mut pass.status.conditions, failed);
+            let asked = cv.spec.capacity.as_ref() == Some(&to);
+            if !asked {
+                pass.patch_cv_spec(json!({"capacity": to})).await?;
+            }
+            grow_replicas(pass, &to).await?;
+            let from = storage(&pass.status.capacity)
+                .map(|q| q.0.clone())
+                .unwrap_or_default();
+            let msg = format!(
+                "resizing volume from {from} to {}; waiting for the target to report the new size",
+                to.0
+            );
+            if pass.set(condition_type::RESIZING, st::RESIZE_IN_PROGRESS, msg) || !asked {
+                pass.event(
+                    EventType::Normal,
+                    reasons::RESIZING,
+                    format!("CVCController is resizing volume {name}"),
+                )
+                .await;
+            }
+            pass.soon(MEDIUM_REQUEUE);
+        }
+        ResizeStep::Done { to } => {
+            pass.status.capacity.insert("storage".into(), to.clone());
+            remove_condition(&mut pass.status.conditions, condition_type::RESIZING);
+            remove_condition(
+                &mut pass.status.conditions,
+                condition_type::VOLUME_RESIZE_PENDING,
+            );
+            remove_condition(&mut pass.status.conditions, failed);
+            pass.set(
+                condition_type::VOLUME_RESIZE_SUCCESSFUL,
+                st::RESIZE_SUCCEEDED,
+                format!("volume resized to {}", to.0),
+            );
+            pass.event(
+                EventType::Normal,
+                reasons::VOLUME_RESIZE_SUCCESSFUL,
+                "Resize volume succeeded".into(),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// Brings every CVR of the volume to `spec.capacity = to`.
+pub(super) async fn grow_replicas(pass: &Pass<'_>, to: &Quantity) -> Result<(), Error> {
+    for r in pass.apis.cvrs.list(&of_volume(&pass.name())).await?.items {
+        if r.spec.capacity != to.0 {
+            pass.apis
+                .cvrs
+                .patch(
+                    &r.name_any(),
+                    &patch_params(),
+                    &Patch::Merge(json!({"spec": {"capacity": to.0}})),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// As in the Go operators: scale up (several at once) or down (one at a time, after the target let go).
+pub(super) async fn scale(
+    pass: &mut Pass<'_>,
+    cv: &CStorVolume,
+    spec_pools: &[String],
+) -> Result<(), Error> {
+    let name = pass.name();
+    let from = pass.status.pool_info.len();
+    let to = spec_pools.len();
+    match scale_op(spec_pools, &pass.status.pool_info) {
+        ScaleOp::None => {}
+        ScaleOp::Migration => {
+            let msg = "Migration of volume replicas is not yet supported".to_string();
+            if pass.set(
+                st::REPLICA_SCALING,
+                st::MIGRATION_NOT_SUPPORTED,
+                msg.clone(),
+            ) {
+                pass.event(EventType::Warning, reasons::MIGRATION, msg)
+                    .await;
+            }
+        }
+        ScaleOp::Up { add } => {
+            if let Some(drf) = super::decide::scale_up_drf(cv, to) {
+                pass.patch_cv_spec(json!({"desiredReplicationFactor": drf}))
+                    .await?;
+            }
+            let capacity = storage(&pass.status.capacity)
+                .or_else(|| storage(&pass.cvc.spec.capacity))
+                .map(|q| q.0.clone())
+                .unwrap_or_default();
+            let mut errors = Vec::new();
+            let version = pass.ctx.config.operator_version.clone();
+            for pool in &add {
+                let Some(cspi) = pass.apis.cspis.get_opt(pool).await? else {
+                    errors.push(format!("CStorPoolInstance {pool} not found"));
+                    continue;
+                };
+                let target = ReplicaPool {
+                    name: pool.clone(),
+                    uid: cspi.uid().unwrap_or_default(),
+                    hostname: Candidate::from_cspi(&cspi).node,
+                };
+                let id = replica_id(&volume_id(pass.cvc), pool);
+                let obj = cvr_object(pass.cvc, cv, &target, &capacity, &id, &version)?;
+                let cvr = cvr_name(&name, pool);
+                let created = match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
+                    Ok(c) => {
+                        pass.event(
+                            EventType::Normal,
+                            reasons::REPLICA_CREATED,
+                            format!(
+                                "Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"
+                            ),
+                        )
+                        .await;
+                        Some(c)
+                    }
+                    Err(e) if is_already_exists(&e) => pass.apis.cvrs.get_opt(&cvr).await?,
+                    Err(e) => return Err(e.into()),
+                };
+                // The status subresource ignores status on create: mark it for rebuild now.
+                if let Some(c) = created
+                    && c.status.as_ref().is_none_or(|s| s.phase.is_empty())
+                {
+                    pass.apis
+                        .cvrs
+                        .patch_status(
+                            &cvr,
+                            &patch_params(),
+                            &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
+                        )
+                        .await?;
+                }
+            }
+            let have: BTreeSet<String> = pass
+                .apis
+                .cvrs
+                .list(&of_volume(&name))
+                .await?
+                .items
+                .iter()
+                .filter_map(pool_of)
+                .collect();
+            if errors.is_empty() && add.iter().all(|p| have.contains(p)) {
+                let pools = union_pools(&pass.status.pool_info, &add);
+                sync_pdb(pass, &pools).await?;
+                pass.status.pool_info = pools;
+                finish_scale(pass, to).await;
+            } else {
+                let msg = if errors.is_empty() {
+                    format!("scaling replicas from {from} to {to} in progress")
+                } else {
+                    format!(
+                        "scaling replicas from {from} to {to}: {}",
+                        errors.join("; ")
+                    )
+                };
+                let reason = if errors.is_empty() {
+                    st::SCALING_UP
+                } else {
+                    st::SCALING_FAILED
+                };
+                if pass.set(st::REPLICA_SCALING, reason, msg.clone()) {
+                    pass.event(EventType::Warning, reasons::SCALING_VOLUME_REPLICAS, msg)
+                        .await;
+                }
+                pass.soon(SHORT_REQUEUE);
+            }
+        }
+        ScaleOp::Down { remove } => {
+            let cvr = cvr_name(&name, &remove);
+            let live = pass.apis.cvrs.get_opt(&cvr).await?;
+            let id = live
+                .as_ref()
+                .map(|r| r.spec.replica_id.clone())
+                .filter(|i| !i.is_empty());
+            match scale_down_step(cv, &cvr, id.as_deref(), from, to) {
+                ScaleDownStep::UpdateVolume { drf, known } => {
+                    let old: BTreeMap<String, String> = cv
+                        .spec
+                        .replica_details
+                        .as_ref()
+                        .map(|d| d.known_replicas.clone())
+                        .unwrap_or_default();
+                    // A merge patch deletes a map key only through null.
+                    let mut known_patch = serde_json::Map::new();
+                    for k in old.keys().filter(|k| !known.contains_key(*k)) {
+                        known_patch.insert(k.clone(), Value::Null);
+                    }
+                    pass.patch_cv_spec(json!({
+                        "desiredReplicationFactor": drf,
+                        "replicaDetails": {"knownReplicas": known_patch},
+                    }))
+                    .await?;
+                    let msg = format!(
+                        "scaling down volume replicas from {from} to {to}: asked the target to drop {cvr}"
+                    );
+                    if pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, msg.clone()) {
+                        pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
+                            .await;
+                    }
+                    pass.soon(SHORT_REQUEUE);
+                }
+                ScaleDownStep::WaitForTarget { message } => {
+                    pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, message);
+                    pass.soon(SHORT_REQUEUE);
+                }
+                ScaleDownStep::DeleteReplica => {
+                    if live.is_some() {
+                        delete_ignore_missing(&pass.apis.cvrs, &cvr).await?;
+                    }
+                    let pools: Vec<String> = pass
+                        .status
+                        .pool_info
+                        .iter()
+                        .filter(|p| **p != remove)
+                        .cloned()
+                        .collect();
+                    sync_pdb(pass, &pools).await?;
+                    pass.status.pool_info = pools;
+                    finish_scale(pass, to).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn finish_scale(pass: &mut Pass<'_>, to: usize) {
+    let msg = format!("successfully scaled volume replicas to {to}");
+    pass.set(st::REPLICA_SCALING, st::REPLICAS_SCALED, msg.clone());
+    pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
+        .await;
+}
+
+/// As in the Go operators, without the hash test: re-apply the target Deployment from `spec.policy` (a no-op
+/// for the apiserver when nothing changed) and keep the template-hash label current.
+pub(super) async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
+    let cvc = pass.cvc;
+    let name = pass.name();
+    let policy = with_defaults(cvc.spec.policy.clone());
+    let deployment = target_deployment(cvc, cv, &policy, &pass.ctx.config)?;
+    if let Err(e) = pass
+        .apis
+        .deployments
+        .patch(
+            &target_name(&name),
+            &apply_params(),
+            &Patch::Apply(&deployment),
+        )
+        .await
+    {
+        pass.event(
+            EventType::Warning,
+            reasons::POLICY_SYNC,
+            format!(
+                "failed to patch target deployment {}: {e}",
+                target_name(&name)
+            ),
+        )
+        .await;
+        return Err(e.into());
+    }
+    let hash = policy_hash(&cvc.spec.policy);
+    let old = cvc.labels().get(labels::TEMPLATE_HASH).cloned();
+    if old.as_deref() != Some(hash.as_str()) {
+        pass.patch_cvc(json!({"metadata": {"labels": {labels::TEMPLATE_HASH: hash}}}))
+            .await?;
+        if old.is_some() {
+            pass.event(
+                EventType::Normal,
+                reasons::POLICY_SYNC,
+                format!("successfully sync policy for cvc {name}"),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
