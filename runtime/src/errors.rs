@@ -139,7 +139,9 @@ mod tests {
             "Invalid",
             "admission webhook \"validate.cstor.openebs.io\" denied the request: no",
         ));
-        let e = e.step("create CVR", "pvc-1-cstor-a").unwrap_err();
+        let Err(e) = e.step("create CVR", "pvc-1-cstor-a") else {
+            panic!("an error stays an error")
+        };
         assert!(
             e.to_string().starts_with(
                 "create CVR pvc-1-cstor-a: ApiError: admission webhook \"validate.cstor.openebs.io\" denied the request: no"
@@ -149,7 +151,9 @@ mod tests {
         assert_eq!(e.category(), "denied");
         let gone: Result<(), _> = Err(api(404, "NotFound", "gone"));
         assert_eq!(
-            gone.step("get CStorVolume", "v").unwrap_err().category(),
+            gone.step("get CStorVolume", "v")
+                .expect_err("stays an error")
+                .category(),
             "not_found"
         );
     }

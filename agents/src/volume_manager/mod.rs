@@ -4,9 +4,9 @@
 //! ([`tgt`]); [`reconcile`] wires it to the CStorVolume and its CVRs and reports the CV status
 //! computed by [`status`].
 
-pub mod reconcile;
 pub mod fanout;
 pub mod fuse;
+pub mod reconcile;
 pub mod status;
 pub mod tgt;
 

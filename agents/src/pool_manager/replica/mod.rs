@@ -240,10 +240,7 @@ pub async fn run(base: Arc<PoolContext>, stop: tokio::sync::watch::Receiver<bool
 }
 
 /// One CVR: only ours (label) and a fresh read.
-pub async fn reconcile(
-    cvr: Arc<CStorVolumeReplica>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+pub async fn reconcile(cvr: Arc<CStorVolumeReplica>, ctx: Arc<Context>) -> Result<Action, Error> {
     if cvr.labels().get(labels::CSPI_UID).map(String::as_str)
         != Some(ctx.base.config.cspi_uid.as_str())
     {
