@@ -3,6 +3,7 @@
 //! enough; a deleted claim releases its device. BD and BDC have no status subresource, so the
 //! BD's claim fields and the BDC's phase are written by server-side apply on the object.
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,7 +227,8 @@ async fn set_phase(
     let name = bdc.name_any();
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &pp, &Patch::Apply(phase_apply(&name, phase)))
-        .await?;
+        .await
+        .step("apply phase of BlockDeviceClaim", &name)?;
     Ok(())
 }
 
@@ -247,7 +249,9 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
     let bd = if bd_name.is_empty() {
         None
     } else {
-        bds.get_opt(&bd_name).await?
+        bds.get_opt(&bd_name)
+            .await
+            .step("get BlockDevice", &bd_name)?
     };
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     match decide(bdc, bd.as_ref()) {
@@ -256,7 +260,8 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
             if release_device {
                 let after = bds
                     .patch(&bd_name, &apply, &Patch::Apply(release_apply(&bd_name)))
-                    .await?;
+                    .await
+                    .step("release BlockDevice", &bd_name)?;
                 // A claimRef someone else also owns survives the apply: remove it outright.
                 if after.spec.claim_ref.is_some() {
                     remove_field(&bds, &bd_name, "/spec/claimRef").await?;
@@ -284,7 +289,8 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
             // Finalizer first: a delete from here on still releases the device.
             add_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
             bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
-                .await?;
+                .await
+                .step("bind BlockDevice", &bd_name)?;
             set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;
             event(
                 ctx,
@@ -302,7 +308,8 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
                 .is_some_and(|b| b.status.claim_state != claim_state::CLAIMED)
             {
                 bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
-                    .await?;
+                    .await
+                    .step("bind BlockDevice", &bd_name)?;
             }
             if bdc.status.phase != bdc_phase::BOUND {
                 set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;

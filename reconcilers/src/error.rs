@@ -3,8 +3,9 @@
 /// Everything a reconcile or the operator entry point can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    /// An API call failed; it names its step and object (no bare `kube::Error` converts).
+    #[error(transparent)]
+    Api(#[from] cstor_runtime::errors::ApiError),
     #[error("serialization: {0}")]
     Json(#[from] serde_json::Error),
     /// An object lacks a field the apiserver always sets (uid, namespace, …).
@@ -31,10 +32,7 @@ impl Error {
     /// A bounded label for logs and metrics (never the message, whose cardinality is not).
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(e) if cstor_runtime::errors::is_conflict(e) => "conflict",
-            Error::Kube(e) if cstor_runtime::errors::is_webhook_denial(e) => "denied",
-            Error::Kube(e) if cstor_runtime::errors::is_not_found(e) => "not_found",
-            Error::Kube(_) => "api",
+            Error::Api(e) => e.category(),
             Error::Json(_) => "serialization",
             Error::MissingField { .. } => "invalid_object",
             Error::Patch(_) => "metadata_patch",
@@ -52,9 +50,11 @@ mod tests {
     #[test]
     fn categories_are_bounded_and_a_denial_is_not_a_conflict() {
         let api = |code, reason: &str, message: &str| {
-            Error::Kube(kube::Error::Api(
-                Status::failure(message, reason).with_code(code).boxed(),
-            ))
+            Error::Api(cstor_runtime::errors::ApiError {
+                step: "patch CVR",
+                object: "pvc-1-cstor-a".into(),
+                source: kube::Error::Api(Status::failure(message, reason).with_code(code).boxed()),
+            })
         };
         assert_eq!(
             api(409, "Conflict", "the object has been modified").category(),

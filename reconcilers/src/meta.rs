@@ -2,6 +2,7 @@
 //! by the resourceVersion) and the error classifiers are the shared kit's (cstor_runtime); they
 //! are re-exported here so the controllers read them from one place.
 
+use cstor_runtime::errors::ApiError;
 use std::fmt::Debug;
 
 use kube::api::Api;
@@ -22,11 +23,16 @@ pub fn is_deleting<K: Resource>(obj: &K) -> bool {
 pub async fn delete_ignore_missing<K>(api: &Api<K>, name: &str) -> Result<(), Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
 {
     match api.delete(name, &Default::default()).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let dt = K::DynamicType::default();
+            let kind = K::kind(&dt);
+            Err(ApiError::new("delete", format!("{kind} {name}"), e).into())
+        }
     }
 }
 

@@ -44,6 +44,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn new(step: &'static str, object: impl Display, source: kube::Error) -> Self {
+        ApiError {
+            step,
+            object: object.to_string(),
+            source,
+        }
+    }
+
     /// A bounded label for logs and metrics: what kind of failure, never the message.
     pub fn category(&self) -> &'static str {
         let e = &self.source;

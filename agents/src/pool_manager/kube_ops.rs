@@ -2,6 +2,7 @@
 //! of `resourceVersion`: the operator edits the same finalizer and annotation lists), status by
 //! server-side apply to the status subresource.
 
+use cstor_runtime::errors::Step;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -99,6 +100,6 @@ where
         &Patch::Apply(body),
     )
     .await
-    .map(|_| ())
-    .map_err(Error::Kube)
+    .step("apply status", name)?;
+    Ok(())
 }

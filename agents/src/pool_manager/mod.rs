@@ -56,8 +56,9 @@ pub struct Config {
 /// Why a reconcile or the pool-manager failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[source] kube::Error),
+    /// An API call failed; it names its step and object.
+    #[error(transparent)]
+    Api(#[from] cstor_runtime::errors::ApiError),
     #[error(transparent)]
     Command(#[from] RunError),
     #[error(transparent)]
@@ -80,8 +81,7 @@ impl Error {
     /// A bounded label for logs and metrics (never the message, whose cardinality is not).
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(e) if cstor_runtime::errors::is_conflict(e) => "conflict",
-            Error::Kube(_) => "api",
+            Error::Api(e) => e.category(),
             Error::Command(_) => "command",
             Error::Status(_) | Error::Zfs(_) => "parse",
             Error::Patch(_) => "metadata_patch",

@@ -2,6 +2,7 @@
 //! create → update pass (replacement, expansion) → status → property sync. Every zpool/zfs
 //! call goes through the runner; every decision comes from [`super::decide`].
 
+use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::reasons;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,7 +116,7 @@ pub async fn reconcile(cspi: Arc<CStorPoolInstance>, ctx: Arc<Context>) -> Resul
     }
     let name = cspi.name_any();
     // A fresh read: the reflector's copy may predate our own last patch.
-    let Some(live) = ctx.cspis().get_opt(&name).await.map_err(Error::Kube)? else {
+    let Some(live) = ctx.cspis().get_opt(&name).await.step("get CSPI", &name)? else {
         return Ok(Action::await_change());
     };
     remember(&ctx, &live);
@@ -363,7 +364,11 @@ async fn spec_paths(
 }
 
 async fn bd_paths(ctx: &Context, name: &str) -> Result<Option<Vec<String>>, Error> {
-    let bd = ctx.bds().get_opt(name).await.map_err(Error::Kube)?;
+    let bd = ctx
+        .bds()
+        .get_opt(name)
+        .await
+        .step("get BlockDevice", name)?;
     Ok(bd.map(|bd| decide::bd_paths(&bd)))
 }
 
@@ -569,7 +574,7 @@ async fn update(
         .bdcs()
         .list(&ListParams::default().labels(&format!("{}={cspc}", labels::CSTOR_POOL_CLUSTER)))
         .await
-        .map_err(Error::Kube)?
+        .step("list BlockDeviceClaims of CSPC", &cspc)?
         .items;
     let claim_of = |bd: &str| claims.iter().find(|c| c.spec.block_device_name == bd);
     let mut status = ctx.zpool_status().await?;
@@ -780,8 +785,8 @@ async fn clean_up_replacement(
         kube_ops::remove_finalizer(&ctx.client, &api, &name, finalizers::CSPC).await?;
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(Error::Kube(e)),
+            Err(e) if cstor_runtime::errors::is_not_found(&e) => {}
+            Err(e) => return Err(ApiError::new("delete BlockDeviceClaim", &name, e).into()),
         }
     }
     kube_ops::remove_annotation(
@@ -1019,7 +1024,7 @@ pub async fn mark_offline(ctx: &Context) -> Result<(), Error> {
         .cspis()
         .list(&ListParams::default())
         .await
-        .map_err(Error::Kube)?;
+        .step("list CSPIs", "(all)")?;
     let Some(cspi) = list
         .items
         .into_iter()

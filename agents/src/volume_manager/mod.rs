@@ -63,8 +63,9 @@ pub enum Error {
     Parse(String),
     #[error("no free tgt target id")]
     NoFreeTid,
-    #[error("kubernetes API: {0}")]
-    Kube(#[source] kube::Error),
+    /// An API call failed; it names its step and object.
+    #[error(transparent)]
+    Api(#[from] cstor_runtime::errors::ApiError),
     #[error("CStorVolume {0}: {1}")]
     Invalid(String, String),
     #[error(

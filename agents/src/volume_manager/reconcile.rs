@@ -39,11 +39,8 @@ const RECORD_WAIT: Duration = Duration::from_secs(10);
 const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::now;
-
-fn kube_err(e: kube::Error) -> Error {
-    Error::Kube(e)
-}
 
 /// Opens a replica's lun file for reading and writing.
 fn open_replica(path: &Path) -> Result<File, Error> {
@@ -262,7 +259,8 @@ async fn apply_status(
     )
     .await
     .map(|_| ())
-    .map_err(kube_err)
+    .step("apply status of CStorVolume", name)?;
+    Ok(())
 }
 
 async fn event(
@@ -290,11 +288,14 @@ async fn initial_fanout(
 ) -> Result<Option<(Fanout, u64, bool)>, Error> {
     let mut reported = String::new();
     loop {
-        let cv = cvs.get(name).await.map_err(kube_err)?;
+        let cv = cvs.get(name).await.step("get CStorVolume", name)?;
         let (phase, message) = match validate(&cv) {
             Err(why) => (phase::INVALID, why),
             Ok(size) => {
-                let list = cvrs.list(&cvr_params(name)).await.map_err(kube_err)?;
+                let list = cvrs
+                    .list(&cvr_params(name))
+                    .await
+                    .step("list CVRs of CStorVolume", name)?;
                 let wanted = status::wanted_replicas(&cv, &list.items, &config.node_roots);
                 let fresh = status::is_fresh(&cv);
                 let mut replicas = Vec::new();
@@ -392,7 +393,11 @@ impl Volume {
         };
         let lun = mounted.lun_path().display().to_string();
         self.mounted = Some(mounted);
-        let cv = self.cvs.get(&self.name).await.map_err(kube_err)?;
+        let cv = self
+            .cvs
+            .get(&self.name)
+            .await
+            .step("get CStorVolume", &self.name)?;
         let tid = self.tgt.serve(&cv.spec.iqn, &lun).await?;
         self.tid = Some(tid);
         tracing::info!(volume = %self.name, tid, size, "serving");
@@ -479,7 +484,12 @@ impl Volume {
 
     /// One pass; false when the CV is gone (stop serving).
     async fn reconcile(&mut self) -> Result<bool, Error> {
-        let Some(cv) = self.cvs.get_opt(&self.name).await.map_err(kube_err)? else {
+        let Some(cv) = self
+            .cvs
+            .get_opt(&self.name)
+            .await
+            .step("get CStorVolume", &self.name)?
+        else {
             tracing::info!(volume = %self.name, "CStorVolume deleted; stopping");
             return Ok(false);
         };
@@ -491,7 +501,7 @@ impl Volume {
             .cvrs
             .list(&cvr_params(&self.name))
             .await
-            .map_err(kube_err)?
+            .step("list CVRs of CStorVolume", &self.name)?
             .items;
         self.reap_rebuilds().await;
         self.reap_resync(&cv).await;
@@ -688,7 +698,7 @@ impl Volume {
                     format!("failed to update desired replication factor to {drf} Error: {e}"),
                 )
                 .await;
-                Err(kube_err(e))
+                Err(ApiError::new("patch spec of CStorVolume", &self.name, e).into())
             }
         }
     }

@@ -2,6 +2,7 @@
 //! idempotent: every pass reads CSPC, CSPIs, claims, devices, nodes and Deployments, takes the
 //! steps that are due, writes status with server-side apply and requeues.
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -202,7 +203,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         .await;
         return Ok(Action::requeue(ctx.config.resync));
     }
-    let cspis = apis.cspis.list(&of_cspc(&name)).await?.items;
+    let cspis = apis
+        .cspis
+        .list(&of_cspc(&name))
+        .await
+        .step("list CSPIs of CSPC", &name)?
+        .items;
     if is_deleting(cspc) {
         return delete_cspc(cspc, ctx, &apis, &cspis).await;
     }
@@ -213,7 +219,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     let mut problems = Problems::default();
     let mut soon = false;
     let mut medium = false;
-    let our_bdcs = apis.bdcs.list(&of_cspc(&name)).await?.items;
+    let our_bdcs = apis
+        .bdcs
+        .list(&of_cspc(&name))
+        .await
+        .step("list BlockDeviceClaims of CSPC", &name)?
+        .items;
     // Finish CSPIs being deleted (scale-down): release their claims once the pool is gone.
     for cspi in cspis.iter().filter(|c| is_deleting(*c)) {
         soon = true;
@@ -231,15 +242,30 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     }
 
     let pools = &cspc.spec.pools;
-    let nodes = apis.nodes.list(&ListParams::default()).await?.items;
+    let nodes = apis
+        .nodes
+        .list(&ListParams::default())
+        .await
+        .step("list Nodes", "(all)")?
+        .items;
     let (hostnames, unplaced) = super::node::pool_hosts(pools, &nodes);
     problems.node_not_found.extend(unplaced);
     if !problems.node_not_found.is_empty() {
         medium = true;
     }
     let pairing = pair(pools, &hostnames, &cspis);
-    let bds = apis.bds.list(&ListParams::default()).await?.items;
-    let all_bdcs = apis.bdcs.list(&ListParams::default()).await?.items;
+    let bds = apis
+        .bds
+        .list(&ListParams::default())
+        .await
+        .step("list BlockDevices", "(all)")?
+        .items;
+    let all_bdcs = apis
+        .bdcs
+        .list(&ListParams::default())
+        .await
+        .step("list BlockDeviceClaims", "(all)")?
+        .items;
     let bd_by_name: BTreeMap<String, &BlockDevice> =
         bds.iter().map(|b| (b.name_any(), b)).collect();
     let cspi_by_name: BTreeMap<String, &CStorPoolInstance> =
@@ -282,7 +308,15 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     let mut replicas = BTreeMap::new();
     for o in &live_orphans {
         let lp = ListParams::default().labels(&format!("{}={o}", labels::CSPI_NAME));
-        replicas.insert(o.clone(), apis.cvrs.list_metadata(&lp).await?.items.len());
+        replicas.insert(
+            o.clone(),
+            apis.cvrs
+                .list_metadata(&lp)
+                .await
+                .step("list CVRs on pool", o)?
+                .items
+                .len(),
+        );
     }
     let live_pairing = super::topology::Pairing {
         pools: pairing.pools.clone(),
@@ -318,7 +352,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         medium = true;
     }
 
-    let deployments = apis.deployments.list(&of_cspc(&name)).await?.items;
+    let deployments = apis
+        .deployments
+        .list(&of_cspc(&name))
+        .await
+        .step("list pool-manager Deployments of CSPC", &name)?
+        .items;
     let ready: BTreeMap<String, bool> = deployments
         .iter()
         .map(|d| {
@@ -331,7 +370,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             (d.name_any(), r)
         })
         .collect();
-    let cspis_now = apis.cspis.list(&of_cspc(&name)).await?.items;
+    let cspis_now = apis
+        .cspis
+        .list(&of_cspc(&name))
+        .await
+        .step("list CSPIs of CSPC", &name)?
+        .items;
     let input = StatusInput {
         desired: pools.len(),
         instances: instances(&cspis_now, &ready),
@@ -440,7 +484,14 @@ async fn sync_pool(
                     .await;
                 }
                 Err(e) if crate::meta::is_already_exists(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(cstor_runtime::errors::ApiError::new(
+                        "create BlockDeviceClaim",
+                        bdc.name_any(),
+                        e,
+                    )
+                    .into());
+                }
             },
             Err(e) => {
                 refused.insert(req.block_device.clone(), e.to_string());
@@ -483,7 +534,7 @@ async fn sync_pool(
                 )
                 .await;
             }
-            return Err(e.into());
+            return Err(cstor_runtime::errors::ApiError::new("apply CSPI", &cspi_name, e).into());
         }
     };
     match current {
@@ -524,7 +575,12 @@ async fn sync_pool(
             format!("Failed to create pool deployment for CSP {cspi_name}: {e}"),
         )
         .await;
-        return Err(e.into());
+        return Err(cstor_runtime::errors::ApiError::new(
+            "apply pool-manager Deployment",
+            &cspi_name,
+            e,
+        )
+        .into());
     }
     Ok(outcome)
 }
@@ -582,7 +638,8 @@ async fn write_status(
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(body),
         )
-        .await?;
+        .await
+        .step("apply status of CSPC", cspc.name_any())?;
     Ok(())
 }
 
@@ -636,7 +693,12 @@ async fn delete_cspc(
     if !has_finalizer(cspc, finalizers::CSPC) {
         return Ok(Action::await_change());
     }
-    let our_bdcs = apis.bdcs.list(&of_cspc(&name)).await?.items;
+    let our_bdcs = apis
+        .bdcs
+        .list(&of_cspc(&name))
+        .await
+        .step("list BlockDeviceClaims of CSPC", &name)?
+        .items;
     let mut waiting = Vec::new();
     for cspi in cspis {
         if !is_deleting(cspi) {
@@ -658,7 +720,12 @@ async fn delete_cspc(
             waiting.push(cspi.name_any());
         }
     }
-    let remaining = apis.cspis.list(&of_cspc(&name)).await?.items;
+    let remaining = apis
+        .cspis
+        .list(&of_cspc(&name))
+        .await
+        .step("list CSPIs of CSPC", &name)?
+        .items;
     if !remaining.is_empty() {
         let mut names: Vec<String> = remaining.iter().map(|c| c.name_any()).collect();
         names.sort();
@@ -677,7 +744,13 @@ async fn delete_cspc(
         write_status(cspc, ctx, apis, &input).await?;
         return Ok(Action::requeue(SHORT_REQUEUE));
     }
-    for bdc in apis.bdcs.list(&of_cspc(&name)).await?.items {
+    for bdc in apis
+        .bdcs
+        .list(&of_cspc(&name))
+        .await
+        .step("list BlockDeviceClaims of CSPC", &name)?
+        .items
+    {
         release_claim(apis, &bdc).await?;
     }
     remove_finalizer(&apis.cspcs, &name, finalizers::CSPC).await?;

@@ -1,5 +1,6 @@
 //! A Bound volume: resize, replica scale up/down, policy edits reaching the target.
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,7 +54,13 @@ pub(super) async fn bound(pass: &mut Pass<'_>) -> Result<(), Error> {
         pass.soon(SHORT_REQUEUE);
         return Ok(());
     }
-    let Some(cv) = pass.apis.cvs.get_opt(&name).await? else {
+    let Some(cv) = pass
+        .apis
+        .cvs
+        .get_opt(&name)
+        .await
+        .step("get CStorVolume", &name)?
+    else {
         let msg = format!("CStorVolume {name} of this Bound claim is missing");
         pass.report(st::PROVISIONING, "VolumeMissing", msg, EventType::Warning)
             .await;
@@ -143,7 +150,14 @@ pub(super) async fn resize(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), 
 
 /// Brings every CVR of the volume to `spec.capacity = to`.
 pub(super) async fn grow_replicas(pass: &Pass<'_>, to: &Quantity) -> Result<(), Error> {
-    for r in pass.apis.cvrs.list(&of_volume(&pass.name())).await?.items {
+    for r in pass
+        .apis
+        .cvrs
+        .list(&of_volume(&pass.name()))
+        .await
+        .step("list CVRs of volume", pass.name())?
+        .items
+    {
         if r.spec.capacity != to.0 {
             pass.apis
                 .cvrs
@@ -152,7 +166,8 @@ pub(super) async fn grow_replicas(pass: &Pass<'_>, to: &Quantity) -> Result<(), 
                     &patch_params(),
                     &Patch::Merge(json!({"spec": {"capacity": to.0}})),
                 )
-                .await?;
+                .await
+                .step("grow CVR", r.name_any())?;
         }
     }
     Ok(())
@@ -192,7 +207,7 @@ pub(super) async fn scale(
             let mut errors = Vec::new();
             let version = pass.ctx.config.operator_version.clone();
             for pool in &add {
-                let Some(cspi) = pass.apis.cspis.get_opt(pool).await? else {
+                let Some(cspi) = pass.apis.cspis.get_opt(pool).await.step("get CSPI", pool)? else {
                     errors.push(format!("CStorPoolInstance {pool} not found"));
                     continue;
                 };
@@ -216,8 +231,14 @@ pub(super) async fn scale(
                         .await;
                         Some(c)
                     }
-                    Err(e) if is_already_exists(&e) => pass.apis.cvrs.get_opt(&cvr).await?,
-                    Err(e) => return Err(e.into()),
+                    Err(e) if is_already_exists(&e) => {
+                        pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?
+                    }
+                    Err(e) => {
+                        return Err(
+                            cstor_runtime::errors::ApiError::new("create CVR", &cvr, e).into()
+                        );
+                    }
                 };
                 // The status subresource ignores status on create: mark it for rebuild now.
                 if let Some(c) = created
@@ -230,14 +251,16 @@ pub(super) async fn scale(
                             &patch_params(),
                             &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
                         )
-                        .await?;
+                        .await
+                        .step("mark CVR for recreation", &cvr)?;
                 }
             }
             let have: BTreeSet<String> = pass
                 .apis
                 .cvrs
                 .list(&of_volume(&name))
-                .await?
+                .await
+                .step("list CVRs of volume", &name)?
                 .items
                 .iter()
                 .filter_map(pool_of)
@@ -270,7 +293,7 @@ pub(super) async fn scale(
         }
         ScaleOp::Down { remove } => {
             let cvr = cvr_name(&name, &remove);
-            let live = pass.apis.cvrs.get_opt(&cvr).await?;
+            let live = pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?;
             let id = live
                 .as_ref()
                 .map(|r| r.spec.replica_id.clone())
@@ -360,7 +383,12 @@ pub(super) async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result
             ),
         )
         .await;
-        return Err(e.into());
+        return Err(cstor_runtime::errors::ApiError::new(
+            "apply target Deployment",
+            target_name(&name),
+            e,
+        )
+        .into());
     }
     let hash = policy_hash(&cvc.spec.policy);
     let old = cvc.labels().get(labels::TEMPLATE_HASH).cloned();

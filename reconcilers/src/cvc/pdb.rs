@@ -1,6 +1,7 @@
 //! The PodDisruptionBudget of a volume with 3+ replicas: found or made over its pools, moved
 //! after a scale, deleted with the last volume that names it.
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 
 use cstor_api::cstor_v1::CStorVolumeConfig;
@@ -33,7 +34,8 @@ pub(super) async fn ensure_pdb(
         .apis
         .pdbs
         .list(&ListParams::default().labels(&selector))
-        .await?
+        .await
+        .step("list PodDisruptionBudgets over pools", &selector)?
         .items;
     if let Some(p) = found.iter().find(|p| pdb_covers(p, pools)) {
         return Ok(p.name_any());
@@ -53,7 +55,14 @@ pub(super) async fn ensure_pdb(
             .await;
         }
         Err(e) if is_already_exists(&e) => {}
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(cstor_runtime::errors::ApiError::new(
+                "create PodDisruptionBudget",
+                &name,
+                e,
+            )
+            .into());
+        }
     }
     Ok(name)
 }
@@ -66,7 +75,12 @@ pub(super) async fn delete_pdb_if_unused(
     pdb: &str,
 ) -> Result<(), Error> {
     let lp = ListParams::default().labels(&format!("{}={pdb}", labels::POD_DISRUPTION_BUDGET));
-    let users = apis.cvcs.list_metadata(&lp).await?.items;
+    let users = apis
+        .cvcs
+        .list_metadata(&lp)
+        .await
+        .step("list CVCs using PodDisruptionBudget", pdb)?
+        .items;
     if users.iter().any(|u| u.name_any() != cvc.name_any()) {
         return Ok(());
     }

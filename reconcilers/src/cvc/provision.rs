@@ -1,6 +1,7 @@
 //! A Pending volume: policy, target Service, CStorVolume, target Deployment, replicas on placed
 //! pools, PDB, then Bound.
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 use std::collections::BTreeSet;
 
@@ -55,7 +56,13 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         .filter(|p| !p.is_empty())
         .cloned();
     let mut policy = match &policy_name {
-        Some(p) => match pass.apis.cvps.get_opt(p).await? {
+        Some(p) => match pass
+            .apis
+            .cvps
+            .get_opt(p)
+            .await
+            .step("get CStorVolumePolicy", p)?
+        {
             Some(cvp) => with_defaults(cvp.spec),
             None => {
                 let msg = format!(
@@ -85,7 +92,13 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         (request.cspc, request.capacity, request.replica_count);
 
     // 2. Target Service.
-    let service = match pass.apis.services.get_opt(&name).await? {
+    let service = match pass
+        .apis
+        .services
+        .get_opt(&name)
+        .await
+        .step("get target Service", &name)?
+    {
         Some(s) => s,
         None => {
             let svc = target_service(cvc, &version)?;
@@ -104,8 +117,20 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                     .await;
                     s
                 }
-                Err(e) if is_already_exists(&e) => pass.apis.services.get(&name).await?,
-                Err(e) => return Err(e.into()),
+                Err(e) if is_already_exists(&e) => pass
+                    .apis
+                    .services
+                    .get(&name)
+                    .await
+                    .step("get target Service", &name)?,
+                Err(e) => {
+                    return Err(cstor_runtime::errors::ApiError::new(
+                        "create target Service",
+                        &name,
+                        e,
+                    )
+                    .into());
+                }
             }
         }
     };
@@ -124,7 +149,13 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
 
     // 3. CStorVolume (spec/labels/owner by server-side apply, only when missing: afterwards the
     //    volume-manager co-owns its spec).
-    let cv = match pass.apis.cvs.get_opt(&name).await? {
+    let cv = match pass
+        .apis
+        .cvs
+        .get_opt(&name)
+        .await
+        .step("get CStorVolume", &name)?
+    {
         Some(cv) => cv,
         None => {
             let body = cv_apply(cvc, &initial_cv_spec(cvc, &cluster_ip), &version, None)?;
@@ -132,7 +163,8 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                 .apis
                 .cvs
                 .patch(&name, &apply_params(), &Patch::Apply(body))
-                .await?;
+                .await
+                .step("create CStorVolume", &name)?;
             pass.event(
                 EventType::Normal,
                 reasons::VOLUME_CREATED,
@@ -149,7 +181,8 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         .apis
         .deployments
         .get_metadata_opt(&target_name(&name))
-        .await?
+        .await
+        .step("get target Deployment", target_name(&name))?
         .is_some();
     pass.apis
         .deployments
@@ -158,7 +191,8 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
             &apply_params(),
             &Patch::Apply(&deployment),
         )
-        .await?;
+        .await
+        .step("apply target Deployment", target_name(&name))?;
     if !had_target {
         pass.event(
             EventType::Normal,
@@ -237,7 +271,13 @@ pub(super) async fn place_replicas(
 ) -> Result<Option<Vec<String>>, Error> {
     let cvc = pass.cvc;
     let name = pass.name();
-    let cvrs = pass.apis.cvrs.list(&of_volume(&name)).await?.items;
+    let cvrs = pass
+        .apis
+        .cvrs
+        .list(&of_volume(&name))
+        .await
+        .step("list CVRs of volume", &name)?
+        .items;
     let mut with_replicas: Vec<String> = cvrs.iter().filter_map(pool_of).collect();
     let needed = replica_count.saturating_sub(cvrs.len());
     if needed > 0 {
@@ -245,7 +285,8 @@ pub(super) async fn place_replicas(
             .apis
             .cspis
             .list(&ListParams::default().labels(&format!("{}={cspc}", labels::CSTOR_POOL_CLUSTER)))
-            .await?
+            .await
+            .step("list CSPIs of CSPC", cspc)?
             .items;
         let candidates: Vec<Candidate> = cspis.iter().map(Candidate::from_cspi).collect();
         let existing: Vec<ExistingReplica> = cvrs
@@ -263,7 +304,14 @@ pub(super) async fn place_replicas(
         let source = clone_source(cvc);
         let mut source_pools = BTreeSet::new();
         if let Some((src, _)) = &source {
-            for r in pass.apis.cvrs.list(&of_volume(src)).await?.items {
+            for r in pass
+                .apis
+                .cvrs
+                .list(&of_volume(src))
+                .await
+                .step("list CVRs of clone source", src)?
+                .items
+            {
                 if let Some(p) = pool_of(&r) {
                     source_pools.insert(p);
                 }
@@ -340,7 +388,14 @@ pub(super) async fn place_replicas(
                     .await;
                 }
                 Err(e) if is_already_exists(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(cstor_runtime::errors::ApiError::new(
+                        "create CVR",
+                        cvr_name(&name, pool),
+                        e,
+                    )
+                    .into());
+                }
             }
             with_replicas.push(pool.clone());
         }

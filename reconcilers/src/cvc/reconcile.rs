@@ -3,6 +3,7 @@
 //! idempotent: every step is get-or-create with deterministic names, status is written with
 //! server-side apply on the status subresource, and each pass requeues (soon while waiting).
 
+use cstor_runtime::errors::Step;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,7 +205,8 @@ impl Pass<'_> {
         self.apis
             .cvcs
             .patch_status(&self.name(), &apply_params(), &Patch::Apply(body))
-            .await?;
+            .await
+            .step("apply status of CVC", self.name())?;
         self.written = Some(self.status.clone());
         Ok(())
     }
@@ -215,7 +217,8 @@ impl Pass<'_> {
         self.apis
             .cvcs
             .patch(&self.name(), &patch_params(), &Patch::Merge(patch))
-            .await?;
+            .await
+            .step("patch CVC", self.name())?;
         Ok(())
     }
 
@@ -229,7 +232,8 @@ impl Pass<'_> {
                 &patch_params(),
                 &Patch::Merge(json!({"spec": spec})),
             )
-            .await?;
+            .await
+            .step("patch CStorVolume spec", self.name())?;
         Ok(())
     }
 }
@@ -271,7 +275,8 @@ async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Actio
                 &patch_params(),
                 &Patch::Merge(json!({"versionDetails": vd})),
             )
-            .await?;
+            .await
+            .step("populate versionDetails of CVC", cvc.name_any())?;
     } else {
         let current = cvc
             .version_details

@@ -7,6 +7,7 @@
 pub mod decide;
 pub mod store;
 
+use cstor_runtime::errors::Step;
 use cstor_runtime::reasons;
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,7 +248,7 @@ pub async fn reconcile(cvr: Arc<CStorVolumeReplica>, ctx: Arc<Context>) -> Resul
         return Ok(Action::await_change());
     }
     let name = cvr.name_any();
-    let Some(live) = ctx.cvrs().get_opt(&name).await.map_err(Error::Kube)? else {
+    let Some(live) = ctx.cvrs().get_opt(&name).await.step("get CVR", &name)? else {
         return Ok(Action::await_change());
     };
     let action = ctx
@@ -599,7 +600,7 @@ pub async fn mark_offline(ctx: &Context) -> Result<(), Error> {
         .cvrs()
         .list(&ListParams::default().labels(&selector(&ctx.base.config.cspi_uid)))
         .await
-        .map_err(Error::Kube)?;
+        .step("list CVRs of CSPI", &ctx.base.config.cspi_uid)?;
     for cvr in list.items {
         let current = cvr
             .status
