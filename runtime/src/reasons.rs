@@ -74,6 +74,22 @@ pub const VOLUME_CREATED: &str = "VolumeCreated";
 /// Go spelling, on the wire.
 pub const VOLUME_RESIZE_SUCCESSFUL: &str = "VolumeResizeSuccessful";
 
+// The Go pool-manager's event reasons, spaces and all (on the wire; users grep for them).
+/// Go spelling, on the wire.
+pub const SKIPPING_RECONCILE: &str = "Skipping reconcile";
+/// Go spelling, on the wire.
+pub const VALIDATION_FAILED: &str = "Validation failed";
+/// Go spelling, on the wire.
+pub const POOL_CREATED_SUCCESSFULLY: &str = "Pool created successfully";
+/// Go spelling, on the wire.
+pub const POOL_IMPORTED: &str = "Pool Imported";
+/// Go spelling, on the wire.
+pub const POOL_PROPERTIES_FAILED: &str = "Pool FailedToSetPoolProperties";
+/// Go spelling, on the wire.
+pub const BLOCK_DEVICE_REPLACEMENT: &str = "BlockDevice Replacement";
+/// Go spelling, on the wire.
+pub const POOL_EXPANSION: &str = "Pool Expansion";
+
 /// Condition types and reasons of the CStorPoolCluster (`status.conditions`).
 pub mod cspc {
     pub const POOL_MANAGER_AVAILABLE: &str = "PoolManagerAvailable";
@@ -117,4 +133,36 @@ pub mod cvc {
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const NO_POOL_CLUSTER: &str = "NoPoolCluster";
     pub const WAITING_FOR_CLUSTER_IP: &str = "WaitingForClusterIP";
+}
+
+/// Condition reasons of the CStorPoolInstance (`status.conditions`), all Go spellings on the
+/// wire, typos included ("Succeess").
+pub mod cspi {
+    pub const POOL_LOST: &str = "PoolLost";
+    pub const POOL_CREATION_FAILED: &str = "PoolCreationFailed";
+    pub const POOL_CREATED: &str = "PoolCreated";
+    pub const POOL_IMPORTED: &str = "PoolImported";
+    pub const REPLACEMENT_IN_PROGRESS: &str = "BlockDeviceReplacementInprogress";
+    pub const REPLACEMENT_SUCCEEDED: &str = "BlockDeviceReplacementSucceess";
+    pub const EXPANSION_IN_PROGRESS: &str = "PoolExpansionInProgress";
+    pub const EXPANSION_SUCCEEDED: &str = "PoolExpansionSuccessful";
+    pub const DISKS_AVAILABLE: &str = "DisksAreAvailable";
+    pub const DISKS_UNAVAILABLE: &str = "DisksAreUnavailable";
+}
+
+/// The `action` of the Events the agents publish (events.k8s.io: what was being done).
+pub mod action {
+    pub const CREATE: &str = "Create";
+    pub const DESTROY: &str = "Destroy";
+    pub const EXPAND: &str = "Expand";
+    pub const IMPORT: &str = "Import";
+    pub const PROPERTIES: &str = "Properties";
+    pub const READ_ONLY: &str = "ReadOnly";
+    pub const RECONCILE: &str = "Reconcile";
+    pub const REPLACE: &str = "Replace";
+    pub const RESIZE: &str = "Resize";
+    pub const STATUS: &str = "Status";
+    pub const SYNC: &str = "Sync";
+    pub const UPDATE: &str = "Update";
+    pub const VALIDATE: &str = "Validate";
 }

@@ -10,6 +10,7 @@ use cstor_api::cstor_v1::cspi::{
     CStorPoolInstanceCapacity, CStorPoolInstanceSpec, CStorPoolInstanceStatus,
 };
 use cstor_api::openebs_v1alpha1::BlockDevice;
+use cstor_runtime::reasons::cspi as cspi_reasons;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -439,7 +440,7 @@ pub fn disk_unavailable_condition(
             Wanted::new(
                 DISK_UNAVAILABLE,
                 ConditionStatus::False,
-                "DisksAreAvailable",
+                cspi_reasons::DISKS_AVAILABLE,
                 "",
             )
         });
@@ -448,7 +449,7 @@ pub fn disk_unavailable_condition(
     Some(Wanted::new(
         DISK_UNAVAILABLE,
         ConditionStatus::True,
-        "DisksAreUnavailable",
+        cspi_reasons::DISKS_UNAVAILABLE,
         format!(
             "Following disks [{}] are unavailable/faulted",
             names.join(" ")

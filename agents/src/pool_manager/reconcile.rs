@@ -4,6 +4,7 @@
 
 use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::reasons;
+use cstor_runtime::reasons::cspi as cspi_reasons;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -153,8 +154,8 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
             &reference,
             EventType::Warning,
             "reconcile is disabled via \"reconcile.openebs.io/disable\" annotation",
-            "Skipping reconcile",
-            "Reconcile",
+            reasons::SKIPPING_RECONCILE,
+            reasons::action::RECONCILE,
         )
         .await;
         return Ok(resync);
@@ -182,7 +183,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
                 EventType::Warning,
                 "Failed to add openebs.io/pool-protection finalizer.",
                 e.to_string(),
-                "Reconcile",
+                reasons::action::RECONCILE,
             )
             .await;
             return Err(e);
@@ -192,9 +193,9 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
         ctx.event(
             &reference,
             EventType::Warning,
-            "Validation failed",
+            reasons::VALIDATION_FAILED,
             e,
-            "Reconcile",
+            reasons::action::RECONCILE,
         )
         .await;
         return Ok(resync);
@@ -227,14 +228,14 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
                 EventType::Warning,
                 reasons::FAILED_SYNC,
                 "Failed to import the pool as the underlying pool might be lost or the disk(s) has gone bad",
-                "Import",
+                reasons::action::IMPORT,
             )
             .await;
             }
             let wanted = Wanted::new(
                 condition_type::POOL_LOST,
                 ConditionStatus::True,
-                "PoolLost",
+                cspi_reasons::POOL_LOST,
                 format!("failed to import{}pool", ctx.pool),
             );
             decide::set_condition(&mut conditions, wanted, generation, &now());
@@ -252,13 +253,13 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
                 EventType::Warning,
                 reasons::FAIL_CREATE,
                 format!("Failed to create pool due to '{message}'"),
-                "Create",
+                reasons::action::CREATE,
             )
             .await;
             let wanted = Wanted::new(
                 POOL_CREATION,
                 ConditionStatus::False,
-                "PoolCreationFailed",
+                cspi_reasons::POOL_CREATION_FAILED,
                 message.clone(),
             );
             decide::set_condition(&mut conditions, wanted, generation, &now());
@@ -275,15 +276,15 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
             &reference,
             EventType::Normal,
             reasons::CREATED,
-            "Pool created successfully",
-            "Create",
+            reasons::POOL_CREATED_SUCCESSFULLY,
+            reasons::action::CREATE,
         )
         .await;
         if decide::condition(&conditions, POOL_CREATION).is_some() {
             let wanted = Wanted::new(
                 POOL_CREATION,
                 ConditionStatus::True,
-                "PoolCreated",
+                cspi_reasons::POOL_CREATED,
                 "Pool created successfully",
             );
             decide::set_condition(&mut conditions, wanted, generation, &now());
@@ -294,7 +295,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
         let wanted = Wanted::new(
             condition_type::POOL_LOST,
             ConditionStatus::False,
-            "PoolImported",
+            cspi_reasons::POOL_IMPORTED,
             format!("Pool {} is imported", ctx.pool),
         );
         decide::set_condition(&mut conditions, wanted, generation, &now());
@@ -309,7 +310,7 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
                 EventType::Warning,
                 reasons::FAILED_SYNC,
                 e.to_string(),
-                "Update",
+                reasons::action::UPDATE,
             )
             .await;
             errors.push(e.to_string());
@@ -321,9 +322,9 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
         ctx.event(
             &reference,
             EventType::Warning,
-            "Pool FailedToSetPoolProperties",
+            reasons::POOL_PROPERTIES_FAILED,
             format!("Failed to set pool properties: {e}"),
-            "Properties",
+            reasons::action::PROPERTIES,
         )
         .await;
         errors.push(e);
@@ -416,9 +417,9 @@ async fn import(
         ctx.event(
             reference,
             EventType::Normal,
-            "Pool Imported",
+            reasons::POOL_IMPORTED,
             format!("Pool Import successful: {}", ctx.pool),
-            "Import",
+            reasons::action::IMPORT,
         )
         .await;
     }
@@ -522,7 +523,7 @@ async fn destroy(
                 EventType::Warning,
                 reasons::FAIL_DESTROY,
                 format!("Failed to delete pool due to '{message}'"),
-                "Destroy",
+                reasons::action::DESTROY,
             )
             .await;
             failure = Some(message);
@@ -620,9 +621,9 @@ async fn update(
                     ctx.event(
                         reference,
                         EventType::Normal,
-                        "BlockDevice Replacement",
+                        reasons::BLOCK_DEVICE_REPLACEMENT,
                         format!("Replacement of {old_bd} BlockDevice with {new_bd} BlockDevice is in-Progress"),
-                        "Replace",
+                        reasons::action::REPLACE,
                     )
                     .await;
                 }
@@ -636,9 +637,9 @@ async fn update(
                     ctx.event(
                         reference,
                         EventType::Normal,
-                        "BlockDevice Replacement",
+                        reasons::BLOCK_DEVICE_REPLACEMENT,
                         format!("Resilvering is successfull on BlockDevice {new_bd}"),
-                        "Replace",
+                        reasons::action::REPLACE,
                     )
                     .await;
                 }
@@ -658,7 +659,7 @@ async fn update(
             Wanted::new(
                 condition_type::DISK_REPLACEMENT,
                 ConditionStatus::True,
-                "BlockDeviceReplacementInprogress",
+                cspi_reasons::REPLACEMENT_IN_PROGRESS,
                 format!(
                     "Resilvering {replacing} no.of blockdevices... because of blockdevice replacement error: {err}"
                 ),
@@ -667,7 +668,7 @@ async fn update(
             Wanted::new(
                 condition_type::DISK_REPLACEMENT,
                 ConditionStatus::False,
-                "BlockDeviceReplacementSucceess",
+                cspi_reasons::REPLACEMENT_SUCCEEDED,
                 "Blockdevice replacement was successfully completed",
             )
         };
@@ -680,7 +681,7 @@ async fn update(
         let wanted = Wanted::new(
             condition_type::DISK_REPLACEMENT,
             ConditionStatus::False,
-            "BlockDeviceReplacementSucceess",
+            cspi_reasons::REPLACEMENT_SUCCEEDED,
             "Blockdevice replacement was successfully completed",
         );
         decide::set_condition(conditions, wanted, generation, &now());
@@ -714,9 +715,9 @@ async fn update(
                 ctx.event(
                     reference,
                     EventType::Normal,
-                    "Pool Expansion",
+                    reasons::POOL_EXPANSION,
                     addition.message(),
-                    "Expand",
+                    reasons::action::EXPAND,
                 )
                 .await;
             }
@@ -725,9 +726,9 @@ async fn update(
                 ctx.event(
                     reference,
                     EventType::Warning,
-                    "Pool Expansion",
+                    reasons::POOL_EXPANSION,
                     format!("Failed to expand pool... Error: {message}"),
-                    "Expand",
+                    reasons::action::EXPAND,
                 )
                 .await;
                 expansion_errors.push(message);
@@ -743,7 +744,7 @@ async fn update(
         let wanted = Wanted::new(
             condition_type::POOL_EXPANSION,
             ConditionStatus::True,
-            "PoolExpansionInProgress",
+            cspi_reasons::EXPANSION_IN_PROGRESS,
             format!(
                 "Pool expansion is in progress because of blockdevice/raid group addition error: {err}"
             ),
@@ -755,7 +756,7 @@ async fn update(
         let wanted = Wanted::new(
             condition_type::POOL_EXPANSION,
             ConditionStatus::False,
-            "PoolExpansionSuccessful",
+            cspi_reasons::EXPANSION_SUCCEEDED,
             "Pool expansion was successfull by adding blockdevices/raid groups",
         );
         decide::set_condition(conditions, wanted, generation, &now());
@@ -858,7 +859,7 @@ async fn update_status(
                             EventType::Warning,
                             reasons::POOL_READ_ONLY_THRESHOLD,
                             "Pool storage limit reached to read only threshold limit. Pool expansion is required to make its volume replicas RW",
-                            "ReadOnly",
+                            reasons::action::READ_ONLY,
                         )
                         .await;
                     }
@@ -877,7 +878,7 @@ async fn update_status(
                             EventType::Normal,
                             reasons::POOL_READ_ONLY_THRESHOLD,
                             "Pool roThresholdLimit or pool got expanded due to that pool readOnly mode is unset",
-                            "ReadOnly",
+                            reasons::action::READ_ONLY,
                         )
                         .await;
                     }
@@ -910,7 +911,7 @@ async fn update_status(
                 EventType::Warning,
                 reasons::DEVICE_STATE,
                 format!("{bd} device was in {state} state"),
-                "Status",
+                reasons::action::STATUS,
             )
             .await;
         }
@@ -926,7 +927,7 @@ async fn update_status(
             EventType::Warning,
             reasons::POOL_STATE,
             format!("Pool {pool} is {}: {}", status.state, status.status),
-            "Status",
+            reasons::action::STATUS,
         )
         .await;
     }

@@ -271,7 +271,15 @@ async fn event(
     note: String,
 ) {
     let reference = cv.object_ref(&());
-    cstor_runtime::events::publish(recorder, &reference, type_, reason, note, "Reconcile").await;
+    cstor_runtime::events::publish(
+        recorder,
+        &reference,
+        type_,
+        reason,
+        note,
+        reasons::action::RECONCILE,
+    )
+    .await;
 }
 
 /// Waits for a valid spec and for CF openable replicas; returns the fan-out and the size.

@@ -137,8 +137,15 @@ async fn event(
     note: String,
 ) {
     let reference = cspc.object_ref(&());
-    cstor_runtime::events::publish(&ctx.recorder, &reference, type_, reason, note, "Reconcile")
-        .await;
+    cstor_runtime::events::publish(
+        &ctx.recorder,
+        &reference,
+        type_,
+        reason,
+        note,
+        reasons::action::RECONCILE,
+    )
+    .await;
 }
 
 /// One reconcile of a CSPC.

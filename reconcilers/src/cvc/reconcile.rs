@@ -246,8 +246,15 @@ pub(super) async fn publish(
     note: String,
 ) {
     let reference = cvc.object_ref(&());
-    cstor_runtime::events::publish(&ctx.recorder, &reference, type_, reason, note, "Reconcile")
-        .await;
+    cstor_runtime::events::publish(
+        &ctx.recorder,
+        &reference,
+        type_,
+        reason,
+        note,
+        cstor_runtime::reasons::action::RECONCILE,
+    )
+    .await;
 }
 
 /// One reconcile of a CVC.

@@ -145,7 +145,7 @@ impl Context {
                 EventType::Warning,
                 reasons::OFFLINE,
                 format!("Replica is Offline: {}", outcome.message),
-                "Sync",
+                reasons::action::SYNC,
             )
             .await;
         }
@@ -290,7 +290,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                     EventType::Warning,
                     reasons::FAIL_VALIDATE,
                     format!("Resource validation failed: {reason}"),
-                    "Validate",
+                    reasons::action::VALIDATE,
                 )
                 .await;
             }
@@ -376,7 +376,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                     EventType::Normal,
                     reasons::CREATED,
                     "Resource created successfully",
-                    "Create",
+                    reasons::action::CREATE,
                 )
                 .await;
             }
@@ -387,7 +387,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                     EventType::Warning,
                     reasons::ALREADY_PRESENT,
                     "Resource already present",
-                    "Create",
+                    reasons::action::CREATE,
                 )
                 .await;
             }
@@ -403,7 +403,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                     EventType::Warning,
                     reasons::FAIL_CREATE,
                     format!("failed to create volume replica error: {message}"),
-                    "Create",
+                    reasons::action::CREATE,
                 )
                 .await;
                 ctx.write_status(cvr, &outcome, None).await?;
@@ -423,7 +423,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                 EventType::Warning,
                 reasons::FAIL_STATUS_SYNC,
                 format!("Resource status sync failed: {}", e.message()),
-                "Sync",
+                reasons::action::SYNC,
             )
             .await;
             return Err(Error::Update {
@@ -454,7 +454,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                             EventType::Normal,
                             reasons::RESIZED,
                             format!("Replica resized to {} bytes", spec.capacity),
-                            "Resize",
+                            reasons::action::RESIZE,
                         )
                         .await;
                         probe = ctx.store.probe(&spec).await.ok().flatten().or(probe);
@@ -466,7 +466,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                             EventType::Warning,
                             reasons::FAIL_RESIZE,
                             format!("Failed to resize replica: {message}"),
-                            "Resize",
+                            reasons::action::RESIZE,
                         )
                         .await;
                         resize_message = format!("resize failed: {message}");
@@ -480,7 +480,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
                             EventType::Warning,
                             reasons::FAIL_RESIZE,
                             resize_message.clone(),
-                            "Resize",
+                            reasons::action::RESIZE,
                         )
                         .await;
                     }
@@ -554,7 +554,7 @@ async fn destroy(
                     EventType::Warning,
                     reasons::FAIL_DESTROY,
                     format!("Resource Destroy failed: {message}"),
-                    "Destroy",
+                    reasons::action::DESTROY,
                 )
                 .await;
                 let outcome = PhaseOutcome {
@@ -578,7 +578,7 @@ async fn destroy(
             EventType::Warning,
             reasons::FAIL_REMOVE_FINALIZER,
             format!("Resource Destroy failed: {e}"),
-            "Destroy",
+            reasons::action::DESTROY,
         )
         .await;
         return Err(e);
@@ -588,7 +588,7 @@ async fn destroy(
         EventType::Normal,
         reasons::DESTROYED,
         "Resource destroyed successfully",
-        "Destroy",
+        reasons::action::DESTROY,
     )
     .await;
     Ok(Action::await_change())
