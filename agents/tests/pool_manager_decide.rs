@@ -600,3 +600,179 @@ fn backoff_doubles_to_five_minutes() {
     assert_eq!(backoff(10), Duration::from_secs(300));
     assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
 }
+
+fn claim(bd: &str, predecessor: Option<&str>) -> cstor_api::openebs_v1alpha1::BlockDeviceClaim {
+    let mut c = cstor_api::openebs_v1alpha1::BlockDeviceClaim::default();
+    c.metadata.name = Some(format!("bdc-{bd}"));
+    c.spec.block_device_name = bd.into();
+    if let Some(p) = predecessor {
+        c.metadata.annotations = Some(
+            [(
+                cstor_api::keys::annotations::BD_PREDECESSOR.to_string(),
+                p.to_string(),
+            )]
+            .into(),
+        );
+    }
+    c
+}
+
+#[test]
+fn replacements_are_the_claims_naming_a_predecessor() {
+    let s = spec(
+        "mirror",
+        vec![group(&["bd-a", "bd-b"]), group(&["bd-c"])],
+        "",
+        vec![],
+    );
+    let claims = [claim("bd-a", None), claim("bd-b", Some("bd-old"))];
+    let (wanted, errors) = decide::replacements(&s, &claims);
+    assert_eq!(wanted, vec![("bd-b".to_string(), "bd-old".to_string())]);
+    assert_eq!(
+        errors,
+        vec!["no BlockDeviceClaim for BlockDevice bd-c".to_string()]
+    );
+
+    let paths = [("bd-a".to_string(), disk(1)), ("bd-b".to_string(), disk(2))].into();
+    let disks = decide::spec_disks(&s, &paths, &claims);
+    assert_eq!(
+        disks,
+        vec![
+            (
+                Category::Data,
+                "mirror".to_string(),
+                vec![
+                    gd("bd-a", 1),
+                    GroupDisk {
+                        replacing: true,
+                        ..gd("bd-b", 2)
+                    }
+                ]
+            ),
+            (
+                Category::Data,
+                "mirror".to_string(),
+                vec![GroupDisk {
+                    name: "bd-c".into(),
+                    paths: vec![],
+                    replacing: false
+                }]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn replacement_condition_choices() {
+    let cond = |status, reason: &str| PoolCondition {
+        type_: "DiskReplacement".into(),
+        status,
+        reason: reason.into(),
+        ..Default::default()
+    };
+    let running = Wanted::new(
+        "DiskReplacement",
+        ConditionStatus::True,
+        "BlockDeviceReplacementInprogress",
+        "Resilvering 1 no.of blockdevices... because of blockdevice replacement error: <nil>",
+    );
+    let done = Wanted::new(
+        "DiskReplacement",
+        ConditionStatus::False,
+        "BlockDeviceReplacementSucceess",
+        "Blockdevice replacement was successfully completed",
+    );
+    // (wanted, in progress, errors, current) → condition
+    let cases: Vec<(
+        usize,
+        usize,
+        Vec<String>,
+        Vec<PoolCondition>,
+        Option<Wanted>,
+    )> = vec![
+        (0, 0, vec![], vec![], None),
+        (
+            0,
+            0,
+            vec![],
+            vec![cond(
+                ConditionStatus::False,
+                "BlockDeviceReplacementSucceess",
+            )],
+            None,
+        ),
+        // Cleaned up by a run that died before writing so: the stale True turns False.
+        (
+            0,
+            0,
+            vec![],
+            vec![cond(
+                ConditionStatus::True,
+                "BlockDeviceReplacementInprogress",
+            )],
+            Some(done.clone()),
+        ),
+        (1, 1, vec![], vec![], Some(running)),
+        (
+            2,
+            1,
+            vec!["replace bd-o with bd-n: Old device links are not in use by pool".into()],
+            vec![],
+            Some(Wanted::new(
+                "DiskReplacement",
+                ConditionStatus::True,
+                "BlockDeviceReplacementInprogress",
+                "Resilvering 1 no.of blockdevices... because of blockdevice replacement error: replace bd-o with bd-n: Old device links are not in use by pool",
+            )),
+        ),
+        (1, 0, vec![], vec![], Some(done)),
+    ];
+    for (wanted, in_progress, errors, current, want) in cases {
+        assert_eq!(
+            decide::replacement_condition(wanted, in_progress, &errors, &current),
+            want,
+            "wanted {wanted}, in progress {in_progress}, errors {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn expansion_condition_choices() {
+    let cond = |reason: &str| PoolCondition {
+        type_: "PoolExpansion".into(),
+        status: ConditionStatus::True,
+        reason: reason.into(),
+        ..Default::default()
+    };
+    let done = Wanted::new(
+        "PoolExpansion",
+        ConditionStatus::False,
+        "PoolExpansionSuccessful",
+        "Pool expansion was successfull by adding blockdevices/raid groups",
+    );
+    assert_eq!(decide::expansion_condition(0, &[], &[]), None);
+    assert_eq!(
+        decide::expansion_condition(0, &[], &[cond("PoolExpansionSuccessful")]),
+        None
+    );
+    assert_eq!(
+        decide::expansion_condition(0, &[], &[cond("PoolExpansionInProgress")]),
+        Some(done)
+    );
+    assert_eq!(
+        decide::expansion_condition(1, &["cannot add: busy".into()], &[]),
+        Some(Wanted::new(
+            "PoolExpansion",
+            ConditionStatus::True,
+            "PoolExpansionInProgress",
+            "Pool expansion is in progress because of blockdevice/raid group addition error: cannot add: busy",
+        ))
+    );
+    assert_eq!(
+        decide::expansion_condition(2, &[], &[]).map(|w| w.message),
+        Some(
+            "Pool expansion is in progress because of blockdevice/raid group addition error: <nil>"
+                .to_string()
+        )
+    );
+}

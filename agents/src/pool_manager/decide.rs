@@ -9,10 +9,14 @@ use cstor_api::cstor_v1::cspi::ZFSCapacityAttributes;
 use cstor_api::cstor_v1::cspi::{
     CStorPoolInstanceCapacity, CStorPoolInstanceSpec, CStorPoolInstanceStatus,
 };
-use cstor_api::openebs_v1alpha1::BlockDevice;
+use std::collections::HashMap;
+
+use cstor_api::keys::annotations;
+use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
 use cstor_runtime::reasons::cspi as cspi_reasons;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
 use crate::pool_manager::zpool::{PoolStatus, Vdev};
 
@@ -455,6 +459,131 @@ pub fn disk_unavailable_condition(
             names.join(" ")
         ),
     ))
+}
+
+/// The replacements the spec asks for: each BD whose claim names a predecessor, as
+/// `(new, old)`; BDs without a claim are reported as errors (the claim binding is behind).
+pub fn replacements(
+    spec: &CStorPoolInstanceSpec,
+    claims: &[BlockDeviceClaim],
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut wanted = Vec::new();
+    let mut errors = Vec::new();
+    for bd in spec.block_device_names() {
+        match claims.iter().find(|c| c.spec.block_device_name == bd) {
+            None => errors.push(format!("no BlockDeviceClaim for BlockDevice {bd}")),
+            Some(claim) => {
+                if let Some(old) = claim.annotations().get(annotations::BD_PREDECESSOR) {
+                    wanted.push((bd.to_string(), old.clone()));
+                }
+            }
+        }
+    }
+    (wanted, errors)
+}
+
+/// The spec's groups as expansion sees them: each disk with its paths and whether a
+/// replacement owns it.
+pub fn spec_disks(
+    spec: &CStorPoolInstanceSpec,
+    paths: &HashMap<String, Vec<String>>,
+    claims: &[BlockDeviceClaim],
+) -> Vec<(Category, String, Vec<GroupDisk>)> {
+    spec_groups(spec)
+        .into_iter()
+        .map(|(category, group_type, group)| {
+            let disks = group
+                .block_devices
+                .iter()
+                .map(|b| GroupDisk {
+                    name: b.block_device_name.clone(),
+                    paths: paths.get(&b.block_device_name).cloned().unwrap_or_default(),
+                    replacing: claims
+                        .iter()
+                        .find(|c| c.spec.block_device_name == b.block_device_name)
+                        .is_some_and(|c| c.annotations().contains_key(annotations::BD_PREDECESSOR)),
+                })
+                .collect();
+            (category, group_type, disks)
+        })
+        .collect()
+}
+
+/// The Go operators' "no error" spelling in condition messages.
+fn errors_or_nil(errors: &[String]) -> String {
+    if errors.is_empty() {
+        "<nil>".to_string()
+    } else {
+        errors.join("; ")
+    }
+}
+
+/// The DiskReplacement condition after a pass over `wanted` replacements of which
+/// `in_progress` are not finished; `None` to leave it as it is. With nothing to replace, a
+/// condition still True (the cleanup ran but its status write did not) turns False.
+pub fn replacement_condition(
+    wanted: usize,
+    in_progress: usize,
+    errors: &[String],
+    current: &[PoolCondition],
+) -> Option<Wanted> {
+    use cstor_api::cstor_v1::cspi::condition_type::DISK_REPLACEMENT;
+    let succeeded = || {
+        Wanted::new(
+            DISK_REPLACEMENT,
+            ConditionStatus::False,
+            cspi_reasons::REPLACEMENT_SUCCEEDED,
+            "Blockdevice replacement was successfully completed",
+        )
+    };
+    if wanted == 0 {
+        let stale =
+            condition(current, DISK_REPLACEMENT).is_some_and(|c| c.status == ConditionStatus::True);
+        return stale.then(succeeded);
+    }
+    if in_progress == 0 {
+        return Some(succeeded());
+    }
+    Some(Wanted::new(
+        DISK_REPLACEMENT,
+        ConditionStatus::True,
+        cspi_reasons::REPLACEMENT_IN_PROGRESS,
+        format!(
+            "Resilvering {in_progress} no.of blockdevices... because of blockdevice replacement error: {}",
+            errors_or_nil(errors)
+        ),
+    ))
+}
+
+/// The PoolExpansion condition after `attempted` `zpool add`s failed with `errors`; `None`
+/// to leave it as it is.
+pub fn expansion_condition(
+    attempted: usize,
+    errors: &[String],
+    current: &[PoolCondition],
+) -> Option<Wanted> {
+    use cstor_api::cstor_v1::cspi::condition_type::POOL_EXPANSION;
+    if attempted > 0 {
+        return Some(Wanted::new(
+            POOL_EXPANSION,
+            ConditionStatus::True,
+            cspi_reasons::EXPANSION_IN_PROGRESS,
+            format!(
+                "Pool expansion is in progress because of blockdevice/raid group addition error: {}",
+                errors_or_nil(errors)
+            ),
+        ));
+    }
+    condition(current, POOL_EXPANSION)
+        .is_some_and(|c| c.reason != cspi_reasons::EXPANSION_SUCCEEDED)
+        .then(|| {
+            Wanted::new(
+                POOL_EXPANSION,
+                ConditionStatus::False,
+                cspi_reasons::EXPANSION_SUCCEEDED,
+                "Pool expansion was successfull by adding blockdevices/raid groups",
+            )
+        })
 }
 
 /// First lines of a command's stderr, for a condition message (A.7: trimmed).

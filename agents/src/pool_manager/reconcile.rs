@@ -24,7 +24,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::commands::{self, Dialect};
-use super::decide::{self, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted};
+use super::decide::{self, ReadOnlyChange, ReplaceStep, Wanted};
 use super::{Context, Error, kube_ops, zfs};
 use crate::pool_manager::zpool::{self, PoolStatus};
 use crate::runner::{Output, RunError};
@@ -558,6 +558,8 @@ async fn destroy(
 }
 
 /// As in the Go operators: replacements, then expansion. Returns whether a resilver is running.
+/// Reads the claims and the topology, lets [`decide`] choose each step and each condition, and
+/// only runs what it chose.
 async fn update(
     cspi: &CStorPoolInstance,
     ctx: &Context,
@@ -577,139 +579,126 @@ async fn update(
         .await
         .step("list BlockDeviceClaims of CSPC", &cspc)?
         .items;
-    let claim_of = |bd: &str| claims.iter().find(|c| c.spec.block_device_name == bd);
-    let mut status = ctx.zpool_status().await?;
-    let mut errors: Vec<String> = Vec::new();
-    let mut triggered = false;
-    let mut replacing = 0usize;
-    let mut resilvering = false;
-    let mut topology_changed = false;
-    let groups = decide::spec_groups(&cspi.spec);
+    let status = ctx.zpool_status().await?;
 
-    for (_, _, group) in &groups {
-        for bd in &group.block_devices {
-            let new_bd = &bd.block_device_name;
-            let Some(claim) = claim_of(new_bd) else {
-                errors.push(format!("no BlockDeviceClaim for BlockDevice {new_bd}"));
-                continue;
-            };
-            let Some(old_bd) = claim
-                .annotations()
-                .get(annotations::BD_PREDECESSOR)
-                .cloned()
-            else {
-                continue;
-            };
-            triggered = true;
-            replacing += 1;
-            let new_paths = paths.get(new_bd).cloned().unwrap_or_default();
-            let old_paths = match bd_paths(ctx, &old_bd).await {
-                Ok(p) => p.unwrap_or_default(),
-                Err(e) => {
-                    errors.push(e.to_string());
-                    continue;
-                }
-            };
-            match decide::replace_step(&status, &old_paths, &new_paths) {
-                ReplaceStep::Replace { old, new } => {
-                    if let Err(e) = ctx.run(&["zpool", "replace", &ctx.pool, &old, &new]).await {
-                        errors.push(command_message(&e));
-                        continue;
-                    }
-                    topology_changed = true;
-                    resilvering = true;
-                    ctx.event(
-                        reference,
-                        EventType::Normal,
-                        reasons::BLOCK_DEVICE_REPLACEMENT,
-                        format!("Replacement of {old_bd} BlockDevice with {new_bd} BlockDevice is in-Progress"),
-                        reasons::action::REPLACE,
-                    )
-                    .await;
-                }
-                ReplaceStep::Resilvering => resilvering = true,
-                ReplaceStep::Done => {
-                    if let Err(e) = clean_up_replacement(ctx, &claims, &old_bd, claim).await {
-                        errors.push(e.to_string());
-                        continue;
-                    }
-                    replacing -= 1;
-                    ctx.event(
-                        reference,
-                        EventType::Normal,
-                        reasons::BLOCK_DEVICE_REPLACEMENT,
-                        format!("Resilvering is successfull on BlockDevice {new_bd}"),
-                        reasons::action::REPLACE,
-                    )
-                    .await;
-                }
-                ReplaceStep::Error(e) => {
-                    errors.push(format!("replace {old_bd} with {new_bd}: {e}"))
-                }
-            }
-        }
-    }
-    if triggered {
-        let wanted = if replacing > 0 {
-            let err = if errors.is_empty() {
-                "<nil>".to_string()
-            } else {
-                errors.join("; ")
-            };
-            Wanted::new(
-                condition_type::DISK_REPLACEMENT,
-                ConditionStatus::True,
-                cspi_reasons::REPLACEMENT_IN_PROGRESS,
-                format!(
-                    "Resilvering {replacing} no.of blockdevices... because of blockdevice replacement error: {err}"
-                ),
-            )
-        } else {
-            Wanted::new(
-                condition_type::DISK_REPLACEMENT,
-                ConditionStatus::False,
-                cspi_reasons::REPLACEMENT_SUCCEEDED,
-                "Blockdevice replacement was successfully completed",
-            )
-        };
-        decide::set_condition(conditions, wanted, generation, &now());
-    } else if decide::condition(conditions, condition_type::DISK_REPLACEMENT)
-        .is_some_and(|c| c.status == ConditionStatus::True)
+    let (wanted, mut errors) = decide::replacements(&cspi.spec, &claims);
+    let replaced = replace_disks(ctx, &status, &claims, paths, &wanted, reference).await;
+    errors.extend(replaced.errors);
+    if let Some(c) =
+        decide::replacement_condition(wanted.len(), replaced.in_progress, &errors, conditions)
     {
-        // No claim names a predecessor any more: the replacement was cleaned up, maybe by a
-        // run that died before it could write so (kill -9 right after the cleanup).
-        let wanted = Wanted::new(
-            condition_type::DISK_REPLACEMENT,
-            ConditionStatus::False,
-            cspi_reasons::REPLACEMENT_SUCCEEDED,
-            "Blockdevice replacement was successfully completed",
-        );
-        decide::set_condition(conditions, wanted, generation, &now());
+        decide::set_condition(conditions, c, generation, &now());
     }
 
     // Expansion against the topology as it is now.
-    if topology_changed {
-        status = ctx.zpool_status().await?;
+    let status = if replaced.topology_changed {
+        ctx.zpool_status().await?
+    } else {
+        status
+    };
+    let additions = decide::expansions(&status, &decide::spec_disks(&cspi.spec, paths, &claims));
+    let expansion_errors = expand(ctx, &additions, reference).await;
+    if let Some(c) = decide::expansion_condition(additions.len(), &expansion_errors, conditions) {
+        decide::set_condition(conditions, c, generation, &now());
     }
-    let spec_disks: Vec<_> = groups
-        .iter()
-        .map(|(category, group_type, group)| {
-            let disks = group
-                .block_devices
-                .iter()
-                .map(|b| GroupDisk {
-                    name: b.block_device_name.clone(),
-                    paths: paths.get(&b.block_device_name).cloned().unwrap_or_default(),
-                    replacing: claim_of(&b.block_device_name)
-                        .is_some_and(|c| c.annotations().contains_key(annotations::BD_PREDECESSOR)),
-                })
-                .collect();
-            (*category, group_type.clone(), disks)
+    errors.extend(expansion_errors);
+    if errors.is_empty() {
+        Ok(replaced.resilvering)
+    } else {
+        Err(Error::Update {
+            pool: ctx.pool.clone(),
+            message: errors.join("; "),
         })
-        .collect();
-    let additions = decide::expansions(&status, &spec_disks);
-    let mut expansion_errors = Vec::new();
-    for addition in &additions {
+    }
+}
+
+/// What a pass over the replacements did.
+#[derive(Default)]
+struct Replaced {
+    /// Replacements not finished (resilvering, just started, or failed).
+    in_progress: usize,
+    resilvering: bool,
+    /// A `zpool replace` ran: the topology must be read again.
+    topology_changed: bool,
+    errors: Vec<String>,
+}
+
+/// Takes the next step of each replacement `(new, old)`: `zpool replace`, wait for the
+/// resilver, or clean up the claims once it is done.
+async fn replace_disks(
+    ctx: &Context,
+    status: &PoolStatus,
+    claims: &[BlockDeviceClaim],
+    paths: &HashMap<String, Vec<String>>,
+    wanted: &[(String, String)],
+    reference: &ObjectReference,
+) -> Replaced {
+    let mut out = Replaced {
+        in_progress: wanted.len(),
+        ..Replaced::default()
+    };
+    for (new_bd, old_bd) in wanted {
+        let new_paths = paths.get(new_bd).cloned().unwrap_or_default();
+        let old_paths = match bd_paths(ctx, old_bd).await {
+            Ok(p) => p.unwrap_or_default(),
+            Err(e) => {
+                out.errors.push(e.to_string());
+                continue;
+            }
+        };
+        match decide::replace_step(status, &old_paths, &new_paths) {
+            ReplaceStep::Replace { old, new } => {
+                if let Err(e) = ctx.run(&["zpool", "replace", &ctx.pool, &old, &new]).await {
+                    out.errors.push(command_message(&e));
+                    continue;
+                }
+                out.topology_changed = true;
+                out.resilvering = true;
+                ctx.event(
+                    reference,
+                    EventType::Normal,
+                    reasons::BLOCK_DEVICE_REPLACEMENT,
+                    format!("Replacement of {old_bd} BlockDevice with {new_bd} BlockDevice is in-Progress"),
+                    reasons::action::REPLACE,
+                )
+                .await;
+            }
+            ReplaceStep::Resilvering => out.resilvering = true,
+            ReplaceStep::Done => {
+                let Some(claim) = claims.iter().find(|c| &c.spec.block_device_name == new_bd)
+                else {
+                    continue;
+                };
+                if let Err(e) = clean_up_replacement(ctx, claims, old_bd, claim).await {
+                    out.errors.push(e.to_string());
+                    continue;
+                }
+                out.in_progress -= 1;
+                ctx.event(
+                    reference,
+                    EventType::Normal,
+                    reasons::BLOCK_DEVICE_REPLACEMENT,
+                    format!("Resilvering is successfull on BlockDevice {new_bd}"),
+                    reasons::action::REPLACE,
+                )
+                .await;
+            }
+            ReplaceStep::Error(e) => out
+                .errors
+                .push(format!("replace {old_bd} with {new_bd}: {e}")),
+        }
+    }
+    out
+}
+
+/// Runs each `zpool add`, with an Event each; returns the failures.
+async fn expand(
+    ctx: &Context,
+    additions: &[decide::Addition],
+    reference: &ObjectReference,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for addition in additions {
         match ctx.run_owned(&addition.argv(&ctx.pool)).await {
             Ok(_) => {
                 ctx.event(
@@ -731,45 +720,11 @@ async fn update(
                     reasons::action::EXPAND,
                 )
                 .await;
-                expansion_errors.push(message);
+                errors.push(message);
             }
         }
     }
-    if !additions.is_empty() {
-        let err = if expansion_errors.is_empty() {
-            "<nil>".to_string()
-        } else {
-            expansion_errors.join("; ")
-        };
-        let wanted = Wanted::new(
-            condition_type::POOL_EXPANSION,
-            ConditionStatus::True,
-            cspi_reasons::EXPANSION_IN_PROGRESS,
-            format!(
-                "Pool expansion is in progress because of blockdevice/raid group addition error: {err}"
-            ),
-        );
-        decide::set_condition(conditions, wanted, generation, &now());
-    } else if decide::condition(conditions, condition_type::POOL_EXPANSION)
-        .is_some_and(|c| c.reason != "PoolExpansionSuccessful")
-    {
-        let wanted = Wanted::new(
-            condition_type::POOL_EXPANSION,
-            ConditionStatus::False,
-            cspi_reasons::EXPANSION_SUCCEEDED,
-            "Pool expansion was successfull by adding blockdevices/raid groups",
-        );
-        decide::set_condition(conditions, wanted, generation, &now());
-    }
-    errors.extend(expansion_errors);
-    if errors.is_empty() {
-        Ok(resilvering)
-    } else {
-        Err(Error::Update {
-            pool: ctx.pool.clone(),
-            message: errors.join("; "),
-        })
-    }
+    errors
 }
 
 /// After a finished resilver: release and delete the old disk's claim, drop the predecessor
