@@ -683,13 +683,14 @@ fn replacement_condition_choices() {
         "Blockdevice replacement was successfully completed",
     );
     // (wanted, in progress, errors, current) → condition
-    let cases: Vec<(
+    type Case = (
         usize,
         usize,
         Vec<String>,
         Vec<PoolCondition>,
         Option<Wanted>,
-    )> = vec![
+    );
+    let cases: Vec<Case> = vec![
         (0, 0, vec![], vec![], None),
         (
             0,
