@@ -288,3 +288,22 @@ fn provision_inputs() {
         })
     );
 }
+
+#[test]
+fn scale_up_progress_names_the_failure() {
+    use cstor_reconcilers::cvc::decide::scale_up_progress;
+    assert_eq!(
+        scale_up_progress(1, 3, &[]),
+        (
+            "ScalingUp",
+            "scaling replicas from 1 to 3 in progress".to_string()
+        )
+    );
+    assert_eq!(
+        scale_up_progress(1, 2, &["CStorPoolInstance cstor-x not found".to_string()]),
+        (
+            "ScalingFailed",
+            "scaling replicas from 1 to 2: CStorPoolInstance cstor-x not found".to_string()
+        )
+    );
+}

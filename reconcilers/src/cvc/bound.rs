@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::cvc::decide::{
-    ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op,
+    ResizeStep, ScaleDownStep, ScaleOp, resize_step, scale_down_step, scale_op, scale_up_progress,
 };
 use crate::cvc::objects::{
     ReplicaPool, cvr_name, cvr_object, policy_hash, replica_id, storage, target_deployment,
@@ -173,17 +173,16 @@ pub(super) async fn grow_replicas(pass: &Pass<'_>, to: &Quantity) -> Result<(), 
     Ok(())
 }
 
-/// As in the Go operators: scale up (several at once) or down (one at a time, after the target let go).
+/// Follows `replicaPoolInfo` against `status.poolInfo`: one replica step per pass.
 pub(super) async fn scale(
     pass: &mut Pass<'_>,
     cv: &CStorVolume,
     spec_pools: &[String],
 ) -> Result<(), Error> {
-    let name = pass.name();
     let from = pass.status.pool_info.len();
     let to = spec_pools.len();
     match scale_op(spec_pools, &pass.status.pool_info) {
-        ScaleOp::None => {}
+        ScaleOp::None => Ok(()),
         ScaleOp::Migration => {
             let msg = "Migration of volume replicas is not yet supported".to_string();
             if pass.set(
@@ -194,157 +193,165 @@ pub(super) async fn scale(
                 pass.event(EventType::Warning, reasons::MIGRATION, msg)
                     .await;
             }
+            Ok(())
         }
-        ScaleOp::Up { add } => {
-            if let Some(drf) = super::decide::scale_up_drf(cv, to) {
-                pass.patch_cv_spec(json!({"desiredReplicationFactor": drf}))
-                    .await?;
+        ScaleOp::Up { add } => scale_up(pass, cv, &add, from, to).await,
+        ScaleOp::Down { remove } => scale_down(pass, cv, &remove, from, to).await,
+    }
+}
+
+/// Raises the target's replication factor, creates the CVRs on the added pools (marked for a
+/// rebuild), and once all exist records the new pool set.
+async fn scale_up(
+    pass: &mut Pass<'_>,
+    cv: &CStorVolume,
+    add: &[String],
+    from: usize,
+    to: usize,
+) -> Result<(), Error> {
+    let name = pass.name();
+    if let Some(drf) = super::decide::scale_up_drf(cv, to) {
+        pass.patch_cv_spec(json!({"desiredReplicationFactor": drf}))
+            .await?;
+    }
+    let capacity = storage(&pass.status.capacity)
+        .or_else(|| storage(&pass.cvc.spec.capacity))
+        .map(|q| q.0.clone())
+        .unwrap_or_default();
+    let mut errors = Vec::new();
+    let version = pass.ctx.config.operator_version.clone();
+    for pool in add {
+        let Some(cspi) = pass.apis.cspis.get_opt(pool).await.step("get CSPI", pool)? else {
+            errors.push(format!("CStorPoolInstance {pool} not found"));
+            continue;
+        };
+        let target = ReplicaPool {
+            name: pool.clone(),
+            uid: cspi.uid().unwrap_or_default(),
+            hostname: Candidate::from_cspi(&cspi).node,
+        };
+        let id = replica_id(&volume_id(pass.cvc), pool);
+        let obj = cvr_object(pass.cvc, cv, &target, &capacity, &id, &version)?;
+        let cvr = cvr_name(&name, pool);
+        let created = match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
+            Ok(c) => {
+                pass.event(
+                    EventType::Normal,
+                    reasons::REPLICA_CREATED,
+                    format!("Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"),
+                )
+                .await;
+                Some(c)
             }
-            let capacity = storage(&pass.status.capacity)
-                .or_else(|| storage(&pass.cvc.spec.capacity))
-                .map(|q| q.0.clone())
-                .unwrap_or_default();
-            let mut errors = Vec::new();
-            let version = pass.ctx.config.operator_version.clone();
-            for pool in &add {
-                let Some(cspi) = pass.apis.cspis.get_opt(pool).await.step("get CSPI", pool)? else {
-                    errors.push(format!("CStorPoolInstance {pool} not found"));
-                    continue;
-                };
-                let target = ReplicaPool {
-                    name: pool.clone(),
-                    uid: cspi.uid().unwrap_or_default(),
-                    hostname: Candidate::from_cspi(&cspi).node,
-                };
-                let id = replica_id(&volume_id(pass.cvc), pool);
-                let obj = cvr_object(pass.cvc, cv, &target, &capacity, &id, &version)?;
-                let cvr = cvr_name(&name, pool);
-                let created = match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
-                    Ok(c) => {
-                        pass.event(
-                            EventType::Normal,
-                            reasons::REPLICA_CREATED,
-                            format!(
-                                "Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"
-                            ),
-                        )
-                        .await;
-                        Some(c)
-                    }
-                    Err(e) if is_already_exists(&e) => {
-                        pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?
-                    }
-                    Err(e) => {
-                        return Err(
-                            cstor_runtime::errors::ApiError::new("create CVR", &cvr, e).into()
-                        );
-                    }
-                };
-                // The status subresource ignores status on create: mark it for rebuild now.
-                if let Some(c) = created
-                    && c.status.as_ref().is_none_or(|s| s.phase.is_empty())
-                {
-                    pass.apis
-                        .cvrs
-                        .patch_status(
-                            &cvr,
-                            &patch_params(),
-                            &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
-                        )
-                        .await
-                        .step("mark CVR for recreation", &cvr)?;
-                }
+            Err(e) if is_already_exists(&e) => {
+                pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?
             }
-            let have: BTreeSet<String> = pass
-                .apis
+            Err(e) => {
+                return Err(cstor_runtime::errors::ApiError::new("create CVR", &cvr, e).into());
+            }
+        };
+        // The status subresource ignores status on create: mark it for rebuild now.
+        if let Some(c) = created
+            && c.status.as_ref().is_none_or(|s| s.phase.is_empty())
+        {
+            pass.apis
                 .cvrs
-                .list(&of_volume(&name))
+                .patch_status(
+                    &cvr,
+                    &patch_params(),
+                    &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
+                )
                 .await
-                .step("list CVRs of volume", &name)?
-                .items
-                .iter()
-                .filter_map(pool_of)
-                .collect();
-            if errors.is_empty() && add.iter().all(|p| have.contains(p)) {
-                let pools = union_pools(&pass.status.pool_info, &add);
-                sync_pdb(pass, &pools).await?;
-                pass.status.pool_info = pools;
-                finish_scale(pass, to).await;
-            } else {
-                let msg = if errors.is_empty() {
-                    format!("scaling replicas from {from} to {to} in progress")
-                } else {
-                    format!(
-                        "scaling replicas from {from} to {to}: {}",
-                        errors.join("; ")
-                    )
-                };
-                let reason = if errors.is_empty() {
-                    st::SCALING_UP
-                } else {
-                    st::SCALING_FAILED
-                };
-                if pass.set(st::REPLICA_SCALING, reason, msg.clone()) {
-                    pass.event(EventType::Warning, reasons::SCALING_VOLUME_REPLICAS, msg)
-                        .await;
-                }
-                pass.soon(SHORT_REQUEUE);
-            }
+                .step("mark CVR for recreation", &cvr)?;
         }
-        ScaleOp::Down { remove } => {
-            let cvr = cvr_name(&name, &remove);
-            let live = pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?;
-            let id = live
+    }
+    let have: BTreeSet<String> = pass
+        .apis
+        .cvrs
+        .list(&of_volume(&name))
+        .await
+        .step("list CVRs of volume", &name)?
+        .items
+        .iter()
+        .filter_map(pool_of)
+        .collect();
+    if errors.is_empty() && add.iter().all(|p| have.contains(p)) {
+        let pools = union_pools(&pass.status.pool_info, &add);
+        sync_pdb(pass, &pools).await?;
+        pass.status.pool_info = pools;
+        finish_scale(pass, to).await;
+    } else {
+        let (reason, msg) = scale_up_progress(from, to, &errors);
+        if pass.set(st::REPLICA_SCALING, reason, msg.clone()) {
+            pass.event(EventType::Warning, reasons::SCALING_VOLUME_REPLICAS, msg)
+                .await;
+        }
+        pass.soon(SHORT_REQUEUE);
+    }
+    Ok(())
+}
+
+/// One step of a scale-down ([`scale_down_step`] decides): lower the target's replication
+/// factor and drop the replica from its known set, wait for the target, then delete the CVR.
+async fn scale_down(
+    pass: &mut Pass<'_>,
+    cv: &CStorVolume,
+    remove: &str,
+    from: usize,
+    to: usize,
+) -> Result<(), Error> {
+    let name = pass.name();
+    let cvr = cvr_name(&name, &remove);
+    let live = pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?;
+    let id = live
+        .as_ref()
+        .map(|r| r.spec.replica_id.clone())
+        .filter(|i| !i.is_empty());
+    match scale_down_step(cv, &cvr, id.as_deref(), from, to) {
+        ScaleDownStep::UpdateVolume { drf, known } => {
+            let old: BTreeMap<String, String> = cv
+                .spec
+                .replica_details
                 .as_ref()
-                .map(|r| r.spec.replica_id.clone())
-                .filter(|i| !i.is_empty());
-            match scale_down_step(cv, &cvr, id.as_deref(), from, to) {
-                ScaleDownStep::UpdateVolume { drf, known } => {
-                    let old: BTreeMap<String, String> = cv
-                        .spec
-                        .replica_details
-                        .as_ref()
-                        .map(|d| d.known_replicas.clone())
-                        .unwrap_or_default();
-                    // A merge patch deletes a map key only through null.
-                    let mut known_patch = serde_json::Map::new();
-                    for k in old.keys().filter(|k| !known.contains_key(*k)) {
-                        known_patch.insert(k.clone(), Value::Null);
-                    }
-                    pass.patch_cv_spec(json!({
-                        "desiredReplicationFactor": drf,
-                        "replicaDetails": {"knownReplicas": known_patch},
-                    }))
-                    .await?;
-                    let msg = format!(
-                        "scaling down volume replicas from {from} to {to}: asked the target to drop {cvr}"
-                    );
-                    if pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, msg.clone()) {
-                        pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
-                            .await;
-                    }
-                    pass.soon(SHORT_REQUEUE);
-                }
-                ScaleDownStep::WaitForTarget { message } => {
-                    pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, message);
-                    pass.soon(SHORT_REQUEUE);
-                }
-                ScaleDownStep::DeleteReplica => {
-                    if live.is_some() {
-                        delete_ignore_missing(&pass.apis.cvrs, &cvr).await?;
-                    }
-                    let pools: Vec<String> = pass
-                        .status
-                        .pool_info
-                        .iter()
-                        .filter(|p| **p != remove)
-                        .cloned()
-                        .collect();
-                    sync_pdb(pass, &pools).await?;
-                    pass.status.pool_info = pools;
-                    finish_scale(pass, to).await;
-                }
+                .map(|d| d.known_replicas.clone())
+                .unwrap_or_default();
+            // A merge patch deletes a map key only through null.
+            let mut known_patch = serde_json::Map::new();
+            for k in old.keys().filter(|k| !known.contains_key(*k)) {
+                known_patch.insert(k.clone(), Value::Null);
             }
+            pass.patch_cv_spec(json!({
+                "desiredReplicationFactor": drf,
+                "replicaDetails": {"knownReplicas": known_patch},
+            }))
+            .await?;
+            let msg = format!(
+                "scaling down volume replicas from {from} to {to}: asked the target to drop {cvr}"
+            );
+            if pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, msg.clone()) {
+                pass.event(EventType::Normal, reasons::SCALING_VOLUME_REPLICAS, msg)
+                    .await;
+            }
+            pass.soon(SHORT_REQUEUE);
+        }
+        ScaleDownStep::WaitForTarget { message } => {
+            pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, message);
+            pass.soon(SHORT_REQUEUE);
+        }
+        ScaleDownStep::DeleteReplica => {
+            if live.is_some() {
+                delete_ignore_missing(&pass.apis.cvrs, &cvr).await?;
+            }
+            let pools: Vec<String> = pass
+                .status
+                .pool_info
+                .iter()
+                .filter(|p| **p != remove)
+                .cloned()
+                .collect();
+            sync_pdb(pass, &pools).await?;
+            pass.status.pool_info = pools;
+            finish_scale(pass, to).await;
         }
     }
     Ok(())

@@ -50,6 +50,26 @@ pub fn scale_up_drf(cv: &CStorVolume, target: usize) -> Option<i64> {
     (cv.spec.desired_replication_factor.unwrap_or(0) < target).then_some(target)
 }
 
+/// The `ReplicaScaling` condition (reason, message) while a scale-up from `from` to `to`
+/// replicas is not finished: in progress, or failed with `errors`.
+pub fn scale_up_progress(from: usize, to: usize, errors: &[String]) -> (&'static str, String) {
+    use cstor_runtime::reasons::cvc::{SCALING_FAILED, SCALING_UP};
+    if errors.is_empty() {
+        (
+            SCALING_UP,
+            format!("scaling replicas from {from} to {to} in progress"),
+        )
+    } else {
+        (
+            SCALING_FAILED,
+            format!(
+                "scaling replicas from {from} to {to}: {}",
+                errors.join("; ")
+            ),
+        )
+    }
+}
+
 /// The next step of a scale-down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScaleDownStep {

@@ -1,7 +1,7 @@
 //! A Pending volume: policy, target Service, CStorVolume, target Deployment, replicas on placed
 //! pools, PDB, then Bound.
 
-use cstor_runtime::errors::Step;
+use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::reasons;
 use std::collections::BTreeSet;
 
@@ -38,48 +38,16 @@ pub(super) async fn pending_problem(pass: &mut Pass<'_>, reason: &str, message: 
 }
 
 /// As in the Go operators: Service, CV, target Deployment, CVRs on placed pools, PDB, then Bound.
+/// Each step is get-or-create; a step that must wait records why and ends the pass.
 pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     let cvc = pass.cvc;
-    let name = pass.name();
-    let ns = cvc
-        .namespace()
-        .unwrap_or_else(|| pass.ctx.config.namespace.clone());
     let version = pass.ctx.config.operator_version.clone();
     if pass.status.phase.is_empty() {
         pass.status.phase = phase::PENDING.into();
     }
-
-    // 1. Policy: the named CStorVolumePolicy, else the CVC's own; target defaults filled in.
-    let policy_name = cvc
-        .annotations()
-        .get(annotations::VOLUME_POLICY)
-        .filter(|p| !p.is_empty())
-        .cloned();
-    let mut policy = match &policy_name {
-        Some(p) => match pass
-            .apis
-            .cvps
-            .get_opt(p)
-            .await
-            .step("get CStorVolumePolicy", p)?
-        {
-            Some(cvp) => with_defaults(cvp.spec),
-            None => {
-                let msg = format!(
-                    "CStorVolumePolicy {p} (annotation {}) not found in namespace {ns}",
-                    annotations::VOLUME_POLICY
-                );
-                pending_problem(pass, st::POLICY_NOT_FOUND, msg).await;
-                return Ok(());
-            }
-        },
-        None => with_defaults(cvc.spec.policy.clone()),
+    let Some(mut policy) = resolve_policy(pass).await? else {
+        return Ok(());
     };
-    if policy_name.is_some() && !cvc.spec.policy.replica_pool_info.is_empty() {
-        // Pools pinned on the claim itself win over the policy's.
-        policy.replica_pool_info = cvc.spec.policy.replica_pool_info.clone();
-    }
-
     // Input checks: each problem is a condition, never a panic.
     let request = match provision_request(cvc) {
         Ok(r) => r,
@@ -88,10 +56,77 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
             return Ok(());
         }
     };
-    let (cspc, provision_cap, replica_count) =
-        (request.cspc, request.capacity, request.replica_count);
+    let Some(cluster_ip) = ensure_service(pass, &version).await? else {
+        return Ok(());
+    };
+    remove_condition(&mut pass.status.conditions, st::PROVISIONING);
+    let cv = ensure_cv(pass, &cluster_ip, &version).await?;
+    apply_target(pass, &cv, &policy).await?;
 
-    // 2. Target Service.
+    let pinned = pool_names(&policy);
+    let placed = place_replicas(
+        pass,
+        &cv,
+        &policy,
+        &pinned,
+        &request.cspc,
+        &request.capacity,
+        request.replica_count,
+        &version,
+    )
+    .await?;
+    let Some(with_replicas) = placed else {
+        return Ok(());
+    };
+    let pools = union_pools(&pinned, &with_replicas);
+    policy.replica_pool_info = pools
+        .iter()
+        .map(|p| ReplicaPoolInfo {
+            pool_name: p.clone(),
+        })
+        .collect();
+    bind(pass, &cv, &request.cspc, policy, pools).await
+}
+
+/// The policy of the volume: the named CStorVolumePolicy, else the CVC's own, with target
+/// defaults filled in; pools pinned on the claim win over the policy's. `None`: the named
+/// policy is missing (recorded; the CVC stays Pending).
+async fn resolve_policy(pass: &mut Pass<'_>) -> Result<Option<CStorVolumePolicySpec>, Error> {
+    let cvc = pass.cvc;
+    let Some(name) = cvc
+        .annotations()
+        .get(annotations::VOLUME_POLICY)
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(Some(with_defaults(cvc.spec.policy.clone())));
+    };
+    let Some(cvp) = pass
+        .apis
+        .cvps
+        .get_opt(name)
+        .await
+        .step("get CStorVolumePolicy", name)?
+    else {
+        let ns = cvc
+            .namespace()
+            .unwrap_or_else(|| pass.ctx.config.namespace.clone());
+        let msg = format!(
+            "CStorVolumePolicy {name} (annotation {}) not found in namespace {ns}",
+            annotations::VOLUME_POLICY
+        );
+        pending_problem(pass, st::POLICY_NOT_FOUND, msg).await;
+        return Ok(None);
+    };
+    let mut policy = with_defaults(cvp.spec);
+    if !cvc.spec.policy.replica_pool_info.is_empty() {
+        policy.replica_pool_info = cvc.spec.policy.replica_pool_info.clone();
+    }
+    Ok(Some(policy))
+}
+
+/// Get-or-create the target Service; its clusterIP, or `None` while it has none (recorded).
+async fn ensure_service(pass: &mut Pass<'_>, version: &str) -> Result<Option<String>, Error> {
+    let name = pass.name();
     let service = match pass
         .apis
         .services
@@ -101,7 +136,7 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
     {
         Some(s) => s,
         None => {
-            let svc = target_service(cvc, &version)?;
+            let svc = target_service(pass.cvc, version)?;
             match pass
                 .apis
                 .services
@@ -124,12 +159,7 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
                     .await
                     .step("get target Service", &name)?,
                 Err(e) => {
-                    return Err(cstor_runtime::errors::ApiError::new(
-                        "create target Service",
-                        &name,
-                        e,
-                    )
-                    .into());
+                    return Err(ApiError::new("create target Service", &name, e).into());
                 }
             }
         }
@@ -139,104 +169,102 @@ pub(super) async fn provision(pass: &mut Pass<'_>) -> Result<(), Error> {
         .as_ref()
         .and_then(|s| s.cluster_ip.clone())
         .filter(|ip| !ip.is_empty() && ip != "None");
-    let Some(cluster_ip) = cluster_ip else {
+    if cluster_ip.is_none() {
         let msg = format!("target Service {name} has no clusterIP yet");
         pending_problem(pass, st::WAITING_FOR_CLUSTER_IP, msg).await;
         pass.soon(SHORT_REQUEUE);
-        return Ok(());
-    };
-    remove_condition(&mut pass.status.conditions, st::PROVISIONING);
+    }
+    Ok(cluster_ip)
+}
 
-    // 3. CStorVolume (spec/labels/owner by server-side apply, only when missing: afterwards the
-    //    volume-manager co-owns its spec).
-    let cv = match pass
+/// Get-or-create the CStorVolume (spec, labels and owner by server-side apply, only when
+/// missing: afterwards the volume-manager co-owns its spec).
+async fn ensure_cv(pass: &Pass<'_>, cluster_ip: &str, version: &str) -> Result<CStorVolume, Error> {
+    let name = pass.name();
+    if let Some(cv) = pass
         .apis
         .cvs
         .get_opt(&name)
         .await
         .step("get CStorVolume", &name)?
     {
-        Some(cv) => cv,
-        None => {
-            let body = cv_apply(cvc, &initial_cv_spec(cvc, &cluster_ip), &version, None)?;
-            let cv = pass
-                .apis
-                .cvs
-                .patch(&name, &apply_params(), &Patch::Apply(body))
-                .await
-                .step("create CStorVolume", &name)?;
-            pass.event(
-                EventType::Normal,
-                reasons::VOLUME_CREATED,
-                format!("Created CStorVolume {name} with target {cluster_ip}:3260"),
-            )
-            .await;
-            cv
-        }
-    };
+        return Ok(cv);
+    }
+    let body = cv_apply(
+        pass.cvc,
+        &initial_cv_spec(pass.cvc, cluster_ip),
+        version,
+        None,
+    )?;
+    let cv = pass
+        .apis
+        .cvs
+        .patch(&name, &apply_params(), &Patch::Apply(body))
+        .await
+        .step("create CStorVolume", &name)?;
+    pass.event(
+        EventType::Normal,
+        reasons::VOLUME_CREATED,
+        format!("Created CStorVolume {name} with target {cluster_ip}:3260"),
+    )
+    .await;
+    Ok(cv)
+}
 
-    // 4. Target Deployment.
-    let deployment = target_deployment(cvc, &cv, &policy, &pass.ctx.config)?;
+/// Server-side applies the target Deployment (an Event when it was new).
+async fn apply_target(
+    pass: &Pass<'_>,
+    cv: &CStorVolume,
+    policy: &CStorVolumePolicySpec,
+) -> Result<(), Error> {
+    let target = target_name(&pass.name());
+    let deployment = target_deployment(pass.cvc, cv, policy, &pass.ctx.config)?;
     let had_target = pass
         .apis
         .deployments
-        .get_metadata_opt(&target_name(&name))
+        .get_metadata_opt(&target)
         .await
-        .step("get target Deployment", target_name(&name))?
+        .step("get target Deployment", &target)?
         .is_some();
     pass.apis
         .deployments
-        .patch(
-            &target_name(&name),
-            &apply_params(),
-            &Patch::Apply(&deployment),
-        )
+        .patch(&target, &apply_params(), &Patch::Apply(&deployment))
         .await
-        .step("apply target Deployment", target_name(&name))?;
+        .step("apply target Deployment", &target)?;
     if !had_target {
         pass.event(
             EventType::Normal,
             reasons::TARGET_CREATED,
-            format!("Created target Deployment {}", target_name(&name)),
+            format!("Created target Deployment {target}"),
         )
         .await;
     }
+    Ok(())
+}
 
-    // 5. Replicas: place the missing ones.
-    let pinned = pool_names(&policy);
-    let placed = place_replicas(
-        pass,
-        &cv,
-        &policy,
-        &pinned,
-        &cspc,
-        &provision_cap,
-        replica_count,
-        &version,
-    )
-    .await?;
-    let Some(with_replicas) = placed else {
-        return Ok(());
-    };
-
-    // 6–8. Pools, PDB, Bound.
-    let pools = union_pools(&pinned, &with_replicas);
+/// The last steps: PDB over 3+ pools, status Bound, then the CVC's spec records the pools and
+/// the volume (status first: the webhook only lets replicaPoolInfo grow past status.poolInfo
+/// once Bound).
+async fn bind(
+    pass: &mut Pass<'_>,
+    cv: &CStorVolume,
+    cspc: &str,
+    policy: CStorVolumePolicySpec,
+    pools: Vec<String>,
+) -> Result<(), Error> {
+    let ns = pass
+        .cvc
+        .namespace()
+        .unwrap_or_else(|| pass.ctx.config.namespace.clone());
     let pdb = if pools.len() >= 3 {
-        Some(ensure_pdb(pass, &ns, &cspc, &pools).await?)
+        Some(ensure_pdb(pass, &ns, cspc, &pools).await?)
     } else {
         None
     };
     pass.status.phase = phase::BOUND.into();
-    pass.status.capacity = cvc.spec.capacity.clone();
-    pass.status.pool_info = pools.clone();
-    // Status first: the webhook only lets replicaPoolInfo grow past status.poolInfo once Bound.
+    pass.status.capacity = pass.cvc.spec.capacity.clone();
+    pass.status.pool_info = pools;
     pass.write_status().await?;
-    policy.replica_pool_info = pools
-        .iter()
-        .map(|p| ReplicaPoolInfo {
-            pool_name: p.clone(),
-        })
-        .collect();
     let mut labels_patch = json!({ labels::TEMPLATE_HASH: policy_hash(&policy) });
     if let Some(p) = &pdb {
         labels_patch[labels::POD_DISRUPTION_BUDGET] = json!(p);
