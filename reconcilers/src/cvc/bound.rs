@@ -276,7 +276,7 @@ async fn scale_up(
         .filter_map(pool_of)
         .collect();
     if errors.is_empty() && add.iter().all(|p| have.contains(p)) {
-        let pools = union_pools(&pass.status.pool_info, &add);
+        let pools = union_pools(&pass.status.pool_info, add);
         sync_pdb(pass, &pools).await?;
         pass.status.pool_info = pools;
         finish_scale(pass, to).await;
@@ -301,7 +301,7 @@ async fn scale_down(
     to: usize,
 ) -> Result<(), Error> {
     let name = pass.name();
-    let cvr = cvr_name(&name, &remove);
+    let cvr = cvr_name(&name, remove);
     let live = pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?;
     let id = live
         .as_ref()
