@@ -6,3 +6,6 @@ pub mod discovery_agent;
 pub mod pool_manager;
 pub mod runner;
 pub mod volume_manager;
+
+#[cfg(test)]
+mod tests;

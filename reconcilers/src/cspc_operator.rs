@@ -1,5 +1,5 @@
 //! `cstor operator` (the cspc-operator): the CSPC controller and claim binding, run only while this process holds
-//! the Lease (spec A.3) so two replicas are safe. Losing the Lease ends `run` with an error (the
+//! the Lease, so two replicas never act at once. Losing the Lease ends `run` with an error (the
 //! process restarts and competes again); shutdown stops the controllers and releases the Lease.
 
 use std::future::Future;

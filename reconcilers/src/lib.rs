@@ -14,3 +14,6 @@ pub mod meta;
 pub mod podspec;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod tests;

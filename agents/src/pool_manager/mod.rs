@@ -4,9 +4,9 @@
 //! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
 
 pub mod commands;
-pub mod decide;
-pub mod kube_ops;
-pub mod reconcile;
+pub(crate) mod decide;
+pub(crate) mod kube_ops;
+pub(crate) mod reconcile;
 pub mod replica;
 pub mod zfs;
 pub mod zpool;

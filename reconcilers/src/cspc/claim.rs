@@ -154,12 +154,6 @@ pub enum ClaimStatus {
     },
 }
 
-impl ClaimStatus {
-    pub fn is_bound(&self) -> bool {
-        matches!(self, ClaimStatus::Bound { .. })
-    }
-}
-
 fn ours(bdc: &BlockDeviceClaim, cspc_name: &str) -> bool {
     bdc.labels()
         .get(labels::CSTOR_POOL_CLUSTER)

@@ -4,13 +4,13 @@
 //! with part A's decisions; docs/pools.md). The decisions are pure functions in the submodules;
 //! `reconcile` does the I/O.
 
-pub mod claim;
-pub mod deployment;
-pub mod naming;
-pub mod node;
-pub mod reconcile;
-pub mod status;
-pub mod topology;
+pub(crate) mod claim;
+pub(crate) mod deployment;
+pub(crate) mod naming;
+pub(crate) mod node;
+pub(crate) mod reconcile;
+pub(crate) mod status;
+pub(crate) mod topology;
 
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct CspcConfig {
     pub base_dir: String,
     /// Host sparse-file directory (env `OPENEBS_IO_CSTOR_POOL_SPARSE_DIR`).
     pub sparse_dir: String,
-    /// Safety-net requeue of every CSPC (spec A.2: minutes, not seconds).
+    /// Safety-net requeue of every CSPC (minutes, not seconds: the watches bring every change).
     pub resync: Duration,
 }
 

@@ -86,7 +86,7 @@ pub enum ScaleDownStep {
 }
 
 /// The scale-down step for CVR `cvr` (replica id `replica_id`, `None` when the CVR is gone or
-/// has no id yet), going from `from` to `to` replicas. A missing CVR never blocks (B quirk 9).
+/// has no id yet), going from `from` to `to` replicas. A missing CVR never blocks (as in the Go operators).
 pub fn scale_down_step(
     cv: &CStorVolume,
     cvr: &str,

@@ -5,14 +5,14 @@
 //! pure functions in the submodules; `reconcile` and the step modules (`provision`, `bound`, `pdb`, `deprovision`) do the I/O.
 
 mod bound;
-pub mod decide;
+pub(crate) mod decide;
 mod deprovision;
-pub mod objects;
+pub(crate) mod objects;
 mod pdb;
-pub mod placement;
+pub(crate) mod placement;
 mod provision;
-pub mod reconcile;
-pub mod status;
+pub(crate) mod reconcile;
+pub(crate) mod status;
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ pub struct CvcConfig {
     pub volume_manager_account: String,
     /// Host base directory (env `OPENEBS_IO_BASE_DIR`, "/var/openebs").
     pub base_dir: String,
-    /// Safety-net requeue of every CVC (spec A.2: minutes, not seconds).
+    /// Safety-net requeue of every CVC (minutes, not seconds: the watches bring every change).
     pub resync: Duration,
 }
 

@@ -1,5 +1,5 @@
 //! CVC status bookkeeping: condition types and reasons of ours, and the condition merge
-//! (spec A.1: `observedGeneration` on every condition, `lastTransitionTime` only on a flip).
+//! (`observedGeneration` on every condition, `lastTransitionTime` only on a flip).
 //! CVC conditions have no `status` field, so a flip is a new type or a changed reason.
 
 use cstor_api::cstor_v1::CStorVolumeConfigCondition;
@@ -7,7 +7,7 @@ use cstor_api::cstor_v1::CStorVolumeConfigCondition;
 pub use cstor_runtime::reasons::cvc::{
     INVALID_CAPACITY, MIGRATION_NOT_SUPPORTED, NO_POOL_CLUSTER, POLICY_NOT_FOUND, POOL_PLACEMENT,
     PROVISIONING, REPLICA_SCALING, REPLICAS_SCALED, RESIZE_IN_PROGRESS, RESIZE_SUCCEEDED,
-    SCALING_FAILED, SCALING_UP, SHRINK_NOT_SUPPORTED, WAITING_FOR_CLUSTER_IP, WAITING_FOR_TARGET,
+    SHRINK_NOT_SUPPORTED, WAITING_FOR_CLUSTER_IP, WAITING_FOR_TARGET,
 };
 
 /// A condition without times.

@@ -4,7 +4,7 @@
 //! and writes the phase the volume-manager's view of the replica implies; on deletion it
 //! destroys the store and releases the finalizer. Decisions are pure ([`decide`]).
 
-pub mod decide;
+pub(crate) mod decide;
 pub mod store;
 
 use cstor_runtime::errors::Step;

@@ -1,11 +1,9 @@
 //! Table tests of claim binding decisions and the apply bodies they write.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use cstor_reconcilers::claim_binding::{BDC_FINALIZER, Binding, bind_apply, decide, release_apply};
+use super::support::*;
+use crate::claim_binding::{BDC_FINALIZER, Binding, bind_apply, decide, release_apply};
 use pretty_assertions::assert_eq;
-use support::*;
 
 #[test]
 fn binding_decisions() {

@@ -3,21 +3,19 @@
 //! hash and the other deterministic names.
 #![allow(clippy::unwrap_used)]
 
-mod cvc_common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cstor_api::cstor_v1::{CStorVolumePolicySpec, TargetSpec};
-use cstor_api::keys::{annotations, finalizers, labels};
-use cstor_reconcilers::cvc::CvcConfig;
-use cstor_reconcilers::cvc::objects::{
+use super::cvc_common::*;
+use crate::cvc::CvcConfig;
+use crate::cvc::objects::{
     ReplicaPool, cv_apply, cvr_name, cvr_object, default_tolerations, initial_cv_spec, iqn,
     pdb_covers, pdb_name, pdb_object, policy_hash, populated_version, replica_id,
     target_deployment, target_name, target_service, with_defaults,
 };
-use cstor_reconcilers::cvc::reconcile::{pending_cvcs_of, union_pools, volume_of};
-use cvc_common::*;
+use crate::cvc::reconcile::{pending_cvcs_of, union_pools, volume_of};
+use cstor_api::cstor_v1::{CStorVolumePolicySpec, TargetSpec};
+use cstor_api::keys::{annotations, finalizers, labels};
 use k8s_openapi::api::core::v1::{EnvVar, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;

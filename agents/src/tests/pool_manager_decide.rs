@@ -2,10 +2,10 @@
 //! conditions, status) on `zpool status` output captured from zfs-fuse 0.7.0 (see
 //! tests/fixtures/README.md).
 
-use cstor_agents::pool_manager::decide::{
+use crate::pool_manager::decide::{
     self, Addition, Category, GroupDisk, ReadOnlyChange, ReplaceStep, Wanted,
 };
-use cstor_agents::pool_manager::zpool::{PoolStatus, parse_status};
+use crate::pool_manager::zpool::{PoolStatus, parse_status};
 use cstor_api::common::{ConditionStatus, PoolCondition};
 use cstor_api::cstor_v1::cspc::{CStorPoolInstanceBlockDevice, PoolConfig, RaidGroup};
 use cstor_api::cstor_v1::cspi::{CStorPoolInstanceSpec, CStorPoolInstanceStatus};
@@ -592,7 +592,7 @@ fn messages_are_trimmed() {
 
 #[test]
 fn backoff_doubles_to_five_minutes() {
-    use cstor_agents::pool_manager::backoff;
+    use crate::pool_manager::backoff;
     use std::time::Duration;
     assert_eq!(backoff(1), Duration::from_secs(1));
     assert_eq!(backoff(2), Duration::from_secs(2));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use cstor_agents::pool_manager::replica::decide::{
+use crate::pool_manager::replica::decide::{
     self, LUN_ANNOTATION, PhaseInput, PhaseOutcome, PoolState, ResizeStep, Shrink,
 };
 use cstor_api::cstor_v1::cv::{

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::cvc::placement::Candidate;
 use cstor_api::cstor_v1::{
     CStorPoolInstance, CStorPoolInstanceCapacity, CStorPoolInstanceStatus, CStorVolume,
     CStorVolumeConfig, CStorVolumeConfigStatus, CStorVolumeReplicaDetails, ReplicaPoolInfo,
 };
 use cstor_api::keys::{annotations, finalizers, labels};
-use cstor_reconcilers::cvc::placement::Candidate;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cstor_agents::volume_manager::fanout::{ReplicaInfo, ReplicaState};
-use cstor_agents::volume_manager::reconcile::validate;
-use cstor_agents::volume_manager::status::*;
+use crate::volume_manager::fanout::{ReplicaInfo, ReplicaState};
+use crate::volume_manager::reconcile::validate;
+use crate::volume_manager::status::*;
 use cstor_api::cstor_v1::cv::{
     CStorVolume, CStorVolumeReplicaDetails, CStorVolumeStatus, ReplicaStatus,
 };

@@ -1,7 +1,7 @@
 //! The pool-manager's zfs output parsers on output captured from zfs-fuse 0.7.0 (see
 //! tests/fixtures/README.md for the commands).
 
-use cstor_agents::pool_manager::zfs::{
+use crate::pool_manager::zfs::{
     ZfsParseError, count_replicas, listing_has_pool, parse_used_available, parse_value,
 };
 use pretty_assertions::assert_eq;

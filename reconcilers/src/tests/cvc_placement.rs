@@ -3,15 +3,13 @@
 //! `PoolPlacement` reason and message.
 #![allow(clippy::unwrap_used)]
 
-mod cvc_common;
-
 use std::collections::BTreeSet;
 
-use cstor_reconcilers::cvc::placement::{
+use super::cvc_common::*;
+use crate::cvc::placement::{
     Candidate, ExistingReplica, INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOLS_SELECTED,
     PlacementInput, Verdict, place,
 };
-use cvc_common::*;
 use pretty_assertions::assert_eq;
 
 fn input<'a>(

@@ -1,9 +1,7 @@
 //! The zpool parsers on output captured from real zfs-fuse 0.7.0 (Debian 12) pools:
 //! `tests/fixtures/*.txt` (see the README there for the commands).
 
-use cstor_agents::pool_manager::zpool::{
-    ListRow, ParseError, human_bytes, parse_list, parse_status,
-};
+use crate::pool_manager::zpool::{ListRow, ParseError, human_bytes, parse_list, parse_status};
 use pretty_assertions::assert_eq;
 use proptest::prelude::*;
 

@@ -2,26 +2,24 @@
 #![allow(clippy::unwrap_used)]
 //! orphans, claims, desired CSPI specs, status and the pool-manager Deployment.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use super::support::*;
+use crate::cspc::CspcConfig;
+use crate::cspc::claim::{ClaimError, ClaimStatus, bdc_for_bd, claim_status};
+use crate::cspc::deployment::pool_manager_deployment;
+use crate::cspc::naming::{cspi_name, fnv1a64};
+use crate::cspc::node::{NodeError, pool_hosts, resolve_node};
+use crate::cspc::reconcile::cspi_apply;
+use crate::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
+use crate::cspc::topology::{
+    ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,
+};
 use cstor_api::common::{ConditionStatus, PoolCondition};
 use cstor_api::cstor_v1::{CStorPoolClusterStatus, CStorPoolInstanceSpec, PoolConfig};
 use cstor_api::keys::{annotations, finalizers, labels};
-use cstor_reconcilers::cspc::CspcConfig;
-use cstor_reconcilers::cspc::claim::{ClaimError, ClaimStatus, bdc_for_bd, claim_status};
-use cstor_reconcilers::cspc::deployment::pool_manager_deployment;
-use cstor_reconcilers::cspc::naming::{cspi_name, fnv1a64};
-use cstor_reconcilers::cspc::node::{NodeError, pool_hosts, resolve_node};
-use cstor_reconcilers::cspc::reconcile::cspi_apply;
-use cstor_reconcilers::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
-use cstor_reconcilers::cspc::topology::{
-    ClaimRequest, PendingClaim, desired_cspi_spec, orphans_to_delete, pair,
-};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pretty_assertions::assert_eq;
-use support::*;
 
 #[test]
 fn node_resolution() {

@@ -1,7 +1,7 @@
 //! Disk discovery's decisions: BlockDevice names and fields for a node's disks, claim state
 //! kept, vanished disks found.
 
-use cstor_agents::discovery::{Disk, block_device, block_device_name, vanished};
+use crate::discovery::{Disk, block_device, block_device_name, vanished};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 

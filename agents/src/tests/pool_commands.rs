@@ -1,6 +1,6 @@
 //! The zpool command lines of a CSPI, exact, in spec order, per dialect.
 
-use cstor_agents::pool_manager::commands::{Dialect, PlanError, compression, create, presence};
+use crate::pool_manager::commands::{Dialect, PlanError, compression, create, presence};
 use cstor_api::cstor_v1::cspi::CStorPoolInstanceSpec;
 use pretty_assertions::assert_eq;
 use serde_json::json;

@@ -3,16 +3,14 @@
 //! and the CVC condition merge.
 #![allow(clippy::unwrap_used)]
 
-mod cvc_common;
-
 use std::collections::BTreeMap;
 
-use cstor_reconcilers::cvc::decide::{
+use super::cvc_common::*;
+use crate::cvc::decide::{
     Pending, ProvisionRequest, ResizeStep, ScaleDownStep, ScaleOp, provision_request, resize_step,
     scale_down_step, scale_op, scale_up_drf,
 };
-use cstor_reconcilers::cvc::status::{condition, remove_condition, set_condition};
-use cvc_common::*;
+use crate::cvc::status::{condition, remove_condition, set_condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pretty_assertions::assert_eq;
 
@@ -102,7 +100,7 @@ fn scale_down_steps() {
         scale_down_step(&done, cvr, Some("333"), 3, 2),
         ScaleDownStep::DeleteReplica
     );
-    // B quirk 9: the CVR is already gone (no id) and DRF is right: never blocks.
+    // As in the Go operators: the CVR is already gone (no id) and DRF is right: never blocks.
     assert_eq!(
         scale_down_step(&done, cvr, None, 3, 2),
         ScaleDownStep::DeleteReplica
@@ -291,7 +289,7 @@ fn provision_inputs() {
 
 #[test]
 fn scale_up_progress_names_the_failure() {
-    use cstor_reconcilers::cvc::decide::scale_up_progress;
+    use crate::cvc::decide::scale_up_progress;
     assert_eq!(
         scale_up_progress(1, 3, &[]),
         (

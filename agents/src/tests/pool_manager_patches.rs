@@ -1,7 +1,7 @@
 //! The pool-manager's status body (its metadata patches are the shared kit's, tested in
 //! cstor-runtime: every edit guarded by a `test` of resourceVersion).
 
-use cstor_agents::pool_manager::kube_ops::status_apply_body;
+use crate::pool_manager::kube_ops::status_apply_body;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 

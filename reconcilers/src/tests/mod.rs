@@ -1,0 +1,10 @@
+//! Unit tests of the pure decisions, parsers and object builders, in the crate so that the
+//! helpers they test can stay `pub(crate)`.
+
+mod claims;
+mod cspc_decisions;
+mod cvc_common;
+mod cvc_decisions;
+mod cvc_objects;
+mod cvc_placement;
+mod support;
