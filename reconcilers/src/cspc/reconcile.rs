@@ -232,21 +232,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         .await
         .step("list BlockDeviceClaims of CSPC", &name)?
         .items;
-    // Finish CSPIs being deleted (scale-down): release their claims once the pool is gone.
-    for cspi in cspis.iter().filter(|c| is_deleting(*c)) {
-        soon = true;
-        if !has_finalizer(cspi, finalizers::CSPC) {
-            continue;
-        }
-        if has_finalizer(cspi, finalizers::POOL_PROTECTION) {
-            problems.deprovisioning.push(format!(
-                "{}: waiting for the pool manager to destroy the pool",
-                cspi.name_any()
-            ));
-        } else {
-            cleanup_cspi(cspc, ctx, &apis, cspi, &our_bdcs).await?;
-        }
-    }
+    soon |= finish_deleted_cspis(cspc, ctx, &apis, &cspis, &our_bdcs, &mut problems).await?;
 
     let pools = &cspc.spec.pools;
     let nodes = apis
@@ -305,7 +291,70 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         soon |= outcome.soon;
     }
 
-    // Scale-down: orphans without volume replicas are deleted.
+    let (removing, blocked) = remove_orphans(
+        cspc,
+        ctx,
+        &apis,
+        &pairing,
+        &hostnames,
+        &cspi_by_name,
+        &mut problems,
+    )
+    .await?;
+    soon |= removing;
+    medium |= blocked;
+
+    report_status(cspc, ctx, &apis, problems).await?;
+    Ok(Action::requeue(if soon {
+        SHORT_REQUEUE
+    } else if medium {
+        MEDIUM_REQUEUE
+    } else {
+        ctx.config.resync
+    }))
+}
+
+/// Scale-down, first half: CSPIs being deleted get their claims released once the pool-manager
+/// has destroyed the pool. Returns whether any is still in progress.
+async fn finish_deleted_cspis(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    cspis: &[CStorPoolInstance],
+    our_bdcs: &[BlockDeviceClaim],
+    problems: &mut Problems,
+) -> Result<bool, Error> {
+    let mut any = false;
+    for cspi in cspis.iter().filter(|c| is_deleting(*c)) {
+        any = true;
+        if !has_finalizer(cspi, finalizers::CSPC) {
+            continue;
+        }
+        if has_finalizer(cspi, finalizers::POOL_PROTECTION) {
+            problems.deprovisioning.push(format!(
+                "{}: waiting for the pool manager to destroy the pool",
+                cspi.name_any()
+            ));
+        } else {
+            cleanup_cspi(cspc, ctx, apis, cspi, our_bdcs).await?;
+        }
+    }
+    Ok(any)
+}
+
+/// Scale-down, second half: CSPIs whose pool left the spec are deleted unless volume replicas
+/// live on them (`orphans_to_delete` decides). Returns (deleting any, blocked any).
+async fn remove_orphans(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    pairing: &super::topology::Pairing,
+    hostnames: &[Option<String>],
+    cspi_by_name: &BTreeMap<String, &CStorPoolInstance>,
+    problems: &mut Problems,
+) -> Result<(bool, bool), Error> {
+    let mut removing = false;
+    let mut blocked = false;
     let live_orphans: Vec<String> = pairing
         .orphans
         .iter()
@@ -329,7 +378,7 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         pools: pairing.pools.clone(),
         orphans: live_orphans,
     };
-    let (delete, blocked) = orphans_to_delete(&live_pairing, &hostnames, &replicas);
+    let (delete, kept) = orphans_to_delete(&live_pairing, hostnames, &replicas);
     for o in &delete {
         event(
             ctx,
@@ -350,15 +399,26 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
             .await;
             return Err(e);
         }
-        soon = true;
+        removing = true;
     }
-    for (o, n) in &blocked {
+    for (o, n) in &kept {
         problems.replicas_on_pool.push(format!(
             "{o}: its pool was removed from the CSPC but {n} volume replica(s) still live on it; not de-provisioned"
         ));
-        medium = true;
+        blocked = true;
     }
 
+    Ok((removing, blocked))
+}
+
+/// Writes the CSPC status from the pool-managers' readiness and the CSPIs as they are now.
+async fn report_status(
+    cspc: &CStorPoolCluster,
+    ctx: &Context,
+    apis: &Apis,
+    problems: Problems,
+) -> Result<(), Error> {
+    let name = cspc.name_any();
     let deployments = apis
         .deployments
         .list(&of_cspc(&name))
@@ -384,19 +444,12 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
         .step("list CSPIs of CSPC", &name)?
         .items;
     let input = StatusInput {
-        desired: pools.len(),
+        desired: cspc.spec.pools.len(),
         instances: instances(&cspis_now, &ready),
         problems,
         generation: cspc.metadata.generation,
     };
-    write_status(cspc, ctx, &apis, &input).await?;
-    Ok(Action::requeue(if soon {
-        SHORT_REQUEUE
-    } else if medium {
-        MEDIUM_REQUEUE
-    } else {
-        ctx.config.resync
-    }))
+    write_status(cspc, ctx, apis, &input).await
 }
 
 /// What every pool of one CSPC reconcile shares.
