@@ -247,15 +247,48 @@ pub fn webhook_configuration_names() -> Result<(Vec<String>, Vec<String>), Error
     Ok((validating, mutating))
 }
 
-/// A free loopback port (bound and released; the caller binds it right after).
+/// A free loopback port for a process we are about to start.
+///
+/// Not `bind(:0)`: the kernel hands those out from the ephemeral range, where any outgoing
+/// connection on the machine (tests run side by side, each with its own stack) may take the
+/// port between our check and the child's bind. So: a random port below the ephemeral range
+/// (which the kernel never hands out by itself), never the same twice in this process, and
+/// checked free on loopback and on all addresses.
 pub fn free_port() -> Result<u16, Error> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
-    let port = l
-        .local_addr()
-        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?
-        .port();
-    Ok(port)
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    const LOW: u16 = 10_000;
+    let high = ephemeral_low().max(LOW + 1_000);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = None;
+    for _ in 0..200 {
+        let port = fastrand::u16(LOW..high);
+        if given.contains(&port) {
+            continue;
+        }
+        let free = ["127.0.0.1", "0.0.0.0"]
+            .iter()
+            .all(|a| std::net::TcpListener::bind((*a, port)).is_ok());
+        if free {
+            given.push(port);
+            return Ok(port);
+        }
+        last = Some(port);
+    }
+    Err(Error::io(
+        Path::new("127.0.0.1"),
+        std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free port in {LOW}..{high} after 200 tries (last {last:?})"),
+        ),
+    ))
+}
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`), 32768 if unknown.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Whether every client config carries a non-empty caBundle.

@@ -1,7 +1,7 @@
 //! The local control plane: etcd, kube-apiserver (RBAC on) and kube-controller-manager on
 //! loopback, with per-run certificates and an admin kubeconfig.
 
-use std::net::TcpListener;
+use crate::components::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,15 +43,6 @@ pub enum RunDir {
     At(PathBuf),
 }
 
-fn free_port() -> Result<u16, Error> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
-    let port = l
-        .local_addr()
-        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?
-        .port();
-    Ok(port)
-}
-
 fn write(path: &Path, content: &str) -> Result<(), Error> {
     std::fs::write(path, content).map_err(|e| Error::io(path, e))
 }
@@ -81,8 +72,25 @@ fn write_kubeconfig(
 
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager and waits until the apiserver
-    /// is ready and the controller-manager has created the default service account.
+    /// is ready and the controller-manager has created the default service account. A port
+    /// taken by someone else between our check and the child's bind (tests run side by side)
+    /// is not a failure: the whole start is tried again on fresh ports, three times at most.
     pub async fn start(binaries: Binaries, run_dir: RunDir) -> Result<Self, Error> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once(binaries.clone(), &run_dir).await {
+                Err(Error::Exited { name, log_tail, .. })
+                    if tries < 3 && log_tail.contains("address already in use") =>
+                {
+                    tracing::warn!(%name, tries, "a port was taken before {name} bound it; starting again on fresh ports");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(binaries: Binaries, run_dir: &RunDir) -> Result<Self, Error> {
         let (dir, tmp) = match run_dir {
             RunDir::Temp => {
                 let t = tempfile::Builder::new()
@@ -93,10 +101,10 @@ impl ControlPlane {
             }
             RunDir::At(d) => {
                 if d.exists() {
-                    std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                    std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
                 }
-                std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-                (d, None)
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+                (d.clone(), None)
             }
         };
         let pki = pki::generate(&dir)?;
