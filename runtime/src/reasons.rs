@@ -71,6 +71,8 @@ pub const TARGET_CREATED: &str = "TargetCreated";
 /// Go spelling, on the wire.
 pub const UPDATED: &str = "Updated";
 pub const VOLUME_CREATED: &str = "VolumeCreated";
+/// Writes refused alike by the replicas (no space, read-only): the volume stays Healthy.
+pub const WRITE_REFUSED: &str = "WriteRefused";
 /// Go spelling, on the wire.
 pub const VOLUME_RESIZE_SUCCESSFUL: &str = "VolumeResizeSuccessful";
 

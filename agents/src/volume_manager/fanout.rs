@@ -31,6 +31,7 @@ use nix::fcntl::{FallocateFlags, fallocate};
 use nix::unistd::{Whence, lseek};
 
 use super::Error;
+use super::quorum::{Answer, Refusal, Verdict, decide_write};
 
 /// Rebuild copy unit and write-lock granularity.
 pub const CHUNK: u64 = 1 << 20;
@@ -206,6 +207,11 @@ pub struct Fanout {
     stripes: Vec<Mutex<()>>,
     /// Serialises resize against a rebuild's setup (both set file lengths).
     resize_lock: Mutex<()>,
+    /// Byte ranges `[start, end)` of writes refused alike that some replicas took in part:
+    /// until [`Fanout::settle`] makes them equal, reads of them come from one replica.
+    unsettled: Mutex<Vec<(u64, u64)>>,
+    /// Writes refused alike so far (the daemon turns new ones into an Event).
+    refused: AtomicU64,
 }
 
 fn io(context: impl Into<String>, source: std::io::Error) -> Error {
@@ -285,6 +291,8 @@ impl Fanout {
             reads_from: Mutex::new(None),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             resize_lock: Mutex::new(()),
+            unsettled: Mutex::new(Vec::new()),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -589,19 +597,46 @@ impl Fanout {
         } else {
             targets.iter().map(write_one).collect()
         };
-        let mut ok = 0;
-        for (t, r) in targets.iter().zip(results) {
-            match r {
-                Ok(()) => {
-                    t.slot.io_seq.fetch_add(1, Ordering::Relaxed);
-                    ok += usize::from(t.healthy);
-                }
-                Err(e) => self.fail(&t.slot, &t.file, "write", &e),
+        let answers: Vec<Answer> = targets
+            .iter()
+            .zip(&results)
+            .map(|(t, r)| Answer {
+                healthy: t.healthy,
+                result: r.as_ref().map(|_| ()).map_err(Refusal::of),
+            })
+            .collect();
+        let outcome = decide_write(&answers, self.consistency_factor());
+        for (t, r) in targets.iter().zip(&results) {
+            if r.is_ok() {
+                t.slot.io_seq.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.quorum(ok)?;
-        self.await_recorded()?;
-        Ok(data.len())
+        for i in &outcome.degrade {
+            if let (Some(t), Some(Err(e))) = (targets.get(*i), results.get(*i)) {
+                self.fail(&t.slot, &t.file, "write", e);
+            }
+        }
+        if outcome.unsettled {
+            self.mark_unsettled(offset, offset + data.len() as u64);
+        }
+        match outcome.verdict {
+            Verdict::Acknowledge => {
+                self.await_recorded()?;
+                Ok(data.len())
+            }
+            Verdict::Refused { errno } => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Refused {
+                    errno,
+                    offset,
+                    len: data.len(),
+                })
+            }
+            Verdict::QuorumLost { healthy } => Err(Error::Quorum {
+                healthy,
+                needed: self.consistency_factor(),
+            }),
+        }
     }
 
     /// Reads up to `len` bytes at `offset` (short at the end of the volume) from a Healthy
@@ -621,7 +656,10 @@ impl Fanout {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let pinned = reference.and_then(|id| targets.iter().position(|t| t.slot.id == id));
+            let pinned = reference
+                .and_then(|id| targets.iter().position(|t| t.slot.id == id))
+                // An unsettled range reads from one replica (the first), so it has one answer.
+                .or_else(|| self.is_unsettled(offset, offset + len as u64).then_some(0));
             let start = pinned
                 .unwrap_or_else(|| self.next_read.fetch_add(1, Ordering::Relaxed) % targets.len());
             let t = &targets[start];
@@ -769,6 +807,84 @@ impl Fanout {
             Err(e) => tracing::warn!(error = %e, "resync stopped"),
         }
         result
+    }
+
+    fn unsettled(&self) -> MutexGuard<'_, Vec<(u64, u64)>> {
+        self.unsettled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_unsettled(&self, start: u64, end: u64) {
+        let mut u = self.unsettled();
+        if !u.iter().any(|(s, e)| *s <= start && end <= *e) {
+            u.push((start, end));
+        }
+    }
+
+    fn is_unsettled(&self, start: u64, end: u64) -> bool {
+        self.unsettled().iter().any(|(s, e)| *s < end && start < *e)
+    }
+
+    /// Writes refused alike by the replicas since the start.
+    pub fn refused_writes(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Ranges of refused writes not yet made equal on every replica.
+    pub fn unsettled_ranges(&self) -> usize {
+        self.unsettled().len()
+    }
+
+    /// Makes every unsettled range equal on all replicas, copying it from the replica reads
+    /// of it come from (the first Healthy one). A range whose copy is refused for lack of
+    /// space stays unsettled (tried again later); a replica that faults is degraded. Returns
+    /// the ranges still unsettled.
+    pub fn settle(&self) -> usize {
+        let ranges: Vec<(u64, u64)> = self.unsettled().clone();
+        for range in ranges {
+            let (start, end) = (range.0, range.1.min(self.size()));
+            let n = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+            let settled = n == 0 || {
+                let _g = self.lock_range(start, n);
+                self.settle_range(start, n)
+            };
+            if settled {
+                self.unsettled().retain(|r| *r != range);
+                tracing::info!(start, end, "refused write's range settled on every replica");
+            }
+        }
+        self.unsettled_ranges()
+    }
+
+    /// Copies `[start, start+n)` from the first Healthy replica to the others (caller holds the
+    /// range's locks); whether every replica now has it.
+    fn settle_range(&self, start: u64, n: usize) -> bool {
+        let targets = self.targets(true);
+        let Some(src) = targets.iter().find(|t| t.healthy) else {
+            return false;
+        };
+        let mut want = vec![0u8; n];
+        if let Err(e) = read_full(&src.file, start, &mut want) {
+            self.fail(&src.slot, &src.file, "settle read", &e);
+            return false;
+        }
+        let mut have = vec![0u8; n];
+        let mut all = true;
+        for t in targets.iter().filter(|t| t.slot.id != src.slot.id) {
+            let r = read_full(&t.file, start, &mut have).and_then(|()| {
+                if have == want {
+                    Ok(())
+                } else {
+                    t.file.write_all_at(&want, start)
+                }
+            });
+            if let Err(e) = r {
+                all = false;
+                if Refusal::of(&e) == Refusal::Fault {
+                    self.fail(&t.slot, &t.file, "settle", &e);
+                }
+            }
+        }
+        all
     }
 
     fn set_reads_from(&self, id: Option<String>) {

@@ -71,6 +71,7 @@ impl LunFs {
 pub fn errno(e: &Error) -> Errno {
     match e {
         Error::OutOfRange { .. } => Errno::EFBIG,
+        Error::Refused { errno, .. } => Errno::from_i32(*errno),
         Error::Shrink { .. } => Errno::EINVAL,
         Error::Io { source, .. } => match source.raw_os_error() {
             Some(n) if n > 0 => Errno::from_i32(n),

@@ -6,6 +6,7 @@
 
 pub mod fanout;
 pub mod fuse;
+pub mod quorum;
 pub mod reconcile;
 pub mod status;
 pub mod tgt;
@@ -47,6 +48,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// At least the consistency factor of replicas refused the write alike (no space, read
+    /// only): the initiator gets `errno`, the replicas stay Healthy.
+    #[error("write of {len} bytes at {offset} refused by the replicas alike (errno {errno})")]
+    Refused { errno: i32, offset: u64, len: usize },
     #[error("only {healthy} healthy replicas, {needed} needed for I/O")]
     Quorum { healthy: usize, needed: usize },
     #[error("I/O of {len} bytes at {offset} is beyond the volume size {size}")]

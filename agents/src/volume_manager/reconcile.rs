@@ -128,6 +128,10 @@ struct Volume {
     phase: String,
     /// Resize failure to report in the Resizing condition.
     resize_error: Option<String>,
+    /// Refused writes already reported in an Event.
+    refused_seen: u64,
+    /// The settling of refused writes' ranges, while it runs.
+    settling: Option<tokio::task::JoinHandle<usize>>,
 }
 
 /// Runs the volume-manager for CV `config.volume_uid` until `shutdown` resolves (or the CV is
@@ -201,6 +205,8 @@ pub async fn run(
             .map(|s| s.phase.clone())
             .unwrap_or_default(),
         resize_error: None,
+        refused_seen: 0,
+        settling: None,
     };
     let result = vol.serve_and_follow(size, stop_rx).await;
     vol.teardown().await;
@@ -443,7 +449,7 @@ impl Volume {
                     }
                     dirty = true;
                 }
-                _ = poll.tick() => {}
+                _ = poll.tick() => self.follow_refusals().await,
                 // A replica was lost: writes wait until the status shows it.
                 () = loss.notified() => dirty = true,
             }
@@ -464,6 +470,39 @@ impl Volume {
 
     /// True when the fan-out's view differs from the last applied status (a replica failed or
     /// finished its rebuild).
+    /// Reports writes the replicas refused alike (an Event per burst) and makes their ranges
+    /// equal again in the background, retrying while space is short.
+    async fn follow_refusals(&mut self) {
+        let refused = self.fanout.refused_writes();
+        if refused > self.refused_seen {
+            let n = refused - self.refused_seen;
+            self.refused_seen = refused;
+            if let Ok(Some(cv)) = self.cvs.get_opt(&self.name).await {
+                event(
+                    &self.recorder,
+                    &cv,
+                    EventType::Warning,
+                    reasons::WRITE_REFUSED,
+                    format!(
+                        "{n} write(s) refused: the replicas' pools are out of space (or read-only); the initiator got the error and the replicas stay Healthy. Free space or expand the pools, and writes go on."
+                    ),
+                )
+                .await;
+            }
+        }
+        if self.settling.as_ref().is_some_and(|h| h.is_finished())
+            && let Some(h) = self.settling.take()
+            && let Ok(left) = h.await
+            && left > 0
+        {
+            tracing::debug!(left, "refused ranges not settled yet");
+        }
+        if self.settling.is_none() && self.fanout.unsettled_ranges() > 0 {
+            let fanout = self.fanout.clone();
+            self.settling = Some(tokio::task::spawn_blocking(move || fanout.settle()));
+        }
+    }
+
     fn fanout_changed(&self) -> bool {
         let Some(last) = &self.last_status else {
             return true;
