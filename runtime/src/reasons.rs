@@ -150,6 +150,10 @@ pub mod cspi {
     pub const EXPANSION_SUCCEEDED: &str = "PoolExpansionSuccessful";
     pub const DISKS_AVAILABLE: &str = "DisksAreAvailable";
     pub const DISKS_UNAVAILABLE: &str = "DisksAreUnavailable";
+    /// Ours (`PoolReadOnly`): used space reached roThresholdLimit.
+    pub const THRESHOLD_REACHED: &str = "ReadOnlyThresholdReached";
+    /// Ours (`PoolReadOnly`): back under roThresholdLimit.
+    pub const BELOW_THRESHOLD: &str = "BelowReadOnlyThreshold";
 }
 
 /// The `action` of the Events the agents publish (events.k8s.io: what was being done).

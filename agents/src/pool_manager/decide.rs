@@ -309,19 +309,107 @@ pub enum ReadOnlyChange {
 
 /// The Go operators' updateROMode: used% ≥ limit (limit ≠ 100) → read-only; otherwise not. A zero total
 /// counts as 0 % used.
-pub fn read_only(limit: Option<i32>, used: u64, total: u64, currently: bool) -> ReadOnlyChange {
+pub fn read_only(
+    limit: Option<i32>,
+    data_used: u64,
+    total: u64,
+    writers_left: u64,
+    currently: bool,
+) -> ReadOnlyChange {
     let limit = limit.unwrap_or(DEFAULT_RO_THRESHOLD);
     let pct = if total == 0 {
         0
     } else {
-        u128::from(used) * 100 / u128::from(total)
+        u128::from(data_used) * 100 / u128::from(total)
     };
-    let over = limit != 100 && pct >= u128::try_from(limit.max(0)).unwrap_or(0);
+    // With the headroom in place ZFS refuses writers a little before `limit` % exactly (it
+    // keeps room for metadata): under 1 % of the pool left to writers counts as reached.
+    let starved = total > 0 && u128::from(writers_left) * 100 < u128::from(total);
+    let over = limit != 100 && (pct >= u128::try_from(limit.max(0)).unwrap_or(0) || starved);
     match (over, currently) {
         (true, false) => ReadOnlyChange::SetOn,
         (false, true) => ReadOnlyChange::SetOff,
         _ => ReadOnlyChange::None,
     }
+}
+
+/// The dataset whose reservation keeps a pool's headroom: writers get ENOSPC at the
+/// roThresholdLimit, as fast as ZFS itself, however fast they write.
+pub const HEADROOM_DATASET: &str = "cstor-headroom";
+
+/// The headroom (bytes) for `total` usable bytes: `(100 - limit)` % of it; none at 100.
+pub fn headroom_bytes(limit: Option<i32>, total: u64) -> u64 {
+    let limit = u128::try_from(limit.unwrap_or(DEFAULT_RO_THRESHOLD).clamp(0, 100)).unwrap_or(100);
+    u64::try_from(u128::from(total) * (100 - limit) / 100).unwrap_or(u64::MAX)
+}
+
+/// What to do about the headroom dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadroomStep {
+    None,
+    /// Create it with this reservation.
+    Create(u64),
+    /// Set its reservation to this.
+    Set(u64),
+}
+
+/// The step that brings the headroom reservation (`current`, `None`: no dataset) to `want`,
+/// given the pool's `total` usable bytes and what writers have `left`. A change smaller than
+/// 1 % of the pool is not made (usage moves the total a little all the time); a raise is
+/// capped at what is left (the data may already be past the threshold).
+pub fn headroom_step(current: Option<u64>, want: u64, total: u64, left: u64) -> HeadroomStep {
+    let have = current.unwrap_or(0);
+    let cap = |w: u64| w.min(have.saturating_add(left));
+    if current.is_none() {
+        return if want == 0 {
+            HeadroomStep::None
+        } else {
+            HeadroomStep::Create(cap(want))
+        };
+    }
+    let tolerance = total / 100;
+    let target = cap(want);
+    if target.abs_diff(have) > tolerance || (want == 0 && have != 0) {
+        HeadroomStep::Set(target)
+    } else {
+        HeadroomStep::None
+    }
+}
+
+/// The PoolReadOnly condition for the read-only flag; `None` when the pool never was
+/// read-only (no condition to clear).
+pub fn read_only_condition(
+    read_only: bool,
+    data_used: u64,
+    total: u64,
+    limit: Option<i32>,
+    current: &[PoolCondition],
+) -> Option<Wanted> {
+    use cstor_api::cstor_v1::cspi::condition_type::POOL_READ_ONLY;
+    let limit = limit.unwrap_or(DEFAULT_RO_THRESHOLD);
+    let pct = if total == 0 {
+        0
+    } else {
+        u128::from(data_used) * 100 / u128::from(total)
+    };
+    if read_only {
+        return Some(Wanted::new(
+            POOL_READ_ONLY,
+            ConditionStatus::True,
+            cspi_reasons::THRESHOLD_REACHED,
+            format!(
+                "{pct}% of the pool is used, at its roThresholdLimit of {limit}%: writes are refused until space is freed or the pool is expanded"
+            ),
+        ));
+    }
+    condition(current, POOL_READ_ONLY).map(|_| {
+        Wanted::new(
+            POOL_READ_ONLY,
+            ConditionStatus::False,
+            cspi_reasons::BELOW_THRESHOLD,
+            format!("{pct}% of the pool is used, under its roThresholdLimit of {limit}%"),
+        )
+    })
 }
 
 /// `status.capacity` from `zfs get -Hp used,available`: exact integer bytes; zfs-fuse has no

@@ -795,13 +795,25 @@ async fn update_status(
             previous.is_some_and(|p| p.read_only)
         }
     };
-    if let Some((used, available)) = used_available {
-        let limit = cspi
-            .spec
-            .pool_config
-            .as_ref()
-            .and_then(|c| c.ro_threshold_limit);
-        match decide::read_only(limit, used, used.saturating_add(available), read_only) {
+    let limit = cspi
+        .spec
+        .pool_config
+        .as_ref()
+        .and_then(|c| c.ro_threshold_limit);
+    // What the data uses and the pool holds, the headroom's reservation taken out of "used".
+    let usage = match used_available {
+        Some((used, available)) => {
+            let headroom = keep_headroom(ctx, limit, used, available).await;
+            Some((
+                used.saturating_sub(headroom),
+                used.saturating_add(available),
+                available,
+            ))
+        }
+        None => None,
+    };
+    if let Some((data_used, total, left)) = usage {
+        match decide::read_only(limit, data_used, total, left, read_only) {
             ReadOnlyChange::SetOn => {
                 match ctx
                     .run(&["zfs", "set", &format!("{READONLY_PROPERTY}=on"), pool])
@@ -871,6 +883,12 @@ async fn update_status(
             .await;
         }
     }
+    if let Some((data_used, total, _)) = usage
+        && let Some(c) =
+            decide::read_only_condition(read_only, data_used, total, limit, &conditions)
+    {
+        decide::set_condition(&mut conditions, c, generation, &now());
+    }
     let live_phase = previous.map(|p| p.phase.as_str()).unwrap_or_default();
     if matches!(
         status.state.as_str(),
@@ -888,7 +906,7 @@ async fn update_status(
     }
     let mut new = decide::build_status(
         &status.state,
-        used_available.map(|(u, a)| decide::capacity(u, a)),
+        usage.map(|(data_used, total, _)| decide::capacity(data_used, total - data_used)),
         previous,
         read_only,
         provisioned,
@@ -896,6 +914,62 @@ async fn update_status(
     );
     new.healthy_replicas = healthy;
     ctx.write_status(cspi, &new).await
+}
+
+/// Keeps the headroom dataset's reservation at `(100 - roThresholdLimit)` % of the pool, so
+/// ZFS itself refuses writers at the threshold; returns the reservation in effect (0 when it
+/// cannot be read: the pool is then judged on its raw usage).
+async fn keep_headroom(ctx: &Context, limit: Option<i32>, used: u64, available: u64) -> u64 {
+    let dataset = format!("{}/{}", ctx.pool, decide::HEADROOM_DATASET);
+    let current = match ctx
+        .run(&["zfs", "get", "-Hp", "-o", "value", "reservation", &dataset])
+        .await
+    {
+        Ok(out) => zfs::parse_value(&out.stdout).and_then(|v| v.parse::<u64>().ok()),
+        Err(e) if e.to_string().contains("dataset does not exist") => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "headroom not read");
+            return 0;
+        }
+    };
+    let total = used.saturating_add(available);
+    let want = decide::headroom_bytes(limit, total);
+    let (argv, now): (Vec<String>, u64) =
+        match decide::headroom_step(current, want, total, available) {
+            decide::HeadroomStep::None => return current.unwrap_or(0),
+            decide::HeadroomStep::Create(bytes) => (
+                [
+                    "zfs",
+                    "create",
+                    "-o",
+                    &format!("reservation={bytes}"),
+                    "-o",
+                    "canmount=off",
+                    "-o",
+                    "mountpoint=none",
+                    &dataset,
+                ]
+                .map(String::from)
+                .to_vec(),
+                bytes,
+            ),
+            decide::HeadroomStep::Set(bytes) => (
+                ["zfs", "set", &format!("reservation={bytes}"), &dataset]
+                    .map(String::from)
+                    .to_vec(),
+                bytes,
+            ),
+        };
+    match ctx.run_owned(&argv).await {
+        Ok(_) => {
+            tracing::info!(pool = %ctx.pool, bytes = now, "headroom reservation set");
+            now
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "headroom not set");
+            current.unwrap_or(0)
+        }
+    }
 }
 
 /// `provisionedReplicas` / `healthyReplicas`: our CVRs that have a dataset, and of those the

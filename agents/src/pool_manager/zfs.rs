@@ -37,6 +37,7 @@ pub fn count_replicas(text: &str, pool: &str) -> i32 {
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with(&prefix) && !l.contains("_rebuild_clone"))
+        .filter(|l| l[prefix.len()..] != *crate::pool_manager::decide::HEADROOM_DATASET)
         .count();
     i32::try_from(n).unwrap_or(i32::MAX)
 }

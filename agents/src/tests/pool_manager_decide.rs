@@ -434,30 +434,107 @@ fn read_only_threshold() {
     use ReadOnlyChange::{SetOff, SetOn};
     const KEEP: ReadOnlyChange = ReadOnlyChange::None;
     let cases = [
-        // limit, used, total, currently, want
-        (None, 85, 100, false, SetOn),
-        (None, 84, 100, false, KEEP),
-        (None, 84, 100, true, SetOff),
-        (None, 90, 100, true, KEEP),
-        (Some(100), 100, 100, false, KEEP),
-        (Some(100), 100, 100, true, SetOff),
-        (Some(50), 50, 100, false, SetOn),
+        // limit, data used, total, left to writers, currently, want
+        (None, 85, 100, 15, false, SetOn),
+        (None, 84, 100, 16, false, KEEP),
+        (None, 84, 100, 16, true, SetOff),
+        (None, 90, 100, 10, true, KEEP),
+        (Some(100), 100, 100, 0, false, KEEP),
+        (Some(100), 100, 100, 0, true, SetOff),
+        (Some(50), 50, 100, 50, false, SetOn),
         // Zero total: 0 % used, never a division by zero.
-        (None, 0, 0, false, KEEP),
-        (Some(0), 0, 0, false, SetOn),
+        (None, 0, 0, 0, false, KEEP),
+        (Some(0), 0, 0, 0, false, SetOn),
         // No overflow on huge pools.
-        (None, u64::MAX / 2, u64::MAX, false, KEEP),
+        (None, u64::MAX / 2, u64::MAX, u64::MAX / 2, false, KEEP),
         // The captured mirror: 61489152 used of 228589568 (26 %).
-        (None, 61_489_152, 228_589_568, false, KEEP),
-        (Some(25), 61_489_152, 228_589_568, false, SetOn),
+        (None, 61_489_152, 228_589_568, 167_100_416, false, KEEP),
+        (Some(25), 61_489_152, 228_589_568, 167_100_416, false, SetOn),
+        // The headroom stops writers a little under the limit: < 1 % left counts as reached.
+        (None, 8_380, 10_000, 99, false, SetOn),
+        (None, 8_380, 10_000, 100, false, KEEP),
+        (Some(100), 9_990, 10_000, 10, false, KEEP),
     ];
-    for (limit, used, total, currently, want) in cases {
+    for (limit, used, total, left, currently, want) in cases {
         assert_eq!(
-            decide::read_only(limit, used, total, currently),
+            decide::read_only(limit, used, total, left, currently),
             want,
-            "limit {limit:?} used {used} total {total} currently {currently}"
+            "limit {limit:?} used {used} total {total} left {left} currently {currently}"
         );
     }
+}
+
+#[test]
+fn the_headroom_keeps_the_threshold_free() {
+    use decide::HeadroomStep::{Create, None as Keep, Set};
+    const MIB: u64 = 1 << 20;
+    assert_eq!(decide::headroom_bytes(None, 1000 * MIB), 150 * MIB);
+    assert_eq!(decide::headroom_bytes(Some(100), 1000 * MIB), 0);
+    assert_eq!(decide::headroom_bytes(Some(0), 1000 * MIB), 1000 * MIB);
+    assert_eq!(decide::headroom_bytes(Some(150), 1000 * MIB), 0);
+    assert_eq!(
+        decide::headroom_bytes(None, u64::MAX),
+        u64::MAX / 100 * 15 + 15 * (u64::MAX % 100) / 100
+    );
+    let total = 1000 * MIB;
+    let cases = [
+        // current, want, left → step
+        (None, 150 * MIB, 900 * MIB, Create(150 * MIB)),
+        (None, 0, 900 * MIB, Keep),
+        // Already past the threshold: the reservation takes what is left.
+        (None, 150 * MIB, 40 * MIB, Create(40 * MIB)),
+        (Some(40 * MIB), 150 * MIB, 200 * MIB, Set(150 * MIB)),
+        // Moves under 1 % of the pool are left alone.
+        (Some(150 * MIB), 155 * MIB, 500 * MIB, Keep),
+        (Some(150 * MIB), 165 * MIB, 500 * MIB, Set(165 * MIB)),
+        // The pool grew: a larger headroom; the limit went to 100: none.
+        (Some(150 * MIB), 300 * MIB, 900 * MIB, Set(300 * MIB)),
+        (Some(150 * MIB), 0, 900 * MIB, Set(0)),
+        (Some(0), 0, 900 * MIB, Keep),
+    ];
+    for (current, want, left, step) in cases {
+        assert_eq!(
+            decide::headroom_step(current, want, total, left),
+            step,
+            "current {current:?} want {want} left {left}"
+        );
+    }
+}
+
+#[test]
+fn the_read_only_condition_says_why() {
+    let t = time("2026-01-01T00:00:00Z");
+    let on = decide::read_only_condition(true, 850, 1000, None, &[]);
+    assert_eq!(
+        on,
+        Some(Wanted::new(
+            "PoolReadOnly",
+            ConditionStatus::True,
+            "ReadOnlyThresholdReached",
+            "85% of the pool is used, at its roThresholdLimit of 85%: writes are refused until space is freed or the pool is expanded",
+        ))
+    );
+    // Never read-only: no condition at all.
+    assert_eq!(
+        decide::read_only_condition(false, 100, 1000, None, &[]),
+        None
+    );
+    let mut conds = Vec::new();
+    assert!(decide::set_condition(
+        &mut conds,
+        on.unwrap_or_else(|| panic!("on")),
+        Some(1),
+        &t
+    ));
+    assert_eq!(
+        decide::read_only_condition(false, 400, 1000, Some(90), &conds),
+        Some(Wanted::new(
+            "PoolReadOnly",
+            ConditionStatus::False,
+            "BelowReadOnlyThreshold",
+            "40% of the pool is used, under its roThresholdLimit of 90%",
+        ))
+    );
 }
 
 #[test]

@@ -49,6 +49,9 @@ fn replicas_are_datasets_of_this_pool_without_rebuild_clones() {
     let mixed = format!("{text}cstor-m10\ncstor-m10/vol9\ncstor-x/vol1\n");
     assert_eq!(count_replicas(&mixed, "cstor-m1"), 2);
     assert_eq!(count_replicas(&mixed, "cstor-m10"), 1);
+    // The headroom dataset is not a replica.
+    let headroom = format!("{text}cstor-m1/cstor-headroom\n");
+    assert_eq!(count_replicas(&headroom, "cstor-m1"), 2);
 }
 
 #[test]

@@ -196,4 +196,7 @@ pub mod condition_type {
     pub const DISK_UNAVAILABLE: &str = "DiskUnavailable";
     /// The pool could not be imported.
     pub const POOL_LOST: &str = "PoolLost";
+    /// Ours: the pool reached its roThresholdLimit and refuses writes (True) until space is
+    /// freed or the pool grows.
+    pub const POOL_READ_ONLY: &str = "PoolReadOnly";
 }
