@@ -153,3 +153,13 @@ pub fn stack(opts: crate::stack::StackOptions) -> &'static TestStack {
         Err(e) => panic!("the local stack did not start: {e}"),
     }
 }
+
+/// The stack this test binary started with [`stack`] (whatever its options); panics if none
+/// was started yet. Helpers shared by test binaries with different stacks use this.
+pub fn current() -> &'static TestStack {
+    match STACK.get() {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => panic!("the local stack did not start: {e}"),
+        None => panic!("no local stack started in this test binary yet"),
+    }
+}

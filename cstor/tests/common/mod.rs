@@ -54,6 +54,21 @@ pub fn volume_stack() -> &'static TestStack {
     })
 }
 
+/// The stack of the fault tests: 3 nodes × 2 disks of 320 MiB (sparse), small enough that
+/// a pool fills in seconds.
+pub fn fault_stack() -> &'static TestStack {
+    testing::stack(StackOptions {
+        nodes: 3,
+        disks: DiskLayout {
+            per_node: 2,
+            bytes: 320 << 20,
+        },
+        exe: env!("CARGO_BIN_EXE_cstor").into(),
+        discovery_interval: Duration::from_millis(500),
+        operator_replicas: Some(1),
+    })
+}
+
 pub async fn admin() -> Client {
     testing::control_plane()
         .client()

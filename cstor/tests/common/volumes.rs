@@ -12,7 +12,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::ListParams;
 
-use super::{NS, kubectl, volume_stack, wait_for};
+use super::{NS, kubectl, wait_for};
+use cstor_local::testing::current as volume_stack;
 
 pub fn cstor(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cstor"))

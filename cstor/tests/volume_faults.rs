@@ -1,0 +1,217 @@
+//! Volumes under the faults storage must survive, on the real apiserver, zfs-fuse and tgt,
+//! seen through a real initiator (qemu-io over iSCSI): a pool that fills up refuses the write
+//! that does not fit, the volume stays Healthy, the pool turns read-only at its threshold, and
+//! once space is freed writes go on with no manual step.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::volumes::*;
+use common::*;
+use cstor_api::common::ConditionStatus;
+use cstor_api::cstor_v1::cv::CStorVolume;
+use cstor_api::keys::annotations;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+
+/// qemu-io commands whose failure is expected: the whole output, success or not.
+fn qemu_io_any(volume: &str, cmds: &[&str]) -> String {
+    let mut cmd = Command::new("qemu-io");
+    cmd.args(["-f", "raw"]);
+    for c in cmds {
+        cmd.args(["-c", c]);
+    }
+    let out = cmd
+        .arg(url(volume))
+        .output()
+        .unwrap_or_else(|e| panic!("qemu-io is required (Debian qemu-utils): {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Events with `reason` about `name`, repeats counted.
+async fn events(client: &kube::Client, name: &str, reason: &str) -> i32 {
+    let api: Api<Event> = Api::namespaced(client.clone(), NS);
+    api.list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// sha256 of each replica's lun file of `volume`, read on its node.
+async fn replica_sums(client: &kube::Client, volume: &str) -> Vec<String> {
+    let mut sums = Vec::new();
+    for cvr in cvrs_of(client, volume).await {
+        let a = cvr.metadata.annotations.clone().unwrap_or_default();
+        let host = a.get(annotations::CSPI_HOSTNAME).expect("hostname");
+        let path = a.get("cstor.openebs.io/replica-lun").expect("lun path");
+        let node = fault_stack()
+            .nodes
+            .iter()
+            .find(|n| &n.name == host)
+            .expect("node");
+        let out = node
+            .command("sha256sum")
+            .arg(path)
+            .output()
+            .expect("sha256sum");
+        assert!(out.status.success(), "{out:?}");
+        sums.push(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    sums
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_when_space_is_freed() {
+    fault_stack();
+    let client = admin().await;
+    // Three one-disk pools (320 MiB each), compression off so the test's patterns take
+    // their full size; roThresholdLimit is the default 85 %.
+    let pools = (1..=3)
+        .map(|n| {
+            let mut p = pool(n, "stripe", &[&[1]]);
+            p["poolConfig"]["compression"] = "off".into();
+            p
+        })
+        .collect();
+    kubectl_apply(&cspc("full", pools));
+    wait_online(&client, "full", 3).await;
+    for v in ["vol-1", "vol-2"] {
+        cstor(&[
+            "volume",
+            "create",
+            v,
+            "--size",
+            "200Mi",
+            "--replicas",
+            "3",
+            "--pool-cluster",
+            "full",
+        ]);
+    }
+    wait_healthy(&client, "vol-1", 3).await;
+    wait_healthy(&client, "vol-2", 3).await;
+
+    // 150 MiB fits on every pool; 150 MiB more on the same pools does not.
+    qemu_io("vol-1", &["write -P 0x11 0 150M"]);
+    let said = qemu_io_any("vol-2", &["write -P 0x22 0 50M", "write -P 0x33 50M 100M"]);
+    eprintln!("qemu-io on the full pools said: {said}");
+    assert!(
+        said.contains("write failed"),
+        "the initiator must see the refused write: {said}"
+    );
+    // The write that fitted is there; the refused one is the initiator's to retry.
+    qemu_io("vol-2", &["read -P 0x22 0 50M"]);
+
+    // The replicas refused alike: none is degraded, the volume stays Healthy and says why.
+    wait_healthy(&client, "vol-2", 3).await;
+    wait_healthy(&client, "vol-1", 3).await;
+    wait_for("a WriteRefused Event", Duration::from_secs(30), || async {
+        match events(&client, "vol-2", "WriteRefused").await {
+            0 => Err("none yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+
+    // Every pool reached its threshold: read-only, with the condition and the Event.
+    wait_for("pools read-only", Duration::from_secs(120), || async {
+        let cspis = cspis_of(&client, "full").await;
+        let states: Vec<String> = cspis
+            .iter()
+            .map(|c| {
+                let st = c.status.clone().unwrap_or_default();
+                let cond = condition(c, "PoolReadOnly")
+                    .map(|c| format!("{:?} {} {}", c.status, c.reason, c.message));
+                format!(
+                    "{} readOnly={} {cond:?}",
+                    c.metadata.name.clone().unwrap_or_default(),
+                    st.read_only
+                )
+            })
+            .collect();
+        let all = cspis.len() == 3
+            && cspis.iter().all(|c| {
+                let st = c.status.clone().unwrap_or_default();
+                st.read_only
+                    && condition(c, "PoolReadOnly")
+                        .is_some_and(|c| c.status == ConditionStatus::True)
+            });
+        if all {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    })
+    .await;
+    for cspi in cspis_of(&client, "full").await {
+        let name = cspi.metadata.name.clone().unwrap_or_default();
+        assert!(
+            events(&client, &name, "PoolReadOnlyThreshold").await > 0,
+            "no PoolReadOnlyThreshold Event for {name}"
+        );
+    }
+
+    // Free the space: no manual step, the same write now succeeds and reads back.
+    delete_volume(&client, "vol-1").await;
+    wait_for("the write fits again", Duration::from_secs(120), || async {
+        let said = qemu_io_any("vol-2", &["write -P 0x33 50M 100M"]);
+        if said.contains("write failed") || said.contains("error") {
+            Err(said)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    qemu_io("vol-2", &["read -P 0x22 0 50M", "read -P 0x33 50M 100M"]);
+    wait_healthy(&client, "vol-2", 3).await;
+
+    // The replicas end byte-identical (the refused write's range was settled).
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-2").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+
+    // And the pools leave read-only once under the threshold.
+    wait_for("pools writable again", Duration::from_secs(120), || async {
+        let cspis = cspis_of(&client, "full").await;
+        let ro: Vec<bool> = cspis
+            .iter()
+            .map(|c| c.status.clone().unwrap_or_default().read_only)
+            .collect();
+        if ro.iter().all(|r| !r) {
+            Ok(())
+        } else {
+            Err(format!("{ro:?}"))
+        }
+    })
+    .await;
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    let cv = cvs.get("vol-2").await.expect("cv");
+    assert_eq!(cv.status.unwrap_or_default().phase, "Healthy");
+    delete_volume(&client, "vol-2").await;
+}
