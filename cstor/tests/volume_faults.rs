@@ -1,7 +1,8 @@
 //! Volumes under the faults storage must survive, on the real apiserver, zfs-fuse and tgt,
 //! seen through a real initiator (qemu-io over iSCSI): a pool that fills up refuses the write
 //! that does not fit, the volume stays Healthy, the pool turns read-only at its threshold, and
-//! once space is freed writes go on with no manual step.
+//! once space is freed writes go on with no manual step; the same when the replicas hit their
+//! dataset quota.
 
 mod common;
 
@@ -209,6 +210,67 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
             Err(format!("{ro:?}"))
         }
     })
+    .await;
+
+    // Replicas that hit their dataset quota (set just above what they use): EDQUOT alike,
+    // the same answer. The pool-manager puts the quota back at its next pass (the quota
+    // "raised"); if it did so before our write, lower it again.
+    let dataset = format!("{}/vol-2", zpool_of(&client, "full").await);
+    let mut refused = String::new();
+    for _ in 0..3 {
+        for node in &fault_stack().nodes {
+            let used: u64 = node
+                .zfs(&["get", "-Hp", "-o", "value", "used", &dataset])
+                .expect("zfs get used")
+                .trim()
+                .parse()
+                .expect("used bytes");
+            node.zfs(&["set", &format!("quota={}", used + (4 << 20)), &dataset])
+                .expect("zfs set quota");
+        }
+        refused = qemu_io_any("vol-2", &["write -P 0x44 160M 16M"]);
+        if refused.contains("write failed") {
+            break;
+        }
+    }
+    assert!(
+        refused.contains("write failed"),
+        "quota never hit: {refused}"
+    );
+    wait_healthy(&client, "vol-2", 3).await;
+    wait_for(
+        "the quota is raised and the write fits",
+        Duration::from_secs(120),
+        || async {
+            let said = qemu_io_any("vol-2", &["write -P 0x44 160M 16M"]);
+            if said.contains("write failed") || said.contains("error") {
+                Err(said)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    qemu_io(
+        "vol-2",
+        &[
+            "read -P 0x22 0 50M",
+            "read -P 0x33 50M 100M",
+            "read -P 0x44 160M 16M",
+        ],
+    );
+    wait_for(
+        "replicas identical after the quota",
+        Duration::from_secs(60),
+        || async {
+            let sums = replica_sums(&client, "vol-2").await;
+            if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+                Ok(())
+            } else {
+                Err(format!("{sums:?}"))
+            }
+        },
+    )
     .await;
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
     let cv = cvs.get("vol-2").await.expect("cv");

@@ -785,16 +785,23 @@ async fn update_status(
             None
         }
     };
-    let mut read_only = match ctx
+    // The pool's read-only state as last recorded: the status, else (first pass) the
+    // property. The property only mirrors it for uZFS; setting it can fail on a pool at its
+    // headroom, which must not keep the pool from being reported read-only.
+    let property_on = match ctx
         .run(&["zfs", "get", "-H", "-o", "value", READONLY_PROPERTY, pool])
         .await
     {
-        Ok(out) => zfs::parse_value(&out.stdout).as_deref() == Some("on"),
+        Ok(out) => Some(zfs::parse_value(&out.stdout).as_deref() == Some("on")),
         Err(e) => {
             tracing::warn!(error = %e, "read-only flag not read");
-            previous.is_some_and(|p| p.read_only)
+            None
         }
     };
+    let mut read_only = previous
+        .map(|p| p.read_only)
+        .or(property_on)
+        .unwrap_or(false);
     let limit = cspi
         .spec
         .pool_config
@@ -815,44 +822,37 @@ async fn update_status(
     if let Some((data_used, total, left)) = usage {
         match decide::read_only(limit, data_used, total, left, read_only) {
             ReadOnlyChange::SetOn => {
-                match ctx
-                    .run(&["zfs", "set", &format!("{READONLY_PROPERTY}=on"), pool])
-                    .await
-                {
-                    Ok(_) => {
-                        read_only = true;
-                        ctx.event(
-                            reference,
-                            EventType::Warning,
-                            reasons::POOL_READ_ONLY_THRESHOLD,
-                            "Pool storage limit reached to read only threshold limit. Pool expansion is required to make its volume replicas RW",
-                            reasons::action::READ_ONLY,
-                        )
-                        .await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "read-only flag not set"),
-                }
+                read_only = true;
+                ctx.event(
+                    reference,
+                    EventType::Warning,
+                    reasons::POOL_READ_ONLY_THRESHOLD,
+                    "Pool storage limit reached to read only threshold limit. Pool expansion is required to make its volume replicas RW",
+                    reasons::action::READ_ONLY,
+                )
+                .await;
             }
             ReadOnlyChange::SetOff => {
-                match ctx
-                    .run(&["zfs", "set", &format!("{READONLY_PROPERTY}=off"), pool])
-                    .await
-                {
-                    Ok(_) => {
-                        read_only = false;
-                        ctx.event(
-                            reference,
-                            EventType::Normal,
-                            reasons::POOL_READ_ONLY_THRESHOLD,
-                            "Pool roThresholdLimit or pool got expanded due to that pool readOnly mode is unset",
-                            reasons::action::READ_ONLY,
-                        )
-                        .await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "read-only flag not unset"),
-                }
+                read_only = false;
+                ctx.event(
+                    reference,
+                    EventType::Normal,
+                    reasons::POOL_READ_ONLY_THRESHOLD,
+                    "Pool roThresholdLimit or pool got expanded due to that pool readOnly mode is unset",
+                    reasons::action::READ_ONLY,
+                )
+                .await;
             }
             ReadOnlyChange::None => {}
+        }
+    }
+    if property_on.is_some_and(|on| on != read_only) {
+        let value = if read_only { "on" } else { "off" };
+        if let Err(e) = ctx
+            .run(&["zfs", "set", &format!("{READONLY_PROPERTY}={value}"), pool])
+            .await
+        {
+            tracing::warn!(error = %e, value, "read-only property not mirrored; tried again next pass");
         }
     }
     let (provisioned, healthy) = replica_counts(ctx, previous).await;
