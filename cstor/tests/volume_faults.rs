@@ -277,3 +277,188 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
     assert_eq!(cv.status.unwrap_or_default().phase, "Healthy");
     delete_volume(&client, "vol-2").await;
 }
+
+/// The local node holding `cvr` (its CSPI hostname annotation).
+fn node_of(
+    cvr: &cstor_api::cstor_v1::cvr::CStorVolumeReplica,
+) -> &'static cstor_local::node::LocalNode {
+    let host = cvr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::CSPI_HOSTNAME))
+        .expect("hostname annotation");
+    fault_stack()
+        .nodes
+        .iter()
+        .find(|n| &n.name == host)
+        .expect("node")
+}
+
+fn pool_of(cvr: &cstor_api::cstor_v1::cvr::CStorVolumeReplica) -> String {
+    cvr.metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .get(cstor_api::keys::labels::CSPI_NAME)
+        .cloned()
+        .expect("cspi label")
+}
+
+/// A scale-down 3 → 2 asked while a replica that stays is Degraded (its pool is gone) would
+/// leave one Healthy replica, under consistencyFactor 2. It waits, saying why, with the
+/// replica being removed still serving; once the other is rebuilt it completes, data kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scale_down_waits_until_the_replicas_that_stay_are_healthy() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("scale", pools));
+    wait_online(&client, "scale", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-d",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "scale",
+    ]);
+    wait_healthy(&client, "vol-d", 3).await;
+    qemu_io("vol-d", &["write -P 0x5a 0 8M"]);
+
+    let cvrs = cvrs_of(&client, "vol-d").await;
+    let (lost, removed) = (&cvrs[0], &cvrs[1]);
+    let lost_id = lost.spec.replica_id.clone();
+    let removed_id = removed.spec.replica_id.clone();
+    let removed_pool = pool_of(removed);
+    let node = node_of(lost);
+    node.kill_zfs().expect("kill zfs-fuse");
+    // A write notices the lost pool at once: 2 of 3 Healthy.
+    qemu_io("vol-d", &["write -P 0x6b 8M 4M"]);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for("the replica Degraded", Duration::from_secs(60), || async {
+        let st = cvs
+            .get("vol-d")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let mode = st
+            .replica_statuses
+            .iter()
+            .find(|r| r.id == lost_id)
+            .map(|r| r.mode.clone());
+        if st.phase == "Degraded" && mode.as_deref() == Some("Degraded") {
+            Ok(())
+        } else {
+            Err(format!("{} {mode:?}", st.phase))
+        }
+    })
+    .await;
+
+    // Ask for 2 replicas without the Healthy `removed` one.
+    let keep: Vec<serde_json::Value> = cvrs
+        .iter()
+        .map(pool_of)
+        .filter(|p| *p != removed_pool)
+        .map(|p| serde_json::json!({"poolName": p}))
+        .collect();
+    let patch = serde_json::json!({"spec": {"policy": {"replicaPoolInfo": keep}}}).to_string();
+    let (ok, out) = kubectl(
+        &["patch", "cvc", "vol-d", "--type=merge", "-p", &patch],
+        None,
+    );
+    assert!(ok, "{out}");
+    let cvcs: Api<cstor_api::cstor_v1::cvc::CStorVolumeConfig> =
+        Api::namespaced(client.clone(), NS);
+    wait_for(
+        "the scale-down waits, saying why",
+        Duration::from_secs(60),
+        || async {
+            let st = cvcs
+                .get("vol-d")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let c = st.conditions.iter().find(|c| c.type_ == "ReplicaScaling");
+            match c {
+                Some(c)
+                    if c.reason == "WaitingForHealthyReplicas" && c.message.contains(&lost_id) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    // Meanwhile the replica being removed still serves: it is in the fan-out, Healthy, and
+    // I/O goes on with 2 Healthy of 3.
+    let st = cvs
+        .get("vol-d")
+        .await
+        .expect("cv")
+        .status
+        .unwrap_or_default();
+    assert!(
+        st.replica_statuses
+            .iter()
+            .any(|r| r.id == removed_id && r.mode == "Healthy"),
+        "{:?}",
+        st.replica_statuses
+    );
+    qemu_io(
+        "vol-d",
+        &[
+            "write -P 0x7c 12M 4M",
+            "read -P 0x5a 0 8M",
+            "read -P 0x6b 8M 4M",
+            "read -P 0x7c 12M 4M",
+        ],
+    );
+
+    // The pool comes back: the lost replica is rebuilt, then the scale-down completes.
+    node.restart_zfs().expect("restart zfs-fuse");
+    wait_for("scaled down to 2", Duration::from_secs(180), || async {
+        let st = cvcs
+            .get("vol-d")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let n = cvrs_of(&client, "vol-d").await.len();
+        if st.pool_info.len() == 2 && !st.pool_info.contains(&removed_pool) && n == 2 {
+            Ok(())
+        } else {
+            Err(format!("poolInfo {:?}, {n} cvrs", st.pool_info))
+        }
+    })
+    .await;
+    wait_healthy(&client, "vol-d", 2).await;
+    qemu_io(
+        "vol-d",
+        &[
+            "read -P 0x5a 0 8M",
+            "read -P 0x6b 8M 4M",
+            "read -P 0x7c 12M 4M",
+        ],
+    );
+    wait_for(
+        "the two replicas identical",
+        Duration::from_secs(60),
+        || async {
+            let sums = replica_sums(&client, "vol-d").await;
+            if sums.len() == 2 && sums[0] == sums[1] {
+                Ok(())
+            } else {
+                Err(format!("{sums:?}"))
+            }
+        },
+    )
+    .await;
+    delete_volume(&client, "vol-d").await;
+}

@@ -122,6 +122,8 @@ pub mod cvc {
     /// `ReplicaScaling` reasons.
     pub const SCALING_UP: &str = "ScalingUp";
     pub const WAITING_FOR_TARGET: &str = "WaitingForTarget";
+    /// A scale-down waits: the replicas that stay are not all Healthy yet.
+    pub const WAITING_FOR_HEALTHY_REPLICAS: &str = "WaitingForHealthyReplicas";
     pub const REPLICAS_SCALED: &str = "ReplicasScaled";
     pub const MIGRATION_NOT_SUPPORTED: &str = "MigrationNotSupported";
     pub const SCALING_FAILED: &str = "ScalingFailed";

@@ -99,8 +99,12 @@ fn admission_keeps_a_scaled_down_replica_out() {
     // Fresh: nothing known, DRF 3: all in.
     let w = wanted_replicas(&cv(3, 2, 3, &[], &[]), &cvrs, &roots);
     assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2", "3"]);
-    // Scaled down to 2, replica 3 dropped from spec.known: out, though its CVR still exists.
+    // Scaling down to 2, replica 3 dropped from spec.known but still in status.known (the
+    // scale-down waits for 1 and 2 to be Healthy): 3 stays and keeps counting.
     let w = wanted_replicas(&cv(3, 2, 2, &["1", "2"], &["1", "2", "3"]), &cvrs, &roots);
+    assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2", "3"]);
+    // Scaled down (status.known follows spec.known): 3 is out, though its CVR still exists.
+    let w = wanted_replicas(&cv(2, 2, 2, &["1", "2"], &["1", "2"]), &cvrs, &roots);
     assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2"]);
     // A Recreate CVR is flagged for rebuild.
     let mut c4 = cvr("4", "d", Some("/d"));

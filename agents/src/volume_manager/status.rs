@@ -88,11 +88,14 @@ pub fn status_known(cv: &CStorVolume) -> BTreeMap<String, String> {
 }
 
 /// Whether a replica id may be in the fan-out (the Go operators' registration rule): it is known in
-/// the spec, or the spec still has room for it (`len(knownReplicas) < DRF`). This keeps a
-/// scaled-down replica out while its CVR still exists.
+/// the spec, or the spec still has room for it (`len(knownReplicas) < DRF`), or (ours) it is
+/// still in status.knownReplicas: a scale-down in progress. This keeps a scaled-down replica
+/// out once the scale-down is done, while its CVR still exists.
 pub fn admitted(cv: &CStorVolume, id: &str) -> bool {
     let known = spec_known(cv);
-    known.contains_key(id) || (known.len() as i64) < drf(cv)
+    // A replica being scaled away stays (it still counts) until the scale-down completes,
+    // which waits for the remaining replicas to be Healthy ([`plan_known`]).
+    known.contains_key(id) || status_known(cv).contains_key(id) || (known.len() as i64) < drf(cv)
 }
 
 /// The replica ids (with their files' paths) that belong in the fan-out now: CVRs not being

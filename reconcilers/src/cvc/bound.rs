@@ -338,6 +338,21 @@ async fn scale_down(
             pass.set(st::REPLICA_SCALING, st::WAITING_FOR_TARGET, message);
             pass.soon(SHORT_REQUEUE);
         }
+        ScaleDownStep::WaitForHealthy { message } => {
+            if pass.set(
+                st::REPLICA_SCALING,
+                st::WAITING_FOR_HEALTHY_REPLICAS,
+                message.clone(),
+            ) {
+                pass.event(
+                    EventType::Warning,
+                    reasons::SCALING_VOLUME_REPLICAS,
+                    message,
+                )
+                .await;
+            }
+            pass.soon(SHORT_REQUEUE);
+        }
         ScaleDownStep::DeleteReplica => {
             if live.is_some() {
                 delete_ignore_missing(&pass.apis.cvrs, &cvr).await?;

@@ -81,6 +81,10 @@ pub enum ScaleDownStep {
     },
     /// The target still lists the replica: wait (condition `ReplicaScaling`).
     WaitForTarget { message: String },
+    /// The target keeps the replica because replicas that stay are not Healthy yet: dropping
+    /// it now would leave fewer than consistencyFactor Healthy (condition `ReplicaScaling`,
+    /// reason `WaitingForHealthyReplicas`).
+    WaitForHealthy { message: String },
     /// The target has let go: delete the CVR (if still there) and record the new pool set.
     DeleteReplica,
 }
@@ -126,6 +130,30 @@ pub fn scale_down_step(
         None => !spec_known.is_empty() && status_known.len() > spec_known.len(),
     };
     if waiting {
+        let healthy: Vec<&str> = cv
+            .status
+            .as_ref()
+            .map(|s| {
+                s.replica_statuses
+                    .iter()
+                    .filter(|r| r.mode == "Healthy")
+                    .map(|r| r.id.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let not_healthy: Vec<&str> = spec_known
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !healthy.contains(id))
+            .collect();
+        if !not_healthy.is_empty() {
+            return ScaleDownStep::WaitForHealthy {
+                message: format!(
+                    "scaling down volume replicas from {from} to {to} waits for replicas {} to be Healthy: {cvr} keeps serving until then, so the volume never has fewer than consistencyFactor Healthy replicas",
+                    not_healthy.join(", ")
+                ),
+            };
+        }
         let what = match replica_id {
             Some(id) => format!("replica {id} ({cvr})"),
             None => format!("the replica of {cvr}"),

@@ -73,6 +73,10 @@ fn scale_down_steps() {
     let mut asked = cv(2);
     asked.spec.replica_details = known(&["111", "222"]);
     let asked = with_status_known(asked, &["111", "222", "333"]);
+    let asked = with_modes(
+        asked,
+        &[("111", "Healthy"), ("222", "Healthy"), ("333", "Healthy")],
+    );
     assert_eq!(
         scale_down_step(&asked, cvr, Some("333"), 3, 2),
         ScaleDownStep::WaitForTarget {
@@ -89,6 +93,20 @@ fn scale_down_steps() {
             message: "scaling down volume replicas from 3 to 2: waiting for the target to drop \
                       the replica of pvc-1-p3 from status.replicaDetails.knownReplicas \
                       (3 known, 2 wanted)"
+                .into()
+        }
+    );
+    // 2b. A replica that stays is not Healthy: the target keeps 333 serving; wait, saying why.
+    let short = with_modes(
+        asked.clone(),
+        &[("111", "Healthy"), ("222", "Degraded"), ("333", "Healthy")],
+    );
+    assert_eq!(
+        scale_down_step(&short, cvr, Some("333"), 3, 2),
+        ScaleDownStep::WaitForHealthy {
+            message: "scaling down volume replicas from 3 to 2 waits for replicas 222 to be \
+                      Healthy: pvc-1-p3 keeps serving until then, so the volume never has fewer \
+                      than consistencyFactor Healthy replicas"
                 .into()
         }
     );

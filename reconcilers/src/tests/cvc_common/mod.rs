@@ -109,6 +109,21 @@ pub fn with_status_known(mut v: CStorVolume, ids: &[&str]) -> CStorVolume {
     v
 }
 
+/// The CV status's replica modes: `(id, mode)`.
+pub fn with_modes(mut v: CStorVolume, modes: &[(&str, &str)]) -> CStorVolume {
+    let mut s = v.status.clone().unwrap_or_default();
+    s.replica_statuses = modes
+        .iter()
+        .map(|(id, mode)| cstor_api::cstor_v1::cv::ReplicaStatus {
+            id: id.to_string(),
+            mode: mode.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    v.status = Some(s);
+    v
+}
+
 pub fn with_capacities(mut v: CStorVolume, spec: &str, status: Option<&str>) -> CStorVolume {
     v.spec.capacity = Some(q(spec));
     let mut s = v.status.clone().unwrap_or_default();
