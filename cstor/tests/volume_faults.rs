@@ -462,3 +462,141 @@ async fn a_scale_down_waits_until_the_replicas_that_stay_are_healthy() {
     .await;
     delete_volume(&client, "vol-d").await;
 }
+
+/// A restart with fewer than consistencyFactor replicas openable: one replica is already
+/// Degraded, a second one's pool is gone, and the volume-manager is killed. It waits, saying
+/// why, and its status keeps the record of which replicas hold every acknowledged write; when
+/// the pool returns the volume serves again (resynced), then the Degraded one is rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_with_too_few_replicas_waits_and_serves_again_when_they_return() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("restart", pools));
+    wait_online(&client, "restart", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-r",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "restart",
+    ]);
+    wait_healthy(&client, "vol-r", 3).await;
+    qemu_io("vol-r", &["write -P 0x11 0 16M"]);
+
+    let cvrs = cvrs_of(&client, "vol-r").await;
+    let (degraded, gone) = (&cvrs[0], &cvrs[1]);
+    let degraded_id = degraded.spec.replica_id.clone();
+    let gone_id = gone.spec.replica_id.clone();
+    let (degraded_node, gone_node) = (node_of(degraded), node_of(gone));
+    degraded_node.kill_zfs().expect("kill zfs-fuse");
+    qemu_io("vol-r", &["write -P 0x22 16M 4M"]);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    let modes = |st: &cstor_api::cstor_v1::cv::CStorVolumeStatus| -> Vec<(String, String)> {
+        st.replica_statuses
+            .iter()
+            .map(|r| (r.id.clone(), r.mode.clone()))
+            .collect()
+    };
+    wait_for("one replica Degraded", Duration::from_secs(60), || async {
+        let st = cvs
+            .get("vol-r")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if st.phase == "Degraded" && modes(&st).contains(&(degraded_id.clone(), "Degraded".into()))
+        {
+            Ok(())
+        } else {
+            Err(format!("{} {:?}", st.phase, modes(&st)))
+        }
+    })
+    .await;
+
+    // A second pool goes, and the target restarts: 1 of 2 needed can be opened.
+    gone_node.kill_zfs().expect("kill zfs-fuse");
+    let pids = fault_stack().pods.pids_of("vol-r-target");
+    assert!(!pids.is_empty(), "no volume-manager running");
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_for(
+        "the restarted target waits, saying why",
+        Duration::from_secs(120),
+        || async {
+            let st = cvs
+                .get("vol-r")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let kept = modes(&st).contains(&(gone_id.clone(), "Healthy".into()))
+                && modes(&st).contains(&(degraded_id.clone(), "Degraded".into()));
+            if st.phase == "Init" && st.message.contains("waiting for replicas") && kept {
+                Ok(())
+            } else {
+                Err(format!("{} {:?} {:?}", st.phase, st.message, modes(&st)))
+            }
+        },
+    )
+    .await;
+    // It stays so (the record survives every status write while waiting).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = cvs
+        .get("vol-r")
+        .await
+        .expect("cv")
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.phase, "Init", "{st:?}");
+    assert!(
+        modes(&st).contains(&(gone_id.clone(), "Healthy".into())),
+        "{st:?}"
+    );
+
+    // The pool returns: two trusted replicas, the volume serves again with the data.
+    gone_node.restart_zfs().expect("restart zfs-fuse");
+    wait_for("serving again", Duration::from_secs(180), || async {
+        let st = cvs
+            .get("vol-r")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let healthy = st
+            .replica_statuses
+            .iter()
+            .filter(|r| r.mode == "Healthy")
+            .count();
+        if st.phase == "Degraded" && healthy == 2 {
+            Ok(())
+        } else {
+            Err(format!("{} {:?} {:?}", st.phase, st.message, modes(&st)))
+        }
+    })
+    .await;
+    qemu_io("vol-r", &["read -P 0x11 0 16M", "read -P 0x22 16M 4M"]);
+
+    // And the first one is rebuilt once its pool is back.
+    degraded_node.restart_zfs().expect("restart zfs-fuse");
+    wait_healthy(&client, "vol-r", 3).await;
+    qemu_io("vol-r", &["read -P 0x11 0 16M", "read -P 0x22 16M 4M"]);
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-r").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-r").await;
+}

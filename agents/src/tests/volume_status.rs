@@ -324,3 +324,43 @@ fn the_status_is_derived_from_what_the_daemon_observes() {
     );
     assert_eq!(failed.conditions[0].message, "truncate failed");
 }
+
+/// While waiting for replicas at a start, the status keeps the trust record (replica modes,
+/// status.knownReplicas, capacity): the next start still knows which replicas hold every
+/// acknowledged write, and the volume is not "fresh" (all trusted without a resync).
+#[test]
+fn the_waiting_status_keeps_the_record_of_trusted_replicas() {
+    let t =
+        |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("time"));
+    let (t1, t2) = (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:05:00Z"));
+    let mut volume = cv(3, 2, 3, &["r1", "r2", "r3"], &["r1", "r2", "r3"]);
+    let mut last = volume.status.clone().unwrap();
+    last.phase = "Degraded".into();
+    last.capacity = Some(Quantity("1Gi".into()));
+    last.last_transition_time = Some(t1.clone());
+    last.replica_statuses = [("r1", "Degraded"), ("r2", "Healthy"), ("r3", "Healthy")]
+        .iter()
+        .map(|(id, mode)| ReplicaStatus {
+            id: id.to_string(),
+            mode: mode.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    volume.status = Some(last.clone());
+    let message = "waiting for replicas: 1 of 2 needed can be opened (3 CVRs ready)";
+    let st = waiting_status(&volume, "Init", message, &t2);
+    assert_eq!(st.phase, "Init");
+    assert_eq!(st.message, message);
+    assert_eq!(st.replica_statuses, last.replica_statuses);
+    assert_eq!(st.replica_details, last.replica_details);
+    assert_eq!(st.capacity, last.capacity);
+    assert_eq!(st.last_transition_time, Some(t2.clone()));
+    assert_eq!(st.last_update_time, Some(t2.clone()));
+    volume.status = Some(st);
+    assert!(!is_fresh(&volume));
+    assert!(was_healthy(&volume, "r2") && was_healthy(&volume, "r3"));
+    assert!(!was_healthy(&volume, "r1"));
+    // Waiting on: the transition time holds.
+    let again = waiting_status(&volume, "Init", message, &t("2026-01-01T00:06:00Z"));
+    assert_eq!(again.last_transition_time, Some(t2));
+}

@@ -360,13 +360,7 @@ async fn initial_fanout(
         };
         if reported != message {
             tracing::info!(phase, %message, "volume not ready");
-            let st = CStorVolumeStatus {
-                phase: phase.to_string(),
-                message: message.clone(),
-                last_update_time: Some(now()),
-                last_transition_time: Some(now()),
-                ..CStorVolumeStatus::default()
-            };
+            let st = status::waiting_status(&cv, phase, &message, &now());
             if phase == phase::INVALID {
                 event(
                     recorder,

@@ -385,3 +385,31 @@ pub fn derive_status(
         }),
     }
 }
+
+/// The status written while the volume cannot be served yet (`Init` waiting for replicas, or
+/// `Invalid`): phase and message change, but the record of which replicas hold every
+/// acknowledged write (`replicaStatuses`, `replicaDetails`) and the capacity are kept as the
+/// last status had them. Dropping them would make no replica trusted at the next start (or,
+/// with knownReplicas cleared, every replica trusted without a resync).
+pub fn waiting_status(
+    cv: &CStorVolume,
+    phase: &str,
+    message: &str,
+    now: &Time,
+) -> CStorVolumeStatus {
+    let last = cv.status.clone().unwrap_or_default();
+    let flipped = last.phase != phase;
+    CStorVolumeStatus {
+        phase: phase.to_string(),
+        message: message.to_string(),
+        last_update_time: Some(now.clone()),
+        last_transition_time: if flipped {
+            Some(now.clone())
+        } else {
+            last.last_transition_time
+                .clone()
+                .or_else(|| Some(now.clone()))
+        },
+        ..last
+    }
+}
