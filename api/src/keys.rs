@@ -148,7 +148,13 @@ pub mod env {
     pub const CSTOR_TGT_CONTROL_PORT: &str = "CSTOR_TGT_CONTROL_PORT";
     /// Set by the local runner only: `node=root,…`, each local node's root directory.
     pub const CSTOR_NODE_ROOTS: &str = "CSTOR_NODE_ROOTS";
+    /// Set by the local runner only: `node=dir,…`, where replica files live on each node.
+    pub const CSTOR_REPLICA_ROOTS: &str = "CSTOR_REPLICA_ROOTS";
 }
+
+/// Where a node keeps its pools' storage directories (`<base dir>/cstor-pool`, one directory
+/// per CSPC holding the pool cache and, on zfs-fuse, `replicas/<volume>/lun`).
+pub const DEFAULT_REPLICA_ROOT: &str = "/var/openebs/cstor-pool";
 
 /// zpool name of a CSPC's pools: `cstor-<CSPC UID>`.
 pub fn zpool_name(cspc_uid: &str) -> String {

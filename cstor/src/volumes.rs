@@ -99,6 +99,10 @@ pub struct VolumeManagerArgs {
     /// `node=/path,…`: where each node's filesystem is reached (local mode).
     #[arg(long, env = env::CSTOR_NODE_ROOTS, default_value = "")]
     pub node_roots: String,
+    /// `node=/path,…`: where replica files live on each node (local mode); default
+    /// `/var/openebs/cstor-pool`.
+    #[arg(long, env = env::CSTOR_REPLICA_ROOTS, default_value = "")]
+    pub replica_roots: String,
     #[arg(long, env = env::RESYNC_INTERVAL, default_value_t = 30)]
     pub resync_seconds: u64,
     #[arg(long, default_value_t = 60)]
@@ -120,6 +124,7 @@ pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
         mount_dir: args.mount_dir.clone(),
         tgt_control_port: args.tgt_control_port,
         node_roots: cstor_agents::volume_manager::status::parse_node_roots(&args.node_roots),
+        replica_roots: cstor_agents::volume_manager::status::parse_node_roots(&args.replica_roots),
         resync: Duration::from_secs(resync),
         command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
     };

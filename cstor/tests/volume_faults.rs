@@ -600,3 +600,122 @@ async fn a_restart_with_too_few_replicas_waits_and_serves_again_when_they_return
     .await;
     delete_volume(&client, "vol-r").await;
 }
+
+/// The lun annotation of a CVR (anyone may edit annotations) pointed at another file on the
+/// node: the privileged volume-manager never opens it (the file stays as it was), the volume
+/// goes on with its other replicas, and with the annotation put back all three are Healthy
+/// and identical again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_lun_annotation_cannot_point_the_target_at_another_file() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("paths", pools));
+    wait_online(&client, "paths", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-p",
+        "--size",
+        "32Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "paths",
+    ]);
+    wait_healthy(&client, "vol-p", 3).await;
+    qemu_io("vol-p", &["write -P 0x31 0 4M"]);
+
+    let cvr = cvrs_of(&client, "vol-p").await.remove(0);
+    let name = cvr.metadata.name.clone().unwrap_or_default();
+    let lun = cvr
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .get("cstor.openebs.io/replica-lun")
+        .cloned()
+        .expect("lun annotation");
+    let node = node_of(&cvr);
+    // A decoy next to the replica root, of the right size to pass for a replica.
+    let decoy = std::path::Path::new(&lun)
+        .ancestors()
+        .nth(4)
+        .expect("replica root")
+        .join("decoy");
+    let decoy = decoy.to_string_lossy().into_owned();
+    let made = node
+        .command("sh")
+        .args([
+            "-c",
+            &format!("head -c 33554432 /dev/zero > {decoy} && sha256sum {decoy}"),
+        ])
+        .output()
+        .expect("make decoy");
+    assert!(made.status.success(), "{made:?}");
+    let before = String::from_utf8_lossy(&made.stdout).into_owned();
+    for bad in [
+        decoy.clone(),
+        format!(
+            "{}/../decoy",
+            std::path::Path::new(&lun).parent().expect("dir").display()
+        ),
+    ] {
+        let (ok, out) = kubectl(
+            &[
+                "annotate",
+                "cvr",
+                &name,
+                &format!("cstor.openebs.io/replica-lun={bad}"),
+                "--overwrite",
+            ],
+            None,
+        );
+        assert!(ok, "{out}");
+        // Writes go on (two replicas remain); the decoy is never written.
+        qemu_io(
+            "vol-p",
+            &[
+                "write -P 0x42 4M 4M",
+                "read -P 0x31 0 4M",
+                "read -P 0x42 4M 4M",
+            ],
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = node
+            .command("sha256sum")
+            .arg(&decoy)
+            .output()
+            .expect("sha256sum");
+        assert_eq!(
+            String::from_utf8_lossy(&now.stdout),
+            before,
+            "the decoy was touched"
+        );
+    }
+
+    // Put back: the replica returns (rebuilt: it missed writes) and all three agree.
+    let (ok, out) = kubectl(
+        &[
+            "annotate",
+            "cvr",
+            &name,
+            &format!("cstor.openebs.io/replica-lun={lun}"),
+            "--overwrite",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    wait_healthy(&client, "vol-p", 3).await;
+    qemu_io("vol-p", &["read -P 0x31 0 4M", "read -P 0x42 4M 4M"]);
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-p").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-p").await;
+}

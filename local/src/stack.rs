@@ -157,6 +157,20 @@ pub async fn start(
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            (
+                env::CSTOR_REPLICA_ROOTS.to_string(),
+                nodes
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{}={}",
+                            n.name,
+                            n.host_path(cstor_api::keys::DEFAULT_REPLICA_ROOT).display()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
         .into(),
         scratch: dir.join("pods"),

@@ -8,5 +8,6 @@ mod pool_manager_patches;
 mod pool_manager_zfs;
 mod replica_decide;
 mod volume_quorum;
+mod volume_replica_files;
 mod volume_status;
 mod zpool_parsers;

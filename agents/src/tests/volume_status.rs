@@ -77,37 +77,130 @@ fn node_roots_and_paths() {
     let roots = parse_node_roots("n1=/proc/10/root, n2=/proc/20/root,bad,=x");
     assert_eq!(roots.len(), 2);
     assert_eq!(roots["n2"], PathBuf::from("/proc/20/root"));
-    let c = cvr("7", "n1", Some("/var/cache/replicas/pvc-1/lun"));
+    let replica_roots = parse_node_roots("n1=/nodes/n1/root/var/openebs/cstor-pool");
+    let path = |node: &str, lun: Option<&str>| {
+        replica_path(&cvr("7", node, lun), "pvc-1", &roots, &replica_roots)
+    };
+    // Under the node's replica root, reached through the node's root.
     assert_eq!(
-        replica_path(&c, &roots),
-        Some(PathBuf::from("/proc/10/root/var/cache/replicas/pvc-1/lun"))
+        path(
+            "n1",
+            Some("/nodes/n1/root/var/openebs/cstor-pool/cspc-a/replicas/pvc-1/lun")
+        ),
+        Ok(Some(PathBuf::from(
+            "/proc/10/root/nodes/n1/root/var/openebs/cstor-pool/cspc-a/replicas/pvc-1/lun"
+        )))
     );
-    let c = cvr("7", "other", Some("/data/lun"));
-    assert_eq!(replica_path(&c, &roots), Some(PathBuf::from("/data/lun")));
-    assert_eq!(replica_path(&cvr("7", "n1", None), &roots), None);
+    // A node without entries: the default root, the path as it is.
+    assert_eq!(
+        path(
+            "other",
+            Some("/var/openebs/cstor-pool/cspc-a/replicas/pvc-1/lun")
+        ),
+        Ok(Some(PathBuf::from(
+            "/var/openebs/cstor-pool/cspc-a/replicas/pvc-1/lun"
+        )))
+    );
+    assert_eq!(path("n1", None), Ok(None));
     assert_eq!(replica_id(&cvr("", "n1", None)), None);
+}
+
+/// An edited lun annotation cannot point the volume-manager at another file: only
+/// `<root>/<pool>/replicas/<this volume>/lun`, plain names only.
+#[test]
+fn replica_paths_outside_the_shape_are_refused() {
+    let none = BTreeMap::new();
+    let refused =
+        |lun: &str| replica_path(&cvr("7", "n", Some(lun)), "pvc-1", &none, &none).expect_err(lun);
+    for (lun, why) in [
+        (
+            "/etc/shadow",
+            "not under the replica root /var/openebs/cstor-pool",
+        ),
+        (
+            "/var/openebs/cstor-pool/a/replicas/pvc-2/lun",
+            "not <replica root>/<pool>/replicas/pvc-1/lun",
+        ),
+        (
+            "/var/openebs/cstor-pool/a/replicas/pvc-1/other",
+            "not <replica root>/<pool>/replicas/pvc-1/lun",
+        ),
+        (
+            "/var/openebs/cstor-pool/a/b/replicas/pvc-1/lun",
+            "not <replica root>/<pool>/replicas/pvc-1/lun",
+        ),
+        (
+            "/var/openebs/cstor-pool/../../etc/replicas/pvc-1/lun",
+            "only plain names may follow the replica root",
+        ),
+        (
+            "/var/openebs/cstor-pool/a/replicas/pvc-1/./lun",
+            "not a normalized path",
+        ),
+        (
+            "/var/openebs/cstor-pool/a//replicas/pvc-1/lun",
+            "not a normalized path",
+        ),
+        (
+            "var/openebs/cstor-pool/a/replicas/pvc-1/lun",
+            "not under the replica root /var/openebs/cstor-pool",
+        ),
+    ] {
+        let e = refused(lun);
+        assert!(e.ends_with(why), "{lun}: {e}");
+        assert!(
+            e.starts_with(&format!("replica file {lun:?} refused: ")),
+            "{e}"
+        );
+    }
+    // No hostname annotation: refused, saying so.
+    let mut c = cvr(
+        "7",
+        "n",
+        Some("/var/openebs/cstor-pool/a/replicas/pvc-1/lun"),
+    );
+    c.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove("cstorpoolinstance.openebs.io/hostname");
+    assert_eq!(
+        replica_path(&c, "pvc-1", &none, &none),
+        Err("annotation cstorpoolinstance.openebs.io/hostname is not set".to_string())
+    );
 }
 
 #[test]
 fn admission_keeps_a_scaled_down_replica_out() {
     let roots = BTreeMap::new();
+    let lun = |pool: &str| format!("/var/openebs/cstor-pool/{pool}/replicas/pvc-1/lun");
     let cvrs = vec![
-        cvr("1", "a", Some("/a")),
-        cvr("2", "b", Some("/b")),
-        cvr("3", "c", Some("/c")),
+        cvr("1", "a", Some(&lun("a"))),
+        cvr("2", "b", Some(&lun("b"))),
+        cvr("3", "c", Some(&lun("c"))),
     ];
     // Fresh: nothing known, DRF 3: all in.
-    let w = wanted_replicas(&cv(3, 2, 3, &[], &[]), &cvrs, &roots);
+    let w = wanted_replicas(&cv(3, 2, 3, &[], &[]), &cvrs, &roots, &roots);
     assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2", "3"]);
     // Scaling down to 2, replica 3 dropped from spec.known but still in status.known (the
     // scale-down waits for 1 and 2 to be Healthy): 3 stays and keeps counting.
-    let w = wanted_replicas(&cv(3, 2, 2, &["1", "2"], &["1", "2", "3"]), &cvrs, &roots);
+    let w = wanted_replicas(
+        &cv(3, 2, 2, &["1", "2"], &["1", "2", "3"]),
+        &cvrs,
+        &roots,
+        &roots,
+    );
     assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2", "3"]);
     // Scaled down (status.known follows spec.known): 3 is out, though its CVR still exists.
-    let w = wanted_replicas(&cv(2, 2, 2, &["1", "2"], &["1", "2"]), &cvrs, &roots);
+    let w = wanted_replicas(
+        &cv(2, 2, 2, &["1", "2"], &["1", "2"]),
+        &cvrs,
+        &roots,
+        &roots,
+    );
     assert_eq!(w.keys().collect::<Vec<_>>(), vec!["1", "2"]);
     // A Recreate CVR is flagged for rebuild.
-    let mut c4 = cvr("4", "d", Some("/d"));
+    let mut c4 = cvr("4", "d", Some(&lun("d")));
     c4.status = Some(CStorVolumeReplicaStatus {
         phase: "Recreate".into(),
         ..Default::default()
@@ -115,6 +208,7 @@ fn admission_keeps_a_scaled_down_replica_out() {
     let w = wanted_replicas(
         &cv(3, 2, 4, &["1", "2", "3"], &["1", "2", "3"]),
         &[c4],
+        &roots,
         &roots,
     );
     assert!(w["4"].1);

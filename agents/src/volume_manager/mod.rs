@@ -33,6 +33,9 @@ pub struct Config {
     /// Node name → that node's filesystem root (`CSTOR_NODE_ROOTS`); replica paths of other
     /// nodes are used as they are.
     pub node_roots: BTreeMap<String, PathBuf>,
+    /// Node name → where replica files live on that node (`CSTOR_REPLICA_ROOTS`, in the
+    /// node's own paths); [`status::DEFAULT_REPLICA_ROOT`] for a node not named.
+    pub replica_roots: BTreeMap<String, PathBuf>,
     /// Safety-net status refresh (`RESYNC_INTERVAL`).
     pub resync: Duration,
     /// Timeout of each tgtadm command.

@@ -43,15 +43,34 @@ use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::now;
 
 /// Opens a replica's lun file for reading and writing.
-fn open_replica(path: &Path) -> Result<File, Error> {
-    OpenOptions::new()
+pub(crate) fn open_replica(path: &Path) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source: std::io::Error| Error::Io {
+        context: format!("open replica file {}", path.display()),
+        source,
+    };
+    // The three directories above the file (`<pool>/replicas/<volume>`) must be real
+    // directories, and the file itself a regular file reached without a symlink.
+    for dir in path.ancestors().skip(1).take(3) {
+        let meta = std::fs::symlink_metadata(dir).map_err(err)?;
+        if !meta.file_type().is_dir() {
+            return Err(err(std::io::Error::other(format!(
+                "{} is not a directory (a symlink?)",
+                dir.display()
+            ))));
+        }
+    }
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| Error::Io {
-            context: format!("open replica file {}", path.display()),
-            source: e,
-        })
+        .map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.file_type().is_file() {
+        return Err(err(std::io::Error::other("not a regular file")));
+    }
+    Ok(file)
 }
 
 /// Checks what the target needs from the CV spec (the Go operators' add validation, our subset).
@@ -310,7 +329,12 @@ async fn initial_fanout(
                     .list(&cvr_params(name))
                     .await
                     .step("list CVRs of CStorVolume", name)?;
-                let wanted = status::wanted_replicas(&cv, &list.items, &config.node_roots);
+                let wanted = status::wanted_replicas(
+                    &cv,
+                    &list.items,
+                    &config.node_roots,
+                    &config.replica_roots,
+                );
                 let fresh = status::is_fresh(&cv);
                 let mut replicas = Vec::new();
                 let mut problems = Vec::new();
@@ -619,7 +643,12 @@ impl Volume {
     /// Replicas in and out: CVRs gone or not admitted leave; new or Degraded ones are
     /// (re)opened and rebuilt in the background.
     fn follow_replicas(&mut self, cv: &CStorVolume, cvrs: &[CStorVolumeReplica]) {
-        let wanted = status::wanted_replicas(cv, cvrs, &self.config.node_roots);
+        let wanted = status::wanted_replicas(
+            cv,
+            cvrs,
+            &self.config.node_roots,
+            &self.config.replica_roots,
+        );
         for cvr in cvrs {
             let Some(id) = status::replica_id(cvr) else {
                 continue;

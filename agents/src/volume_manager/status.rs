@@ -39,21 +39,65 @@ pub fn replica_id(cvr: &CStorVolumeReplica) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
-/// Where this process reaches a CVR's lun file: the annotated path under the node's root
-/// from `node_roots`, or the path as it is. None while the annotation is missing.
+/// Where replica files live on a node when no `CSTOR_REPLICA_ROOTS` entry says otherwise.
+pub use cstor_api::keys::DEFAULT_REPLICA_ROOT;
+
+/// Where this process reaches a CVR's lun file. The annotation only names which pool
+/// directory holds it: the path must be `<replica root of the node>/<pool dir>/replicas/<this
+/// volume>/lun`, every part a plain name, or the replica is refused (`Err`, the reason). So an
+/// edited annotation cannot point the volume-manager at any other file. `Ok(None)` while the
+/// annotation is missing. The path is reached under the node's root from `node_roots`.
 pub fn replica_path(
     cvr: &CStorVolumeReplica,
+    volume: &str,
     node_roots: &BTreeMap<String, PathBuf>,
-) -> Option<PathBuf> {
-    let lun = cvr.annotations().get(REPLICA_LUN_ANNOTATION)?.trim();
-    if lun.is_empty() {
-        return None;
+    replica_roots: &BTreeMap<String, PathBuf>,
+) -> Result<Option<PathBuf>, String> {
+    let Some(lun) = cvr
+        .annotations()
+        .get(REPLICA_LUN_ANNOTATION)
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok(None);
+    };
+    let node = cvr
+        .annotations()
+        .get(keys::annotations::CSPI_HOSTNAME)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("annotation {} is not set", keys::annotations::CSPI_HOSTNAME))?;
+    let root = replica_roots
+        .get(node)
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_REPLICA_ROOT));
+    let refuse = |why: &str| format!("replica file {lun:?} refused: {why}");
+    let path = Path::new(lun);
+    if path.components().collect::<PathBuf>().as_os_str() != path.as_os_str() {
+        return Err(refuse("not a normalized path"));
     }
-    let node = cvr.annotations().get(keys::annotations::CSPI_HOSTNAME);
-    Some(match node.and_then(|n| node_roots.get(n)) {
-        Some(root) => root.join(Path::new(lun.trim_start_matches('/'))),
-        None => PathBuf::from(lun),
-    })
+    let rest = path
+        .strip_prefix(&root)
+        .map_err(|_| refuse(&format!("not under the replica root {}", root.display())))?;
+    let parts: Vec<&str> = rest
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(p) => p.to_str().ok_or(()),
+            _ => Err(()),
+        })
+        .collect::<Result<_, ()>>()
+        .map_err(|()| refuse("only plain names may follow the replica root"))?;
+    match parts.as_slice() {
+        [_, "replicas", pv, "lun"] if *pv == volume => {}
+        _ => {
+            return Err(refuse(&format!(
+                "not <replica root>/<pool>/replicas/{volume}/lun"
+            )));
+        }
+    }
+    Ok(Some(match node_roots.get(node) {
+        Some(r) => r.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }))
 }
 
 /// A CVR whose data must be copied in before it counts: phase `Recreate` (a scale-up replica).
@@ -99,17 +143,26 @@ pub fn admitted(cv: &CStorVolume, id: &str) -> bool {
 }
 
 /// The replica ids (with their files' paths) that belong in the fan-out now: CVRs not being
-/// deleted, with an id and a lun annotation, admitted by [`admitted`].
+/// deleted, with an id and an acceptable lun path ([`replica_path`]), admitted by
+/// [`admitted`].
 pub fn wanted_replicas(
     cv: &CStorVolume,
     cvrs: &[CStorVolumeReplica],
     node_roots: &BTreeMap<String, PathBuf>,
+    replica_roots: &BTreeMap<String, PathBuf>,
 ) -> BTreeMap<String, (PathBuf, bool)> {
+    let volume = cv.name_any();
     cvrs.iter()
         .filter(|c| c.metadata.deletion_timestamp.is_none())
         .filter_map(|c| {
             let id = replica_id(c)?;
-            let path = replica_path(c, node_roots)?;
+            let path = match replica_path(c, &volume, node_roots, replica_roots) {
+                Ok(p) => p?,
+                Err(why) => {
+                    tracing::warn!(replica = %id, cvr = %c.name_any(), "{why}");
+                    return None;
+                }
+            };
             admitted(cv, &id).then(|| (id, (path, needs_rebuild_phase(c))))
         })
         .collect()
