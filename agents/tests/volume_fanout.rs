@@ -517,3 +517,42 @@ fn resync_makes_diverged_replicas_equal_under_concurrent_writes() {
     assert_identical(&paths);
     assert_eq!(f.healthy_count(), 3);
 }
+
+/// A Healthy replica that leaves the fan-out for a reason other than an I/O failure (its CVR
+/// deleted, its annotation edited) is a loss like any other: the next write waits for the
+/// status that records it. A replica that was not Healthy leaves without one.
+#[test]
+fn a_healthy_replica_removed_is_recorded_as_a_loss() {
+    let dir = TempDir::new("removed");
+    let size = 2 * MIB;
+    let (a, b, c) = (
+        dir.file("a", size),
+        dir.file("b", size),
+        dir.file("c", size),
+    );
+    let f = Fanout::new(
+        vec![
+            healthy("1", rw(&a)),
+            healthy("2", rw(&b)),
+            healthy("3", rw(&c)),
+        ],
+        size,
+        2,
+    );
+    f.require_recording(std::time::Duration::from_millis(300));
+    assert!(f.degrade("3", "test"));
+    f.mark_recorded(f.losses());
+    // Not Healthy: no new loss.
+    assert!(f.remove_replica("3"));
+    assert!(!f.unrecorded());
+    // Healthy: a loss, and an unrecorded one holds the write (here: fails it).
+    assert!(f.remove_replica("2"));
+    assert!(f.unrecorded());
+    f.set_consistency_factor(1);
+    assert!(matches!(
+        f.write(0, &[1u8; 512]),
+        Err(Error::Unrecorded { .. })
+    ));
+    f.mark_recorded(f.losses());
+    assert_eq!(f.write(0, &[1u8; 512]).unwrap(), 512);
+}

@@ -719,3 +719,70 @@ async fn an_edited_lun_annotation_cannot_point_the_target_at_another_file() {
     .await;
     delete_volume(&client, "vol-p").await;
 }
+
+/// A Bound volume whose CVR is deleted (here by the cvc-operator's own account, the only one
+/// admission lets): the loss is recorded (the volume turns Degraded), the operator makes the
+/// replica again with an Event, it is rebuilt from the others, and all three end identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_replica_of_a_bound_volume_is_made_again_and_rebuilt() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("again", pools));
+    wait_online(&client, "again", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-g",
+        "--size",
+        "32Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "again",
+    ]);
+    wait_healthy(&client, "vol-g", 3).await;
+    qemu_io("vol-g", &["write -P 0x51 0 8M"]);
+    let cvr = cvrs_of(&client, "vol-g").await.remove(0);
+    let name = cvr.metadata.name.clone().unwrap_or_default();
+    let uid = cvr.metadata.uid.clone().unwrap_or_default();
+    let (ok, out) = kubectl(
+        &[
+            "delete",
+            "cvr",
+            &name,
+            "--wait=false",
+            "--as=system:serviceaccount:openebs:cstor-cvc-operator",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    // Writes go on with the other two meanwhile.
+    qemu_io("vol-g", &["write -P 0x62 8M 4M"]);
+    let cvrs: Api<cstor_api::cstor_v1::cvr::CStorVolumeReplica> =
+        Api::namespaced(client.clone(), NS);
+    wait_for("the CVR made again", Duration::from_secs(120), || async {
+        match cvrs.get_opt(&name).await.map_err(|e| e.to_string())? {
+            Some(c) if c.metadata.uid.as_deref() != Some(uid.as_str()) => Ok(()),
+            Some(_) => Err("the old one is still there".to_string()),
+            None => Err("gone, not made again yet".to_string()),
+        }
+    })
+    .await;
+    wait_healthy(&client, "vol-g", 3).await;
+    assert!(
+        events(&client, "vol-g", "ReplicaMissing").await > 0,
+        "no ReplicaMissing Event"
+    );
+    qemu_io("vol-g", &["read -P 0x51 0 8M", "read -P 0x62 8M 4M"]);
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-g").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-g").await;
+}

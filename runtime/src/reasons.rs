@@ -57,6 +57,8 @@ pub const POOL_UPDATED: &str = "PoolUpdated";
 pub const PROVISIONING: &str = "Provisioning";
 pub const RELEASED: &str = "Released";
 pub const REPLICA_CREATED: &str = "ReplicaCreated";
+/// A Bound volume's CVR is gone and is made again.
+pub const REPLICA_MISSING: &str = "ReplicaMissing";
 pub const RESIZED: &str = "Resized";
 /// Go spelling, on the wire.
 pub const RESIZING: &str = "Resizing";

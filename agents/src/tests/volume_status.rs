@@ -458,3 +458,22 @@ fn the_waiting_status_keeps_the_record_of_trusted_replicas() {
     let again = waiting_status(&volume, "Init", message, &t("2026-01-01T00:06:00Z"));
     assert_eq!(again.last_transition_time, Some(t2));
 }
+
+/// The resync reference after a restart is the replica with the most writes the last status
+/// recorded, never the first CVR listed.
+#[test]
+fn replicas_are_ordered_by_their_recorded_write_sequence() {
+    let mut volume = cv(3, 2, 3, &["a", "b", "c"], &["a", "b", "c"]);
+    volume.status.as_mut().unwrap().replica_statuses = [("a", "10"), ("b", "12"), ("c", "oops")]
+        .iter()
+        .map(|(id, seq)| ReplicaStatus {
+            id: id.to_string(),
+            mode: "Healthy".into(),
+            checkpointed_io_seq: seq.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut ids = vec!["a", "c", "b", "d"];
+    order_by_write_sequence(&volume, &mut ids, |s| s);
+    assert_eq!(ids, vec!["b", "a", "c", "d"]);
+}

@@ -450,6 +450,11 @@ impl Fanout {
         slots.retain(|s| {
             if s.id == id {
                 let mut inner = s.lock();
+                // A Healthy replica leaving for any reason is a loss to record before the
+                // next acknowledgement, like a failure: a restart must not trust it.
+                if inner.state == ReplicaState::Healthy {
+                    self.lost_one();
+                }
                 inner.state = ReplicaState::Degraded;
                 inner.file = None;
                 false

@@ -353,6 +353,8 @@ async fn initial_fanout(
                     }
                 }
                 let cf = cv.spec.consistency_factor.unwrap_or(1).max(1) as usize;
+                // The resync reference is the first: the replica with the most writes.
+                status::order_by_write_sequence(&cv, &mut replicas, |r| r.id.as_str());
                 if replicas.len() >= cf {
                     // Replica files shorter than the volume (a resize before our start) grow.
                     for r in &replicas {

@@ -466,3 +466,17 @@ pub fn waiting_status(
         ..last
     }
 }
+
+/// Orders replicas by the write sequence the last status recorded for them
+/// (`checkpointedIOSeq`), highest first, then by id: the first is the resync reference, the
+/// replica that took the most writes, whatever order the CVRs were listed in.
+pub fn order_by_write_sequence<T>(cv: &CStorVolume, replicas: &mut [T], id: impl Fn(&T) -> &str) {
+    let seq = |i: &str| -> u64 {
+        cv.status
+            .as_ref()
+            .and_then(|s| s.replica_statuses.iter().find(|r| r.id == i))
+            .and_then(|r| r.checkpointed_io_seq.parse().ok())
+            .unwrap_or(0)
+    };
+    replicas.sort_by(|a, b| seq(id(b)).cmp(&seq(id(a))).then_with(|| id(a).cmp(id(b))));
+}

@@ -72,6 +72,10 @@ pub(super) async fn bound(pass: &mut Pass<'_>) -> Result<(), Error> {
     }
     resize(pass, &cv).await?;
     scale(pass, &cv, &spec_pools).await?;
+    // Only between scales: a scale-down deletes a CVR on purpose.
+    if super::decide::scale_op(&spec_pools, &pass.status.pool_info) == ScaleOp::None {
+        recreate_missing(pass, &cv).await?;
+    }
     sync_policy(pass, &cv).await
 }
 
@@ -219,50 +223,9 @@ async fn scale_up(
         .map(|q| q.0.clone())
         .unwrap_or_default();
     let mut errors = Vec::new();
-    let version = pass.ctx.config.operator_version.clone();
     for pool in add {
-        let Some(cspi) = pass.apis.cspis.get_opt(pool).await.step("get CSPI", pool)? else {
-            errors.push(format!("CStorPoolInstance {pool} not found"));
-            continue;
-        };
-        let target = ReplicaPool {
-            name: pool.clone(),
-            uid: cspi.uid().unwrap_or_default(),
-            hostname: Candidate::from_cspi(&cspi).node,
-        };
-        let id = replica_id(&volume_id(pass.cvc), pool);
-        let obj = cvr_object(pass.cvc, cv, &target, &capacity, &id, &version)?;
-        let cvr = cvr_name(&name, pool);
-        let created = match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
-            Ok(c) => {
-                pass.event(
-                    EventType::Normal,
-                    reasons::REPLICA_CREATED,
-                    format!("Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"),
-                )
-                .await;
-                Some(c)
-            }
-            Err(e) if is_already_exists(&e) => {
-                pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?
-            }
-            Err(e) => {
-                return Err(cstor_runtime::errors::ApiError::new("create CVR", &cvr, e).into());
-            }
-        };
-        // The status subresource ignores status on create: mark it for rebuild now.
-        if let Some(c) = created
-            && c.status.as_ref().is_none_or(|s| s.phase.is_empty())
-        {
-            pass.apis
-                .cvrs
-                .patch_status(
-                    &cvr,
-                    &patch_params(),
-                    &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
-                )
-                .await
-                .step("mark CVR for recreation", &cvr)?;
+        if let Err(e) = create_replica(pass, cv, pool, &capacity).await? {
+            errors.push(e);
         }
     }
     let have: BTreeSet<String> = pass
@@ -288,6 +251,98 @@ async fn scale_up(
         }
         pass.soon(SHORT_REQUEUE);
     }
+    Ok(())
+}
+
+/// Creates the CVR of this volume on `pool`, to be rebuilt before it counts (phase
+/// `Recreate`); `Ok(Err(why))` when the pool is not there.
+async fn create_replica(
+    pass: &Pass<'_>,
+    cv: &CStorVolume,
+    pool: &str,
+    capacity: &str,
+) -> Result<Result<(), String>, Error> {
+    let name = pass.name();
+    let version = pass.ctx.config.operator_version.clone();
+    let Some(cspi) = pass.apis.cspis.get_opt(pool).await.step("get CSPI", pool)? else {
+        return Ok(Err(format!("CStorPoolInstance {pool} not found")));
+    };
+    let target = ReplicaPool {
+        name: pool.to_string(),
+        uid: cspi.uid().unwrap_or_default(),
+        hostname: Candidate::from_cspi(&cspi).node,
+    };
+    let id = replica_id(&volume_id(pass.cvc), pool);
+    let obj = cvr_object(pass.cvc, cv, &target, capacity, &id, &version)?;
+    let cvr = cvr_name(&name, pool);
+    let created = match pass.apis.cvrs.create(&PostParams::default(), &obj).await {
+        Ok(c) => {
+            pass.event(
+                EventType::Normal,
+                reasons::REPLICA_CREATED,
+                format!("Created CStorVolumeReplica {cvr} on pool {pool} (replica id {id})"),
+            )
+            .await;
+            Some(c)
+        }
+        Err(e) if is_already_exists(&e) => {
+            pass.apis.cvrs.get_opt(&cvr).await.step("get CVR", &cvr)?
+        }
+        Err(e) => {
+            return Err(cstor_runtime::errors::ApiError::new("create CVR", &cvr, e).into());
+        }
+    };
+    // The status subresource ignores status on create: mark it for rebuild now.
+    if let Some(c) = created
+        && c.status.as_ref().is_none_or(|s| s.phase.is_empty())
+    {
+        pass.apis
+            .cvrs
+            .patch_status(
+                &cvr,
+                &patch_params(),
+                &Patch::Merge(json!({"status": {"phase": cvr::phase::RECREATE}})),
+            )
+            .await
+            .step("mark CVR for recreation", &cvr)?;
+    }
+    Ok(Ok(()))
+}
+
+/// A Bound volume keeps a replica on every pool of `status.poolInfo`: a CVR deleted by hand
+/// (or lost) is made again, and rebuilt from the others before it counts.
+async fn recreate_missing(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
+    let name = pass.name();
+    let have: BTreeSet<String> = pass
+        .apis
+        .cvrs
+        .list(&of_volume(&name))
+        .await
+        .step("list CVRs of volume", &name)?
+        .items
+        .iter()
+        .filter_map(pool_of)
+        .collect();
+    let missing = super::decide::missing_replicas(&pass.status.pool_info, &have);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let capacity = storage(&pass.status.capacity)
+        .or_else(|| storage(&pass.cvc.spec.capacity))
+        .map(|q| q.0.clone())
+        .unwrap_or_default();
+    for pool in &missing {
+        pass.event(
+            EventType::Warning,
+            reasons::REPLICA_MISSING,
+            format!("The replica of {name} on pool {pool} is gone; making it again (it is rebuilt from the others)"),
+        )
+        .await;
+        if let Err(why) = create_replica(pass, cv, pool, &capacity).await? {
+            tracing::warn!(volume = %name, %pool, "{why}");
+        }
+    }
+    pass.soon(SHORT_REQUEUE);
     Ok(())
 }
 

@@ -44,6 +44,19 @@ pub fn scale_op(spec_pools: &[String], status_pools: &[String]) -> ScaleOp {
     }
 }
 
+/// The pools of `status.poolInfo` that hold no CVR of the volume (`have`): replicas to make
+/// again, in poolInfo order.
+pub fn missing_replicas(
+    pool_info: &[String],
+    have: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    pool_info
+        .iter()
+        .filter(|p| !have.contains(*p))
+        .cloned()
+        .collect()
+}
+
 /// The desiredReplicationFactor the CV must be raised to before a scale-up, if any.
 pub fn scale_up_drf(cv: &CStorVolume, target: usize) -> Option<i64> {
     let target = i64::try_from(target).ok()?;

@@ -323,3 +323,14 @@ fn scale_up_progress_names_the_failure() {
         )
     );
 }
+
+#[test]
+fn missing_replicas_are_the_pools_without_a_cvr() {
+    use crate::cvc::decide::missing_replicas;
+    let have: std::collections::BTreeSet<String> = ["p1".to_string(), "p3".to_string()].into();
+    assert_eq!(
+        missing_replicas(&v(&["p1", "p2", "p3", "p4"]), &have),
+        v(&["p2", "p4"])
+    );
+    assert!(missing_replicas(&v(&["p1", "p3"]), &have).is_empty());
+}
