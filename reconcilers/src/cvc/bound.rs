@@ -313,19 +313,37 @@ async fn create_replica(
 /// (or lost) is made again, and rebuilt from the others before it counts.
 async fn recreate_missing(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
     let name = pass.name();
-    let have: BTreeSet<String> = pass
+    let cvrs = pass
         .apis
         .cvrs
         .list(&of_volume(&name))
         .await
         .step("list CVRs of volume", &name)?
-        .items
-        .iter()
-        .filter_map(pool_of)
-        .collect();
+        .items;
+    let have: BTreeSet<String> = cvrs.iter().filter_map(pool_of).collect();
     let missing = super::decide::missing_replicas(&pass.status.pool_info, &have);
     if missing.is_empty() {
         return Ok(());
+    }
+    // The lost replica's id stays in the target's knownReplicas and would keep the new one
+    // (another id) out: drop ids no CVR holds any more.
+    let ids: BTreeSet<String> = cvrs
+        .iter()
+        .map(|c| c.spec.replica_id.clone())
+        .filter(|i| !i.is_empty())
+        .collect();
+    let spec_known = cv
+        .spec
+        .replica_details
+        .as_ref()
+        .map(|d| d.known_replicas.clone())
+        .unwrap_or_default();
+    let stale = super::decide::stale_known(&spec_known, &ids);
+    if !stale.is_empty() {
+        let known: serde_json::Map<String, Value> =
+            stale.iter().map(|i| (i.clone(), Value::Null)).collect();
+        pass.patch_cv_spec(json!({"replicaDetails": {"knownReplicas": known}}))
+            .await?;
     }
     let capacity = storage(&pass.status.capacity)
         .or_else(|| storage(&pass.cvc.spec.capacity))

@@ -57,6 +57,19 @@ pub fn missing_replicas(
         .collect()
 }
 
+/// Replica ids of the target's `spec.replicaDetails.knownReplicas` that no CVR of the volume
+/// holds (`ids`): replicas that are gone for good.
+pub fn stale_known(
+    spec_known: &BTreeMap<String, String>,
+    ids: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    spec_known
+        .keys()
+        .filter(|k| !ids.contains(*k))
+        .cloned()
+        .collect()
+}
+
 /// The desiredReplicationFactor the CV must be raised to before a scale-up, if any.
 pub fn scale_up_drf(cv: &CStorVolume, target: usize) -> Option<i64> {
     let target = i64::try_from(target).ok()?;

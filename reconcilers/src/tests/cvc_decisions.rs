@@ -333,4 +333,11 @@ fn missing_replicas_are_the_pools_without_a_cvr() {
         v(&["p2", "p4"])
     );
     assert!(missing_replicas(&v(&["p1", "p3"]), &have).is_empty());
+    let known: BTreeMap<String, String> = [("111", "111"), ("222", "222"), ("333", "333")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let ids: std::collections::BTreeSet<String> =
+        ["111".to_string(), "333".to_string(), "444".to_string()].into();
+    assert_eq!(crate::cvc::decide::stale_known(&known, &ids), v(&["222"]));
 }
