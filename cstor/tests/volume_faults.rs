@@ -786,3 +786,91 @@ async fn a_deleted_replica_of_a_bound_volume_is_made_again_and_rebuilt() {
     .await;
     delete_volume(&client, "vol-g").await;
 }
+
+/// A replica that hangs (its node's zfs-fuse stopped with SIGSTOP, as a suspended pool would)
+/// during a write loop: the initiator sees one bounded stall (the per-replica deadline), the
+/// replica is fenced and Degraded with the reason, I/O goes on with the other two; after
+/// SIGCONT it is rebuilt and all three are identical. Prints each write's latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_replica_is_fenced_and_io_goes_on() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("hang", pools));
+    wait_online(&client, "hang", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-h",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "hang",
+    ]);
+    wait_healthy(&client, "vol-h", 3).await;
+    let hung = cvrs_of(&client, "vol-h").await.remove(0);
+    let hung_id = hung.spec.replica_id.clone();
+    let node = node_of(&hung);
+    let pid = nix::unistd::Pid::from_raw(node.zfs_pid() as i32);
+
+    // 24 writes of 1 MiB, each its own pattern; the pool hangs after the fourth.
+    let mut latencies = Vec::new();
+    for i in 0..24u32 {
+        if i == 4 {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        }
+        let started = std::time::Instant::now();
+        let said = qemu_io_any("vol-h", &[&format!("write -P {} {i}M 1M", i + 1)]);
+        latencies.push(started.elapsed());
+        assert!(
+            said.contains("wrote 1048576/1048576") && !said.contains("failed"),
+            "write {i} while a replica hangs: {said}"
+        );
+    }
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    let (p50, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    eprintln!(
+        "write latencies with a hung replica (ms): {:?}; p50 {} ms, max {} ms",
+        latencies.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        p50.as_millis(),
+        max.as_millis()
+    );
+    // One stall of about the deadline (8 s) plus recording the loss, not a frozen volume.
+    assert!(max < Duration::from_secs(30), "stall of {max:?}");
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    let st = cvs
+        .get("vol-h")
+        .await
+        .expect("cv")
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.phase, "Degraded", "{st:?}");
+    assert!(
+        st.message.contains(&hung_id) && st.message.contains("no answer within"),
+        "{:?}",
+        st.message
+    );
+    // Reads come from the others.
+    let reads: Vec<String> = (0..24u32)
+        .map(|i| format!("read -P {} {i}M 1M", i + 1))
+        .collect();
+    let reads: Vec<&str> = reads.iter().map(String::as_str).collect();
+    qemu_io("vol-h", &reads);
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    wait_healthy(&client, "vol-h", 3).await;
+    qemu_io("vol-h", &reads);
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-h").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-h").await;
+}

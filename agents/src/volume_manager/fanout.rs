@@ -32,6 +32,7 @@ use nix::unistd::{Whence, lseek};
 
 use super::Error;
 use super::quorum::{Answer, Refusal, Verdict, decide_write};
+use super::worker::Workers;
 
 /// Rebuild copy unit and write-lock granularity.
 pub const CHUNK: u64 = 1 << 20;
@@ -39,9 +40,11 @@ pub const CHUNK: u64 = 1 << 20;
 const LOCK_UNIT: u64 = 64 << 10;
 /// Lock stripes over the units (unit index modulo this).
 const STRIPES: usize = 1024;
-/// Writes at least this large go to the replicas from parallel threads; smaller ones are
-/// written one after the other (a thread spawn costs more than a small pwrite to page cache).
-pub const PARALLEL_MIN: usize = 256 << 10;
+/// I/O threads per replica: as many calls in flight on one replica as the FUSE layer sends.
+const IO_THREADS: usize = 4;
+/// How long a replica may take to answer a write, read or flush before it is fenced off
+/// (Degraded, no more I/O) so the volume goes on with the others.
+pub const DEFAULT_IO_DEADLINE: Duration = Duration::from_secs(8);
 
 /// What a replica is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,12 +113,28 @@ struct SlotInner {
     rebuilding: bool,
     /// The last failure, kept until the replica is Healthy again.
     reason: String,
+    /// Files taken from the replica (failed, fenced): calls on them may still be running on
+    /// its I/O threads (a hung write returns when the replica does). A rebuild waits until
+    /// they are done, so none lands after the copy.
+    retired: Vec<std::sync::Weak<File>>,
+}
+
+impl SlotInner {
+    /// Takes the file away from the replica (no more I/O on it), remembering it as retired.
+    fn retire_file(&mut self) {
+        if let Some(f) = self.file.take() {
+            self.retired.retain(|w| w.strong_count() > 0);
+            self.retired.push(Arc::downgrade(&f));
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Slot {
     id: String,
     inner: Mutex<SlotInner>,
+    /// Where this replica's file calls run (see [`Workers`]).
+    workers: Workers,
     io_seq: AtomicU64,
     inflight_read: AtomicU64,
     inflight_write: AtomicU64,
@@ -130,6 +149,7 @@ impl Slot {
             state
         };
         Arc::new(Slot {
+            workers: Workers::new(&id, IO_THREADS),
             id,
             inner: Mutex::new(SlotInner {
                 state,
@@ -142,12 +162,40 @@ impl Slot {
                 } else {
                     "not opened yet".into()
                 },
+                retired: Vec::new(),
             }),
             io_seq: AtomicU64::new(0),
             inflight_read: AtomicU64::new(0),
             inflight_write: AtomicU64::new(0),
             inflight_sync: AtomicU64::new(0),
         })
+    }
+
+    /// Whether `file` is still the replica's file (not failed or fenced since).
+    fn is_current(&self, file: &Arc<File>) -> bool {
+        self.lock()
+            .file
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, file))
+    }
+
+    /// Waits until no call on a retired file is running any more; false if some still is
+    /// after `within`.
+    fn wait_retired(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            {
+                let mut inner = self.lock();
+                inner.retired.retain(|w| w.strong_count() > 0);
+                if inner.retired.is_empty() {
+                    return true;
+                }
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotInner> {
@@ -212,6 +260,8 @@ pub struct Fanout {
     unsettled: Mutex<Vec<(u64, u64)>>,
     /// Writes refused alike so far (the daemon turns new ones into an Event).
     refused: AtomicU64,
+    /// [`DEFAULT_IO_DEADLINE`] unless set.
+    io_deadline_ms: AtomicU64,
 }
 
 fn io(context: impl Into<String>, source: std::io::Error) -> Error {
@@ -293,6 +343,9 @@ impl Fanout {
             resize_lock: Mutex::new(()),
             unsettled: Mutex::new(Vec::new()),
             refused: AtomicU64::new(0),
+            io_deadline_ms: AtomicU64::new(
+                u64::try_from(DEFAULT_IO_DEADLINE.as_millis()).unwrap_or(u64::MAX),
+            ),
         }
     }
 
@@ -456,7 +509,7 @@ impl Fanout {
                     self.lost_one();
                 }
                 inner.state = ReplicaState::Degraded;
-                inner.file = None;
+                inner.retire_file();
                 false
             } else {
                 true
@@ -479,7 +532,7 @@ impl Fanout {
             self.lost_one();
         }
         inner.state = ReplicaState::Degraded;
-        inner.file = None;
+        inner.retire_file();
         inner.since = Instant::now();
         inner.reason = why.to_string();
         true
@@ -505,7 +558,7 @@ impl Fanout {
                 self.lost_one();
             }
             inner.state = ReplicaState::Degraded;
-            inner.file = None;
+            inner.retire_file();
             inner.since = Instant::now();
             inner.reason = format!("{what} failed: {err}");
         }
@@ -582,26 +635,29 @@ impl Fanout {
         // for us and then copies our data.
         let targets = self.targets(true);
         self.quorum(targets.iter().filter(|t| t.healthy).count())?;
-        let write_one = |t: &Target| {
-            let _f = Inflight::new(&t.slot.inflight_write);
-            t.file.write_all_at(data, offset)
-        };
-        let results: Vec<std::io::Result<()>> = if targets.len() > 1 && data.len() >= PARALLEL_MIN {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = targets[1..]
-                    .iter()
-                    .map(|t| s.spawn(move || write_one(t)))
-                    .collect();
-                let mut out = vec![write_one(&targets[0])];
-                out.extend(handles.into_iter().map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
-                }));
-                out
+        let data: Arc<[u8]> = Arc::from(data);
+        let deadline = Instant::now() + self.io_deadline();
+        let pending: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let (slot, file, data) = (t.slot.clone(), t.file.clone(), data.clone());
+                t.slot.workers.run(move || {
+                    let _f = Inflight::new(&slot.inflight_write);
+                    // Queued behind a hung call and fenced meanwhile: write nothing.
+                    if !slot.is_current(&file) {
+                        return Err(std::io::Error::other("the replica was fenced"));
+                    }
+                    file.write_all_at(&data, offset)
+                })
             })
-        } else {
-            targets.iter().map(write_one).collect()
-        };
+            .collect();
+        let results: Vec<std::io::Result<()>> = pending
+            .iter()
+            .map(|p| {
+                p.wait_until(deadline)
+                    .unwrap_or_else(|| Err(self.timed_out()))
+            })
+            .collect();
         let answers: Vec<Answer> = targets
             .iter()
             .zip(&results)
@@ -652,7 +708,6 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let len = len.min(usize::try_from(size - offset).unwrap_or(usize::MAX));
-        let mut buf = vec![0u8; len];
         loop {
             let targets = self.targets(false);
             self.quorum(targets.len())?;
@@ -668,13 +723,21 @@ impl Fanout {
             let start = pinned
                 .unwrap_or_else(|| self.next_read.fetch_add(1, Ordering::Relaxed) % targets.len());
             let t = &targets[start];
-            let r = {
-                let _f = Inflight::new(&t.slot.inflight_read);
-                read_full(&t.file, offset, &mut buf)
-            };
+            let (slot, file) = (t.slot.clone(), t.file.clone());
+            let r = t
+                .slot
+                .workers
+                .run(move || {
+                    let _f = Inflight::new(&slot.inflight_read);
+                    let mut buf = vec![0u8; len];
+                    read_full(&file, offset, &mut buf).map(|()| buf)
+                })
+                .wait_until(Instant::now() + self.io_deadline())
+                .unwrap_or_else(|| Err(self.timed_out()));
             match r {
-                Ok(()) => return Ok(buf),
-                // Degraded now, so the next round has one target fewer: the loop ends.
+                Ok(buf) => return Ok(buf),
+                // Degraded now (failed or hung), so the next round has one target fewer: the
+                // read moves to another replica, and the loop ends.
                 Err(e) => self.fail(&t.slot, &t.file, "read", &e),
             }
         }
@@ -684,13 +747,23 @@ impl Fanout {
     pub fn fsync(&self) -> Result<(), Error> {
         let targets = self.targets(true);
         self.quorum(targets.iter().filter(|t| t.healthy).count())?;
+        let deadline = Instant::now() + self.io_deadline();
+        let pending: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let (slot, file) = (t.slot.clone(), t.file.clone());
+                t.slot.workers.run(move || {
+                    let _f = Inflight::new(&slot.inflight_sync);
+                    file.sync_data()
+                })
+            })
+            .collect();
         let mut ok = 0;
-        for t in &targets {
-            let r = {
-                let _f = Inflight::new(&t.slot.inflight_sync);
-                t.file.sync_data()
-            };
-            match r {
+        for (t, p) in targets.iter().zip(&pending) {
+            match p
+                .wait_until(deadline)
+                .unwrap_or_else(|| Err(self.timed_out()))
+            {
                 Ok(()) => ok += usize::from(t.healthy),
                 Err(e) => self.fail(&t.slot, &t.file, "fsync", &e),
             }
@@ -812,6 +885,29 @@ impl Fanout {
             Err(e) => tracing::warn!(error = %e, "resync stopped"),
         }
         result
+    }
+
+    /// How long a replica may take to answer one call.
+    pub fn io_deadline(&self) -> Duration {
+        Duration::from_millis(self.io_deadline_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_io_deadline(&self, d: Duration) {
+        self.io_deadline_ms.store(
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The error a replica that missed the deadline is fenced with.
+    fn timed_out(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer within {} s (the replica hangs); fenced",
+                self.io_deadline().as_secs_f32()
+            ),
+        )
     }
 
     fn unsettled(&self) -> MutexGuard<'_, Vec<(u64, u64)>> {
@@ -936,6 +1032,18 @@ impl Fanout {
             inner.since = Instant::now();
             inner.reason.clear();
         }
+        // A write from before the replica was fenced may still be running (it hung with the
+        // replica); it must land before the copy, not after it.
+        if !slot.wait_retired(Duration::from_secs(60)) {
+            let mut inner = slot.lock();
+            inner.rebuilding = false;
+            inner.state = ReplicaState::Degraded;
+            inner.retire_file();
+            return Err(Error::RebuildAborted {
+                id: id.to_string(),
+                reason: "calls on the replica from before it was fenced have not returned".into(),
+            });
+        }
         tracing::info!(replica = %id, size = self.size(), "rebuild started");
         let result = self.copy_all(&slot, &file);
         let mut inner = slot.lock();
@@ -957,7 +1065,7 @@ impl Fanout {
             Err(e) => {
                 if ours {
                     inner.state = ReplicaState::Degraded;
-                    inner.file = None;
+                    inner.retire_file();
                     inner.since = Instant::now();
                 }
                 Err(e)

@@ -10,6 +10,7 @@ pub mod quorum;
 pub mod reconcile;
 pub mod status;
 pub mod tgt;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
