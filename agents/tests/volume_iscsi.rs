@@ -90,6 +90,31 @@ fn fuse_mount_writes_reach_every_replica() {
         f.write_all_at(&vec![byte; 65536], off).unwrap();
     }
     f.sync_all().unwrap();
+    // A file opened O_DSYNC (or O_SYNC) gets each write flushed on the replicas.
+    let before = fanout.flushes();
+    let plain_writes = fanout.flushes();
+    f.write_all_at(&[9u8; 4096], 0).unwrap();
+    assert_eq!(
+        fanout.flushes(),
+        plain_writes,
+        "a plain write is not flushed"
+    );
+    for flag in [nix::libc::O_DSYNC, nix::libc::O_SYNC] {
+        use std::os::unix::fs::OpenOptionsExt;
+        let synced = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flag)
+            .open(&lun)
+            .unwrap();
+        let n = fanout.flushes();
+        synced.write_all_at(&[1u8; 65536], 0).unwrap();
+        assert!(
+            fanout.flushes() > n,
+            "write through flag {flag:#x} not flushed"
+        );
+    }
+    assert!(fanout.flushes() > before);
     let mut buf = vec![0u8; 65536];
     f.read_exact_at(&mut buf, MIB + 17).unwrap();
     assert_eq!(buf, vec![3u8; 65536]);

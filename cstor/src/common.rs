@@ -19,7 +19,15 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client
             "not in a cluster and no --kubeconfig/KUBECONFIG given; cannot reach the apiserver",
         )?,
     };
-    kube::Client::try_from(config).context("building the kube client")
+    // Every API call gets a deadline (watches excepted): an API server that hangs must not
+    // hang a reconcile, a status write or a shutdown with it.
+    let builder =
+        kube::client::ClientBuilder::try_from(config).context("building the kube client")?;
+    Ok(builder
+        .with_layer(&cstor_runtime::deadline::DeadlineLayer(
+            cstor_runtime::deadline::API_DEADLINE,
+        ))
+        .build())
 }
 
 /// A client for the user's commands: `--kubeconfig`/`$KUBECONFIG`, else the kubeconfig a

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod conditions;
+pub mod deadline;
 pub mod errors;
 pub mod events;
 pub mod finalizers;

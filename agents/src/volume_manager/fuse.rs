@@ -185,14 +185,23 @@ impl Filesystem for LunFs {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         if ino != LUN_INO {
             return reply.error(Errno::EISDIR);
         }
-        match self.fanout.write(offset, data) {
+        // Opened O_SYNC or O_DSYNC (O_SYNC includes O_DSYNC's bit): a write is done only once
+        // it is flushed on the replicas.
+        let sync = flags.0 & nix::libc::O_DSYNC != 0;
+        match self.fanout.write(offset, data).and_then(|n| {
+            if sync {
+                self.fanout.fsync().map(|()| n)
+            } else {
+                Ok(n)
+            }
+        }) {
             Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) => {
                 tracing::warn!(error = %e, offset, len = data.len(), "write failed");
@@ -317,11 +326,7 @@ pub fn mount(fanout: Arc<Fanout>, dir: &Path) -> Result<Mounted, Error> {
         && e.raw_os_error() == Some(nix::libc::ENOTCONN)
     {
         tracing::warn!(dir = %dir.display(), "stale FUSE mount; unmounting it");
-        let _ = std::process::Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(dir)
-            .status();
+        fusermount_unmount(dir);
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         context: format!("create mount dir {}", dir.display()),
@@ -336,4 +341,35 @@ pub fn mount(fanout: Arc<Fanout>, dir: &Path) -> Result<Mounted, Error> {
         session: Some(session),
         dir: dir.to_path_buf(),
     })
+}
+
+/// `fusermount3 -u -z DIR`, given at most 10 s (a hung helper must not hold the start).
+fn fusermount_unmount(dir: &Path) {
+    let child = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(dir)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "fusermount3 not run");
+            return;
+        }
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                tracing::warn!(dir = %dir.display(), "fusermount3 did not finish in 10 s; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+        }
+    }
 }

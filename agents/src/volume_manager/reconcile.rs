@@ -33,6 +33,8 @@ use crate::runner::Runner;
 /// How often the fan-out's replica states are looked at (a degraded replica shows up in the
 /// CV status within this).
 const POLL: Duration = Duration::from_secs(1);
+/// How long a stop waits for the FUSE unmount.
+const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 /// How long a write waits for the status recording a lost replica before failing with EIO.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// First and longest wait between rebuild attempts of one replica.
@@ -41,6 +43,31 @@ const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::now;
+
+/// Opens a replica file (and grows it to `size`: a resize may have happened before this
+/// start) on a blocking thread, given at most the replica I/O deadline: a hung replica
+/// must not hold the start. The reason when it cannot.
+async fn open_off_runtime(path: PathBuf, size: u64) -> Result<File, String> {
+    let shown = path.display().to_string();
+    let task = tokio::task::spawn_blocking(move || {
+        let file = open_replica(&path)?;
+        if file.metadata().map(|m| m.len() < size).unwrap_or(false)
+            && let Err(e) = file.set_len(size)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "growing replica file");
+        }
+        Ok::<File, Error>(file)
+    });
+    match tokio::time::timeout(super::fanout::DEFAULT_IO_DEADLINE, task).await {
+        Ok(Ok(Ok(file))) => Ok(file),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(format!("open {shown}: {e}")),
+        Err(_) => Err(format!(
+            "open {shown}: no answer within {} s (the replica hangs)",
+            super::fanout::DEFAULT_IO_DEADLINE.as_secs()
+        )),
+    }
+}
 
 /// Opens a replica's lun file for reading and writing.
 pub(crate) fn open_replica(path: &Path) -> Result<File, Error> {
@@ -343,27 +370,19 @@ async fn initial_fanout(
                     if !healthy {
                         continue;
                     }
-                    match open_replica(path) {
+                    match open_off_runtime(path.clone(), size).await {
                         Ok(file) => replicas.push(Replica {
                             id: id.clone(),
                             file,
                             state: ReplicaState::Healthy,
                         }),
-                        Err(e) => problems.push(e.to_string()),
+                        Err(e) => problems.push(e),
                     }
                 }
                 let cf = cv.spec.consistency_factor.unwrap_or(1).max(1) as usize;
                 // The resync reference is the first: the replica with the most writes.
                 status::order_by_write_sequence(&cv, &mut replicas, |r| r.id.as_str());
                 if replicas.len() >= cf {
-                    // Replica files shorter than the volume (a resize before our start) grow.
-                    for r in &replicas {
-                        if r.file.metadata().map(|m| m.len() < size).unwrap_or(false)
-                            && let Err(e) = r.file.set_len(size)
-                        {
-                            tracing::warn!(replica = %r.id, error = %e, "growing replica file");
-                        }
-                    }
                     tracing::info!(
                         replicas = replicas.len(),
                         wanted = wanted.len(),
@@ -478,7 +497,12 @@ impl Volume {
                 .last_apply
                 .is_none_or(|t| t.elapsed() >= self.config.resync);
             if dirty || due || self.fanout_changed() {
-                match self.reconcile().await {
+                // A stop is honoured even while a pass waits on the API.
+                let pass = tokio::select! {
+                    r = self.reconcile() => r,
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                };
+                match pass {
                     Ok(true) => {}
                     Ok(false) => return Ok(()),
                     Err(e) => tracing::warn!(error = %e, "reconcile failed"),
@@ -910,11 +934,16 @@ impl Volume {
             tracing::warn!(tid, error = %e, "removing the tgt target failed");
         }
         if let Some(m) = self.mounted.take() {
-            let r = tokio::task::spawn_blocking(move || m.unmount()).await;
+            let r = tokio::time::timeout(
+                UNMOUNT_WAIT,
+                tokio::task::spawn_blocking(move || m.unmount()),
+            )
+            .await;
             match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "unmount failed"),
-                Err(e) => tracing::warn!(error = %e, "unmount task failed"),
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "unmount failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "unmount task failed"),
+                Err(_) => tracing::warn!("unmount did not finish in {UNMOUNT_WAIT:?}; leaving it"),
             }
         }
         let Ok(Some(cv)) = self.cvs.get_opt(&self.name).await else {
