@@ -93,7 +93,7 @@ fn fuse_mount_writes_reach_every_replica() {
     // A file opened O_DSYNC (or O_SYNC) gets each write flushed on the replicas.
     let before = fanout.flushes();
     let plain_writes = fanout.flushes();
-    f.write_all_at(&[9u8; 4096], 0).unwrap();
+    f.write_all_at(&[9u8; 4096], 2 * MIB).unwrap();
     assert_eq!(
         fanout.flushes(),
         plain_writes,
@@ -108,7 +108,7 @@ fn fuse_mount_writes_reach_every_replica() {
             .open(&lun)
             .unwrap();
         let n = fanout.flushes();
-        synced.write_all_at(&[1u8; 65536], 0).unwrap();
+        synced.write_all_at(&[1u8; 65536], 3 * MIB).unwrap();
         assert!(
             fanout.flushes() > n,
             "write through flag {flag:#x} not flushed"

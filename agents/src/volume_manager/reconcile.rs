@@ -33,6 +33,8 @@ use crate::runner::Runner;
 /// How often the fan-out's replica states are looked at (a degraded replica shows up in the
 /// CV status within this).
 const POLL: Duration = Duration::from_secs(1);
+/// How long a stop tries to report `Offline` (the API may not answer).
+const OFFLINE_REPORT_WAIT: Duration = Duration::from_secs(10);
 /// How long a stop waits for the FUSE unmount.
 const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 /// How long a write waits for the status recording a lost replica before failing with EIO.
@@ -521,7 +523,9 @@ impl Volume {
         if refused > self.refused_seen {
             let n = refused - self.refused_seen;
             self.refused_seen = refused;
-            if let Ok(Some(cv)) = self.cvs.get_opt(&self.name).await {
+            if let Ok(Ok(Some(cv))) =
+                tokio::time::timeout(Duration::from_secs(5), self.cvs.get_opt(&self.name)).await
+            {
                 event(
                     &self.recorder,
                     &cv,
@@ -946,6 +950,17 @@ impl Volume {
                 Err(_) => tracing::warn!("unmount did not finish in {UNMOUNT_WAIT:?}; leaving it"),
             }
         }
+        // The API may hang (the process must still stop within its grace period).
+        if tokio::time::timeout(OFFLINE_REPORT_WAIT, self.report_offline())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Offline not reported within {OFFLINE_REPORT_WAIT:?}; stopping anyway");
+        }
+    }
+
+    /// Reports phase `Offline` (and the Event) as the volume-manager stops.
+    async fn report_offline(&mut self) {
         let Ok(Some(cv)) = self.cvs.get_opt(&self.name).await else {
             return;
         };
