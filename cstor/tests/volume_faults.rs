@@ -995,3 +995,162 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
     .await;
     delete_volume(&client, "vol-api").await;
 }
+
+/// Resize under a write load, then with one pool-manager stopped: the initiator sees the new
+/// size only once every replica can hold it, no write fails on the way, and the CVC reports the
+/// new capacity only after the target serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("grow", pools));
+    wait_online(&client, "grow", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-z",
+        "--size",
+        "32Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "grow",
+    ]);
+    wait_healthy(&client, "vol-z", 3).await;
+    let cvcs: Api<cstor_api::cstor_v1::cvc::CStorVolumeConfig> =
+        Api::namespaced(client.clone(), NS);
+    let resize_to = |size: &str| {
+        let patch = serde_json::json!({"spec": {"capacity": {"storage": size}}}).to_string();
+        let (ok, out) = kubectl(
+            &["patch", "cvc", "vol-z", "--type=merge", "-p", &patch],
+            None,
+        );
+        assert!(ok, "{out}");
+    };
+    let reported = |size: &'static str, bytes: u64| {
+        let cvcs = cvcs.clone();
+        async move {
+            let st = cvcs
+                .get("vol-z")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let cap = st.capacity.get("storage").map(|q| q.0.clone());
+            if cap.as_deref() == Some(size) && lun_bytes("vol-z") == bytes {
+                Ok(())
+            } else {
+                Err(format!("capacity {cap:?}, conditions {:?}", st.conditions))
+            }
+        }
+    };
+
+    // 1. Under a write load.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let said = qemu_io_any(
+                    "vol-z",
+                    &[&format!("write -P {} {}M 1M", i % 200 + 1, i % 24)],
+                );
+                assert!(
+                    !said.contains("failed"),
+                    "write {i} during the resize: {said}"
+                );
+                i += 1;
+            }
+            i
+        })
+    };
+    resize_to("64Mi");
+    wait_for("resized to 64Mi", Duration::from_secs(120), || {
+        reported("64Mi", 64 << 20)
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.join().expect("writer");
+    eprintln!("{writes} writes went on during the resize");
+    assert!(writes > 0);
+
+    // 2. One pool-manager stopped: the LUN stays at 64Mi, the CVC says it is resizing and why.
+    let cvr = cvrs_of(&client, "vol-z").await.remove(0);
+    let pm = fault_stack().pods.pids_of(&pool_of(&cvr));
+    assert!(!pm.is_empty(), "no pool-manager for {}", pool_of(&cvr));
+    let signal_all = |s| {
+        for pid in &pm {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), s).expect("signal");
+        }
+    };
+    signal_all(nix::sys::signal::Signal::SIGSTOP);
+    resize_to("96Mi");
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "the target waits for the replica",
+        Duration::from_secs(60),
+        || async {
+            let st = cvs
+                .get("vol-z")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let waiting = st.conditions.iter().any(|c| {
+                c.type_ == "Resizing"
+                    && c.message
+                        .contains("waiting for the pool-managers to grow replicas")
+            });
+            if waiting {
+                Ok(())
+            } else {
+                Err(format!("{:?}", st.conditions))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        lun_bytes("vol-z"),
+        64 << 20,
+        "the initiator saw the size before every replica"
+    );
+    let st = cvcs
+        .get("vol-z")
+        .await
+        .expect("cvc")
+        .status
+        .unwrap_or_default();
+    assert_eq!(
+        st.capacity.get("storage").map(|q| q.0.as_str()),
+        Some("64Mi")
+    );
+    qemu_io("vol-z", &["write -P 0x7e 40M 1M", "read -P 0x7e 40M 1M"]);
+
+    signal_all(nix::sys::signal::Signal::SIGCONT);
+    wait_for("resized to 96Mi", Duration::from_secs(180), || {
+        reported("96Mi", 96 << 20)
+    })
+    .await;
+    qemu_io(
+        "vol-z",
+        &[
+            "write -P 0x6d 90M 1M",
+            "read -P 0x6d 90M 1M",
+            "read -P 0x7e 40M 1M",
+        ],
+    );
+    wait_healthy(&client, "vol-z", 3).await;
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-z").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-z").await;
+}

@@ -13,7 +13,7 @@ use cstor_api::openebs_v1alpha1::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -28,6 +28,8 @@ use crate::meta::{add_finalizer, has_finalizer, is_deleting, remove_field, remov
 pub const FIELD_MANAGER: &str = "cstor-operator/claims";
 /// NDM's finalizer on a bound claim.
 pub const BDC_FINALIZER: &str = "blockdeviceclaim.finalizer";
+/// How soon a claim waiting behind an older one for the same device looks again.
+const RIVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What to do with a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +68,32 @@ pub fn claimed_by(bd: &BlockDevice, bdc: &BlockDeviceClaim) -> bool {
                     .is_none_or(|ns| Some(ns.to_string()) == bdc.namespace())
         }
     }
+}
+
+/// The claim that asked for the same BlockDevice before `bdc` and still waits for it (not
+/// bound, not being deleted), if any: first come, first served, so two claims on one free
+/// device bind in the order they were made (by name within the same second), whatever order
+/// the controller sees them in.
+pub fn older_rival<'a>(bdc: &BlockDeviceClaim, claims: &'a [BlockDeviceClaim]) -> Option<&'a str> {
+    let key = |c: &BlockDeviceClaim| {
+        (
+            c.metadata.creation_timestamp.clone().map(|t| t.0),
+            c.name_any(),
+        )
+    };
+    let mine = key(bdc);
+    claims
+        .iter()
+        .filter(|c| c.spec.block_device_name == bdc.spec.block_device_name)
+        .filter(|c| c.name_any() != bdc.name_any())
+        .filter(|c| !is_deleting(*c))
+        .filter(|c| {
+            c.status.phase != bdc_phase::BOUND
+                && c.status.phase != bdc_phase::INVALID_CAPACITY_REQUEST
+        })
+        .filter(|c| key(c) < mine)
+        .min_by_key(|c| key(c))
+        .and_then(|c| c.metadata.name.as_deref())
 }
 
 /// The claim decision for `bdc` given its BlockDevice (`None`: not found).
@@ -286,9 +314,36 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
             event(ctx, bdc, EventType::Warning, reason, message).await;
         }
         Binding::Bind => {
+            let claims = bdcs
+                .list(&ListParams::default())
+                .await
+                .step("list BlockDeviceClaims", &ns)?
+                .items;
+            if let Some(first) = older_rival(bdc, &claims) {
+                set_phase(&bdcs, bdc, bdc_phase::PENDING).await?;
+                event(
+                    ctx,
+                    bdc,
+                    EventType::Warning,
+                    "BlockDeviceClaimed",
+                    format!("BlockDevice {bd_name} is asked for by BDC {first}, which came first"),
+                )
+                .await;
+                // Soon: the first one may turn out invalid and leave the device free.
+                return Ok(Action::requeue(RIVAL_WAIT));
+            }
             // Finalizer first: a delete from here on still releases the device.
             add_finalizer(&bdcs, &name, BDC_FINALIZER).await?;
-            bds.patch(&bd_name, &apply, &Patch::Apply(bind_apply(&bd_name, bdc)))
+            // Guarded by the device's resourceVersion as read: a claim bound concurrently
+            // makes this a conflict (retried, then Pending), never a second owner.
+            let mut body = bind_apply(&bd_name, bdc);
+            if let Some(rv) = bd
+                .as_ref()
+                .and_then(|b| b.metadata.resource_version.clone())
+            {
+                body["metadata"]["resourceVersion"] = json!(rv);
+            }
+            bds.patch(&bd_name, &apply, &Patch::Apply(body))
                 .await
                 .step("bind BlockDevice", &bd_name)?;
             set_phase(&bdcs, bdc, bdc_phase::BOUND).await?;

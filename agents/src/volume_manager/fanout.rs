@@ -812,6 +812,27 @@ impl Fanout {
         self.await_recorded()
     }
 
+    /// The replicas (Healthy or Rebuilding) whose file is still shorter than `size`: their
+    /// pool-manager has not raised the quota and grown the file yet (a replica that does not
+    /// answer within the deadline counts as short).
+    pub fn replicas_short_of(&self, size: u64) -> Vec<String> {
+        let deadline = Instant::now() + self.io_deadline();
+        let asked: Vec<_> = self
+            .targets(true)
+            .into_iter()
+            .map(|t| {
+                let file = t.file.clone();
+                let len = t.slot.workers.run(move || file.metadata().map(|m| m.len()));
+                (t.slot.id.clone(), len)
+            })
+            .collect();
+        asked
+            .into_iter()
+            .filter(|(_, len)| !matches!(len.wait_until(deadline), Some(Ok(l)) if l >= size))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Grows the volume to `new_size`: every replica's file first, then the exposed size.
     /// Shrinking is refused; the same size is a no-op.
     pub fn resize(&self, new_size: u64) -> Result<(), Error> {

@@ -178,6 +178,8 @@ struct Volume {
     resize_error: Option<String>,
     /// Refused writes already reported in an Event.
     refused_seen: u64,
+    /// The LUN size tgt serves (confirmed with `tgtadm --op show` after a resize).
+    served_size: u64,
     /// The settling of refused writes' ranges, while it runs.
     settling: Option<tokio::task::JoinHandle<usize>>,
 }
@@ -255,6 +257,7 @@ pub async fn run(
         resize_error: None,
         refused_seen: 0,
         settling: None,
+        served_size: size,
     };
     let result = vol.serve_and_follow(size, stop_rx).await;
     vol.teardown().await;
@@ -813,7 +816,7 @@ impl Volume {
         else {
             return;
         };
-        let have = self.fanout.size();
+        let have = self.served_size;
         if want <= have {
             if want < have {
                 tracing::warn!(
@@ -824,25 +827,50 @@ impl Volume {
             }
             return;
         }
-        let fanout = self.fanout.clone();
-        let grown = tokio::task::spawn_blocking(move || fanout.resize(want))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Error::Io {
-                    context: "resize task".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
-        let refreshed = match (grown, self.tid, &self.mounted) {
-            (Ok(()), Some(tid), Some(m)) => {
-                let lun = m.lun_path().display().to_string();
-                self.tgt.refresh_lun(tid, &lun).await
+        // 1. The fan-out grows only once every pool-manager has raised its replica's quota and
+        //    grown the file: before that, a write past the old end could fail on a replica.
+        if self.fanout.size() < want {
+            let fanout = self.fanout.clone();
+            let short = tokio::task::spawn_blocking(move || fanout.replicas_short_of(want))
+                .await
+                .unwrap_or_else(|e| vec![format!("(check failed: {e})")]);
+            if !short.is_empty() {
+                self.resize_error = Some(format!(
+                    "waiting for the pool-managers to grow replicas {} to {want} bytes",
+                    short.join(", ")
+                ));
+                return;
             }
-            (Ok(()), _, _) => Ok(()),
-            (Err(e), _, _) => Err(e),
+            let fanout = self.fanout.clone();
+            let grown = tokio::task::spawn_blocking(move || fanout.resize(want))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Io {
+                        context: "resize task".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                });
+            if let Err(e) = grown {
+                self.resize_failed(cv, have, want, &e.to_string()).await;
+                return;
+            }
+        }
+        // 2. tgt sees the new size; 3. confirmed by what tgt shows, then reported.
+        let (Some(tid), Some(m)) = (self.tid, &self.mounted) else {
+            return;
         };
-        match refreshed {
+        let lun = m.lun_path().display().to_string();
+        let confirmed = match self.tgt.refresh_lun(tid, &lun).await {
+            Ok(()) => match self.tgt.lun_mb(tid).await {
+                Ok(Some(mb)) if mb >= super::tgt::shown_mb(want) => Ok(()),
+                Ok(shown) => Err(format!("tgt shows LUN 1 as {shown:?} MB after the refresh")),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match confirmed {
             Ok(()) => {
+                self.served_size = want;
                 self.resize_error = None;
                 event(
                     &self.recorder,
@@ -853,18 +881,24 @@ impl Volume {
                 )
                 .await;
             }
-            Err(e) => {
-                self.resize_error = Some(e.to_string());
-                event(
-                    &self.recorder,
-                    cv,
-                    EventType::Warning,
-                    reasons::FAIL_UPDATE,
-                    format!("resize from {have} to {want} bytes failed: {e}"),
-                )
-                .await;
-            }
+            // Tried again at the next pass.
+            Err(e) => self.resize_failed(cv, have, want, &e).await,
         }
+    }
+
+    async fn resize_failed(&mut self, cv: &CStorVolume, have: u64, want: u64, why: &str) {
+        let message = format!("resize from {have} to {want} bytes failed: {why}");
+        if self.resize_error.as_deref() != Some(message.as_str()) {
+            event(
+                &self.recorder,
+                cv,
+                EventType::Warning,
+                reasons::FAIL_UPDATE,
+                message.clone(),
+            )
+            .await;
+        }
+        self.resize_error = Some(message);
     }
 
     /// The CV status from the fan-out; applied when it changed or the resync is due; an
@@ -916,7 +950,7 @@ impl Volume {
         let seen = status::Observed {
             infos: &infos,
             serving: self.tid.is_some(),
-            lun_size: self.fanout.size(),
+            lun_size: self.served_size,
             resize_error: self.resize_error.as_deref(),
             resyncing: self.resync.is_some(),
         };

@@ -281,11 +281,29 @@ impl Tgt {
         Ok(tid)
     }
 
-    /// Makes tgt see a new size of the backing file: delete and re-add LUN 1.
+    /// Makes tgt see a new size of the backing file: LUN 1 is deleted and re-added at once
+    /// (tgt has no resize), the re-add tried three times; a LUN already missing (an earlier
+    /// attempt failed half-way) is just added.
     pub async fn refresh_lun(&self, tid: u32, backing: &str) -> Result<(), Error> {
-        self.run(self.adm.delete_lun(tid)).await?;
-        self.run(self.adm.new_lun(tid, backing)).await?;
-        Ok(())
+        if self.lun_mb(tid).await?.is_some() {
+            self.run(self.adm.delete_lun(tid)).await?;
+        }
+        let mut last = None;
+        for attempt in 0..3u64 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+            }
+            match self.run(self.adm.new_lun(tid, backing)).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(tid, attempt, error = %e, "re-adding the LUN failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last
+            .map(Error::from)
+            .unwrap_or_else(|| Error::Parse("LUN not re-added".into())))
     }
 
     /// LUN 1's size as tgt shows it (MB), None when the target or LUN is missing.

@@ -112,3 +112,43 @@ fn apply_bodies() {
     assert!(r.get("spec").is_none());
     assert_eq!(r["status"]["claimState"], "Unclaimed");
 }
+
+/// Two claims on one free device bind first come, first served (by creation time, then
+/// name within the same second), whatever order the controller sees them in.
+#[test]
+fn the_older_claim_on_a_device_goes_first() {
+    use crate::claim_binding::older_rival;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let claim = |name: &str, bd: &str, at: &str, phase: &str| {
+        let mut c = cstor_api::openebs_v1alpha1::BlockDeviceClaim::default();
+        c.metadata.name = Some(name.into());
+        c.metadata.creation_timestamp = Some(Time(at.parse().expect("time")));
+        c.spec.block_device_name = bd.into();
+        c.status.phase = phase.into();
+        c
+    };
+    let a = claim("claim-a", "bd-1", "2026-12-05T10:00:00Z", "");
+    let b = claim("claim-b", "bd-1", "2026-12-05T10:00:00Z", "Pending");
+    let early = claim("claim-z", "bd-1", "2026-12-05T09:59:59Z", "Pending");
+    let other = claim("claim-0", "bd-2", "2026-12-05T09:00:00Z", "");
+    let bound = claim("claim-1", "bd-1", "2026-12-05T09:00:00Z", "Bound");
+    let invalid = claim(
+        "claim-2",
+        "bd-1",
+        "2026-12-05T09:00:00Z",
+        "Invalid Capacity Request",
+    );
+    let all = vec![a.clone(), b.clone(), other, bound, invalid];
+    // Same second: by name.
+    assert_eq!(older_rival(&a, &all), None);
+    assert_eq!(older_rival(&b, &all), Some("claim-a"));
+    // An earlier claim wins over both.
+    let mut with_early = all.clone();
+    with_early.push(early);
+    assert_eq!(older_rival(&a, &with_early), Some("claim-z"));
+    // A bound, an invalid or a deleting claim, or one on another device, holds nothing up.
+    let mut deleting = claim("claim-3", "bd-1", "2026-12-05T09:00:00Z", "");
+    deleting.metadata.deletion_timestamp =
+        Some(Time("2026-12-05T10:00:01Z".parse().expect("time")));
+    assert_eq!(older_rival(&a, &[deleting]), None);
+}
