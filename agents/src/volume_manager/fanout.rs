@@ -873,8 +873,6 @@ impl Fanout {
         };
         self.set_reads_from(Some(first.slot.id.clone()));
         tracing::info!(reference = %first.slot.id, size = self.size(), "resync started");
-        let mut ref_buf = vec![0u8; CHUNK as usize];
-        let mut buf = vec![0u8; CHUNK as usize];
         let mut chunk = 0u64;
         let result = loop {
             if chunk * CHUNK >= self.size() {
@@ -904,33 +902,45 @@ impl Fanout {
                 tracing::warn!(reference = %src.slot.id, "resync reference failed; continuing from another");
                 self.set_reads_from(Some(src.slot.id.clone()));
             }
-            let src_hole = is_hole(&src.file, start, end);
-            if !src_hole && let Err(e) = read_full(&src.file, start, &mut ref_buf[..n]) {
-                self.fail(&src.slot, &src.file, "resync read", &e);
-                continue; // the same chunk again, from the next reference
-            }
+            // The reference's bytes (None: a hole), on its threads with the deadline.
+            let file = src.file.clone();
+            let data = self.on_replica(&src.slot, move || {
+                if is_hole(&file, start, end) {
+                    return Ok(None);
+                }
+                let mut buf = vec![0u8; n];
+                read_full(&file, start, &mut buf).map(|()| Some(buf))
+            });
+            let data = match data {
+                Ok(d) => Arc::new(d),
+                Err(e) => {
+                    self.fail(&src.slot, &src.file, "resync read", &e);
+                    continue; // the same chunk again, from the next reference
+                }
+            };
             for t in targets.iter().filter(|t| t.slot.id != src.slot.id) {
-                let repaired = if src_hole {
-                    if is_hole(&t.file, start, end) {
-                        Ok(false)
-                    } else {
-                        read_full(&t.file, start, &mut buf[..n]).and_then(|()| {
-                            if buf[..n].iter().all(|b| *b == 0) {
-                                Ok(false)
-                            } else {
-                                zero_range(&t.file, start, end - start).map(|()| true)
-                            }
-                        })
-                    }
-                } else {
-                    read_full(&t.file, start, &mut buf[..n]).and_then(|()| {
-                        if buf[..n] == ref_buf[..n] {
+                let (file, data) = (t.file.clone(), data.clone());
+                let repaired = self.on_replica(&t.slot, move || match data.as_ref() {
+                    None if is_hole(&file, start, end) => Ok(false),
+                    None => {
+                        let mut have = vec![0u8; n];
+                        read_full(&file, start, &mut have)?;
+                        if have.iter().all(|b| *b == 0) {
                             Ok(false)
                         } else {
-                            t.file.write_all_at(&ref_buf[..n], start).map(|()| true)
+                            zero_range(&file, start, end - start).map(|()| true)
                         }
-                    })
-                };
+                    }
+                    Some(want) => {
+                        let mut have = vec![0u8; n];
+                        read_full(&file, start, &mut have)?;
+                        if have == *want {
+                            Ok(false)
+                        } else {
+                            file.write_all_at(want, start).map(|()| true)
+                        }
+                    }
+                });
                 match repaired {
                     Ok(true) => stats.repaired += 1,
                     Ok(false) => {}
@@ -951,6 +961,19 @@ impl Fanout {
     /// Flushes asked so far.
     pub fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Runs a file call of `slot`'s replica on its threads, given the deadline: a hang is an
+    /// error (TimedOut) instead of a stuck copy holding chunk locks.
+    fn on_replica<T: Send + 'static>(
+        &self,
+        slot: &Slot,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        slot.workers
+            .run(f)
+            .wait_until(Instant::now() + self.io_deadline())
+            .unwrap_or_else(|| Err(self.timed_out()))
     }
 
     /// How long a replica may take to answer one call.
@@ -1029,19 +1052,27 @@ impl Fanout {
         let Some(src) = targets.iter().find(|t| t.healthy) else {
             return false;
         };
-        let mut want = vec![0u8; n];
-        if let Err(e) = read_full(&src.file, start, &mut want) {
-            self.fail(&src.slot, &src.file, "settle read", &e);
-            return false;
-        }
-        let mut have = vec![0u8; n];
+        let file = src.file.clone();
+        let want = match self.on_replica(&src.slot, move || {
+            let mut buf = vec![0u8; n];
+            read_full(&file, start, &mut buf).map(|()| buf)
+        }) {
+            Ok(w) => Arc::new(w),
+            Err(e) => {
+                self.fail(&src.slot, &src.file, "settle read", &e);
+                return false;
+            }
+        };
         let mut all = true;
         for t in targets.iter().filter(|t| t.slot.id != src.slot.id) {
-            let r = read_full(&t.file, start, &mut have).and_then(|()| {
-                if have == want {
+            let (file, want) = (t.file.clone(), want.clone());
+            let r = self.on_replica(&t.slot, move || {
+                let mut have = vec![0u8; n];
+                read_full(&file, start, &mut have)?;
+                if have == *want {
                     Ok(())
                 } else {
-                    t.file.write_all_at(&want, start)
+                    file.write_all_at(&want, start)
                 }
             });
             if let Err(e) = r {
@@ -1141,8 +1172,6 @@ impl Fanout {
 
     fn copy_all(&self, slot: &Arc<Slot>, dst: &Arc<File>) -> Result<RebuildStats, Error> {
         let mut stats = RebuildStats::default();
-        let mut src_buf = vec![0u8; CHUNK as usize];
-        let mut dst_buf = vec![0u8; CHUNK as usize];
         let mut chunk = 0u64;
         // The size is read every round: a resize during the rebuild extends the copy.
         while chunk * CHUNK < self.size() {
@@ -1160,8 +1189,7 @@ impl Fanout {
             let end = (start + CHUNK).min(self.size());
             let n = usize::try_from(end - start).unwrap_or(0);
             let _g = self.lock_range(start, n);
-            let copied =
-                self.copy_chunk(slot, dst, start, end, &mut src_buf[..n], &mut dst_buf[..n])?;
+            let copied = self.copy_chunk(slot, dst, start, end)?;
             stats.chunks += 1;
             if copied {
                 stats.copied += 1;
@@ -1170,7 +1198,8 @@ impl Fanout {
             }
             chunk += 1;
         }
-        dst.sync_data()
+        let file = dst.clone();
+        self.on_replica(slot, move || file.sync_data())
             .map_err(|e| io(format!("replica {}: fsync after rebuild", slot.id), e))?;
         Ok(stats)
     }
@@ -1183,13 +1212,8 @@ impl Fanout {
         dst: &Arc<File>,
         start: u64,
         end: u64,
-        src_buf: &mut [u8],
-        dst_buf: &mut [u8],
     ) -> Result<bool, Error> {
-        let dst_err = |what: &str, e: std::io::Error| {
-            self.fail(slot, dst, what, &e);
-            io(format!("replica {}: rebuild {what} at {start}", slot.id), e)
-        };
+        let n = usize::try_from(end - start).unwrap_or(0);
         loop {
             let sources = self.targets(false);
             let Some(src) = sources.first() else {
@@ -1198,28 +1222,43 @@ impl Fanout {
                     needed: 1,
                 });
             };
-            // Holes on both sides: nothing to read or write.
-            if is_hole(&src.file, start, end) {
-                if is_hole(dst, start, end) {
-                    return Ok(false);
+            // The source's bytes (None: a hole), on the source's threads.
+            let file = src.file.clone();
+            let data = self.on_replica(&src.slot, move || {
+                if is_hole(&file, start, end) {
+                    return Ok(None);
                 }
-                zero_range(dst, start, end - start).map_err(|e| dst_err("zero", e))?;
-                return Ok(true);
-            }
-            if let Err(e) = read_full(&src.file, start, src_buf) {
-                // The source failed, not the rebuild: degrade it and try another.
-                self.fail(&src.slot, &src.file, "rebuild read", &e);
-                continue;
-            }
+                let mut buf = vec![0u8; n];
+                read_full(&file, start, &mut buf).map(|()| Some(buf))
+            });
+            let data = match data {
+                Ok(d) => d,
+                Err(e) => {
+                    // The source failed (or hangs), not the rebuild: fence it, try another.
+                    self.fail(&src.slot, &src.file, "rebuild read", &e);
+                    continue;
+                }
+            };
             // Writing only what differs keeps a re-opened replica's unchanged data in place
             // and costs a brand-new sparse file only cheap hole reads.
-            read_full(dst, start, dst_buf).map_err(|e| dst_err("read", e))?;
-            if src_buf == dst_buf {
-                return Ok(false);
-            }
-            dst.write_all_at(src_buf, start)
-                .map_err(|e| dst_err("write", e))?;
-            return Ok(true);
+            let file = dst.clone();
+            let copied = self.on_replica(slot, move || match data {
+                None if is_hole(&file, start, end) => Ok(false),
+                None => zero_range(&file, start, end - start).map(|()| true),
+                Some(want) => {
+                    let mut have = vec![0u8; want.len()];
+                    read_full(&file, start, &mut have)?;
+                    if have == want {
+                        Ok(false)
+                    } else {
+                        file.write_all_at(&want, start).map(|()| true)
+                    }
+                }
+            });
+            return copied.map_err(|e| {
+                self.fail(slot, dst, "rebuild copy", &e);
+                io(format!("replica {}: rebuild copy at {start}", slot.id), e)
+            });
         }
     }
 }
