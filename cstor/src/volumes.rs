@@ -138,6 +138,27 @@ pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
 pub enum VolumeCmd {
     /// Create a volume the way the cStor CSI driver does: a CStorVolumeConfig named NAME.
     Create(CreateArgs),
+    /// Supervised recovery of a volume none of whose replicas is Healthy: shows each
+    /// replica's recorded write sequence and since when it is not Healthy, then promotes one
+    /// (the most recent unless --from) and the others are rebuilt from it. Refused while any
+    /// replica is Healthy.
+    Recover(RecoverArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RecoverArgs {
+    /// Volume (PV) name.
+    pub name: String,
+    /// The replica to promote (replica id or CVR name); default: the highest write sequence.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only show the replicas and the choice.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
+    pub namespace: String,
+    #[arg(long, env = env::KUBECONFIG)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -198,7 +219,60 @@ pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        VolumeCmd::Recover(args) => recover(args).await,
     }
+}
+
+async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
+    use cstor_agents::volume_manager::status::{RECOVER_FROM_ANNOTATION, recovery_plan};
+    let client = crate::common::user_client(args.kubeconfig.clone()).await?;
+    let cvs: Api<cstor_api::cstor_v1::cv::CStorVolume> =
+        Api::namespaced(client.clone(), &args.namespace);
+    let cvrs: Api<cstor_api::cstor_v1::cvr::CStorVolumeReplica> =
+        Api::namespaced(client, &args.namespace);
+    let cv = cvs
+        .get(&args.name)
+        .await
+        .with_context(|| format!("reading CStorVolume {}", args.name))?;
+    let list = cvrs
+        .list(&kube::api::ListParams::default().labels(&format!(
+            "{}={}",
+            labels::PERSISTENT_VOLUME,
+            args.name
+        )))
+        .await
+        .with_context(|| format!("listing the replicas of {}", args.name))?
+        .items;
+    let (chosen, rows) =
+        recovery_plan(&cv, &list, args.from.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "{:<22} {:<28} {:<10} {:>12} {:<10} SINCE",
+        "REPLICA", "CVR", "RECORDED", "WRITE SEQ", "PHASE"
+    );
+    for r in &rows {
+        let mark = if r.id == chosen { " <- promoted" } else { "" };
+        println!(
+            "{:<22} {:<28} {:<10} {:>12} {:<10} {}{mark}",
+            r.id, r.cvr, r.mode, r.io_seq, r.phase, r.since
+        );
+    }
+    if args.dry_run {
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+    let patch = serde_json::json!({"metadata": {"annotations": {RECOVER_FROM_ANNOTATION: chosen}}});
+    cvs.patch(
+        &args.name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .with_context(|| format!("marking replica {chosen} of {} for recovery", args.name))?;
+    println!(
+        "volume {}: replica {chosen} is promoted; the target serves from it as soon as it can open it, and rebuilds the others from it (watch it with `cstor status`)",
+        args.name
+    );
+    Ok(())
 }
 
 /// A volume size as typed: refused here unless it is a positive number of bytes.

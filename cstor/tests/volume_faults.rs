@@ -1154,3 +1154,122 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     .await;
     delete_volume(&client, "vol-z").await;
 }
+
+/// No replica Healthy (their pools lost one after the other), even once the pools are back:
+/// `cstor volume recover` refuses nothing is changed while one is Healthy, otherwise shows
+/// the replicas with their write sequence, promotes the most recent one, and the others are
+/// rebuilt from it; every write acknowledged before the losses reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_healthy_replica_is_recovered_under_supervision() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[2]])).collect();
+    kubectl_apply(&cspc("rec", pools));
+    wait_online(&client, "rec", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-rec",
+        "--size",
+        "32Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "rec",
+    ]);
+    wait_healthy(&client, "vol-rec", 3).await;
+    qemu_io("vol-rec", &["write -P 0x15 0 4M"]);
+    // While one replica is Healthy, recovery is refused.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_cstor"))
+        .args(["volume", "recover", "vol-rec"])
+        .env(
+            "KUBECONFIG",
+            cstor_local::testing::control_plane().kubeconfig(),
+        )
+        .output()
+        .expect("cstor");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("is Healthy; the volume recovers from it by itself"),
+        "{refused:?}"
+    );
+
+    // Lose the three pools one after the other, writing in between.
+    let nodes: Vec<_> = cvrs_of(&client, "vol-rec")
+        .await
+        .iter()
+        .map(node_of)
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        node.kill_zfs().expect("kill zfs-fuse");
+        let _ = qemu_io_any("vol-rec", &[&format!("write -P 0x2{i} 8M 1M")]);
+    }
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for("no replica Healthy", Duration::from_secs(60), || async {
+        let st = cvs
+            .get("vol-rec")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if !st.replica_statuses.is_empty()
+            && st.replica_statuses.iter().all(|r| r.mode != "Healthy")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} {:?}",
+                st.phase,
+                st.replica_statuses
+                    .iter()
+                    .map(|r| (&r.id, &r.mode))
+                    .collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await;
+    for node in &nodes {
+        node.restart_zfs().expect("restart zfs-fuse");
+    }
+    // The pools are back, yet nothing is trusted: the volume stays down by itself.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let st = cvs
+        .get("vol-rec")
+        .await
+        .expect("cv")
+        .status
+        .unwrap_or_default();
+    assert!(
+        st.replica_statuses.iter().all(|r| r.mode != "Healthy"),
+        "{st:?}"
+    );
+
+    let said = cstor(&["volume", "recover", "vol-rec"]);
+    eprintln!("{said}");
+    assert!(
+        said.contains("<- promoted") && said.contains("WRITE SEQ"),
+        "{said}"
+    );
+    wait_healthy(&client, "vol-rec", 3).await;
+    qemu_io("vol-rec", &["read -P 0x15 0 4M"]);
+    qemu_io("vol-rec", &["write -P 0x33 12M 1M", "read -P 0x33 12M 1M"]);
+    let cv = cvs.get("vol-rec").await.expect("cv");
+    assert!(
+        !cv.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cstor.openebs.io/recover-from"),
+        "the recovery annotation is removed once done"
+    );
+    wait_for("replicas identical", Duration::from_secs(60), || async {
+        let sums = replica_sums(&client, "vol-rec").await;
+        if sums.len() == 3 && sums.iter().all(|s| s == &sums[0]) {
+            Ok(())
+        } else {
+            Err(format!("{sums:?}"))
+        }
+    })
+    .await;
+    delete_volume(&client, "vol-rec").await;
+}

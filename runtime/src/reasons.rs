@@ -56,6 +56,8 @@ pub const POOL_UPDATED: &str = "PoolUpdated";
 /// Go spelling, on the wire.
 pub const PROVISIONING: &str = "Provisioning";
 pub const RELEASED: &str = "Released";
+/// A supervised recovery promoted a replica of a volume none of whose replicas was Healthy.
+pub const RECOVERED: &str = "Recovered";
 pub const REPLICA_CREATED: &str = "ReplicaCreated";
 /// A Bound volume's CVR is gone and is made again.
 pub const REPLICA_MISSING: &str = "ReplicaMissing";

@@ -477,3 +477,69 @@ fn replicas_are_ordered_by_their_recorded_write_sequence() {
     order_by_write_sequence(&volume, &mut ids, |s| s);
     assert_eq!(ids, vec!["b", "a", "c", "d"]);
 }
+
+/// `cstor volume recover`: refused while a replica is recorded Healthy; otherwise the named
+/// replica, or the one with the highest recorded write sequence; and a start trusts it only
+/// while no replica is Healthy.
+#[test]
+fn a_supervised_recovery_promotes_the_most_recent_replica() {
+    let mut volume = cv(3, 2, 3, &["a", "b", "c"], &["a", "b", "c"]);
+    let record = |modes: &[(&str, &str, &str)]| {
+        modes
+            .iter()
+            .map(|(id, mode, seq)| ReplicaStatus {
+                id: id.to_string(),
+                mode: mode.to_string(),
+                checkpointed_io_seq: seq.to_string(),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let cvrs = vec![
+        cvr("a", "n1", None),
+        cvr("b", "n2", None),
+        cvr("c", "n3", None),
+    ];
+    volume.status.as_mut().unwrap().replica_statuses = record(&[
+        ("a", "Degraded", "40"),
+        ("b", "Degraded", "57"),
+        ("c", "Healthy", "60"),
+    ]);
+    assert_eq!(
+        recovery_plan(&volume, &cvrs, None),
+        Err(
+            "refused: replica c (pvc-1-c) is Healthy; the volume recovers from it by itself".into()
+        )
+    );
+    volume.status.as_mut().unwrap().replica_statuses = record(&[
+        ("a", "Degraded", "40"),
+        ("b", "Degraded", "57"),
+        ("c", "Degraded", "60"),
+    ]);
+    let (chosen, rows) = recovery_plan(&volume, &cvrs, None).unwrap();
+    assert_eq!(chosen, "c");
+    assert_eq!(
+        rows.iter().map(|r| r.io_seq).collect::<Vec<_>>(),
+        vec![60, 57, 40]
+    );
+    assert_eq!(
+        recovery_plan(&volume, &cvrs, Some("pvc-1-a")).unwrap().0,
+        "a"
+    );
+    assert_eq!(recovery_plan(&volume, &cvrs, Some("b")).unwrap().0, "b");
+    assert_eq!(
+        recovery_plan(&volume, &cvrs, Some("zz")),
+        Err("no replica zz in this volume".into())
+    );
+    // A start trusts the promoted replica only while none is recorded Healthy.
+    assert_eq!(promoted(&volume), None);
+    volume.metadata.annotations =
+        Some([(RECOVER_FROM_ANNOTATION.to_string(), "b".to_string())].into());
+    assert_eq!(promoted(&volume), Some("b".to_string()));
+    volume.status.as_mut().unwrap().replica_statuses = record(&[
+        ("a", "Healthy", "1"),
+        ("b", "Degraded", "0"),
+        ("c", "Degraded", "0"),
+    ]);
+    assert_eq!(promoted(&volume), None);
+}

@@ -368,10 +368,16 @@ async fn initial_fanout(
                     &config.replica_roots,
                 );
                 let fresh = status::is_fresh(&cv);
+                // A supervised recovery (`cstor volume recover`) names the one replica to
+                // trust when none is recorded Healthy; the others are rebuilt from it.
+                let promoted = status::promoted(&cv);
                 let mut replicas = Vec::new();
                 let mut problems = Vec::new();
                 for (id, (path, recreate)) in &wanted {
-                    let healthy = !recreate && (fresh || status::was_healthy(&cv, id));
+                    let healthy = match &promoted {
+                        Some(p) => p == id,
+                        None => !recreate && (fresh || status::was_healthy(&cv, id)),
+                    };
                     if !healthy {
                         continue;
                     }
@@ -387,7 +393,18 @@ async fn initial_fanout(
                 let cf = cv.spec.consistency_factor.unwrap_or(1).max(1) as usize;
                 // The resync reference is the first: the replica with the most writes.
                 status::order_by_write_sequence(&cv, &mut replicas, |r| r.id.as_str());
-                if replicas.len() >= cf {
+                if replicas.len() >= cf || (promoted.is_some() && !replicas.is_empty()) {
+                    if let Some(p) = &promoted {
+                        tracing::warn!(replica = %p, "recovering from this replica; the others are rebuilt from it");
+                        event(
+                            recorder,
+                            &cv,
+                            EventType::Warning,
+                            reasons::RECOVERED,
+                            format!("supervised recovery: replica {p} promoted; the others are rebuilt from it"),
+                        )
+                        .await;
+                    }
                     tracing::info!(
                         replicas = replicas.len(),
                         wanted = wanted.len(),
@@ -595,6 +612,12 @@ impl Volume {
             tracing::info!(volume = %self.name, "CStorVolume being deleted; stopping");
             return Ok(false);
         }
+        // A supervised recovery applies at a start (which replica to trust): stop, and the
+        // restarted process promotes the chosen replica.
+        if status::promoted(&cv).is_some() && self.fanout.healthy_count() == 0 {
+            tracing::warn!(volume = %self.name, "recovery asked with no replica Healthy; restarting to promote it");
+            return Ok(false);
+        }
         let cvrs = self
             .cvrs
             .list(&cvr_params(&self.name))
@@ -612,7 +635,29 @@ impl Volume {
         let cv = self.follow_known(cv).await?;
         self.follow_resize(&cv).await;
         self.report(&cv).await?;
+        self.finish_recovery(&cv).await;
         Ok(true)
+    }
+
+    /// A supervised recovery's annotation is removed once the status records a Healthy
+    /// replica: left in place, it would promote that replica again, unsupervised, the next
+    /// time none is Healthy.
+    async fn finish_recovery(&self, cv: &CStorVolume) {
+        if !cv
+            .annotations()
+            .contains_key(status::RECOVER_FROM_ANNOTATION)
+            || self.fanout.healthy_count() == 0
+        {
+            return;
+        }
+        let patch = json!({"metadata": {"annotations": {status::RECOVER_FROM_ANNOTATION: null}}});
+        if let Err(e) = self
+            .cvs
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(error = %e, "recovery annotation not removed; tried again next pass");
+        }
     }
 
     /// Reports a finished resync (an Event with what it repaired).

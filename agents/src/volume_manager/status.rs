@@ -480,3 +480,86 @@ pub fn order_by_write_sequence<T>(cv: &CStorVolume, replicas: &mut [T], id: impl
     };
     replicas.sort_by(|a, b| seq(id(b)).cmp(&seq(id(a))).then_with(|| id(a).cmp(id(b))));
 }
+
+/// CV annotation set by `cstor volume recover`: the replica id to trust when no replica is
+/// recorded Healthy.
+pub const RECOVER_FROM_ANNOTATION: &str = "cstor.openebs.io/recover-from";
+
+/// One replica as `cstor volume recover` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryRow {
+    pub id: String,
+    pub cvr: String,
+    /// The mode the last CV status recorded ("" when none).
+    pub mode: String,
+    /// The write sequence the last CV status recorded.
+    pub io_seq: u64,
+    /// The CVR's phase and when it last changed (for a replica that is not Healthy: about
+    /// when it stopped being Healthy).
+    pub phase: String,
+    pub since: String,
+}
+
+/// The replica a supervised recovery promotes, and what it is chosen from. Refused while
+/// any replica is recorded Healthy (the volume recovers by itself then), or when `from`
+/// names no replica of the volume. Without `from`: the highest recorded write sequence.
+pub fn recovery_plan(
+    cv: &CStorVolume,
+    cvrs: &[CStorVolumeReplica],
+    from: Option<&str>,
+) -> Result<(String, Vec<RecoveryRow>), String> {
+    let recorded = |id: &str| {
+        cv.status
+            .as_ref()
+            .and_then(|s| s.replica_statuses.iter().find(|r| r.id == id))
+    };
+    let mut rows: Vec<RecoveryRow> = cvrs
+        .iter()
+        .filter_map(|c| {
+            let id = replica_id(c)?;
+            let r = recorded(&id);
+            let st = c.status.clone().unwrap_or_default();
+            Some(RecoveryRow {
+                cvr: c.name_any(),
+                mode: r.map(|r| r.mode.clone()).unwrap_or_default(),
+                io_seq: r
+                    .and_then(|r| r.checkpointed_io_seq.parse().ok())
+                    .unwrap_or(0),
+                phase: st.phase,
+                since: st
+                    .last_transition_time
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                id,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.io_seq.cmp(&a.io_seq).then_with(|| a.id.cmp(&b.id)));
+    if let Some(h) = rows.iter().find(|r| r.mode == "Healthy") {
+        return Err(format!(
+            "refused: replica {} ({}) is Healthy; the volume recovers from it by itself",
+            h.id, h.cvr
+        ));
+    }
+    let chosen = match from {
+        Some(f) => rows
+            .iter()
+            .find(|r| r.id == f || r.cvr == f)
+            .ok_or_else(|| format!("no replica {f} in this volume"))?,
+        None => rows
+            .first()
+            .ok_or_else(|| "the volume has no replica with an id".to_string())?,
+    };
+    Ok((chosen.id.clone(), rows))
+}
+
+/// The replica a start must trust because `cstor volume recover` named it: only when no
+/// replica is recorded Healthy (a recovery never overrides the record of a Healthy one).
+pub fn promoted(cv: &CStorVolume) -> Option<String> {
+    let id = cv.annotations().get(RECOVER_FROM_ANNOTATION)?.trim();
+    let any_healthy = cv
+        .status
+        .as_ref()
+        .is_some_and(|s| s.replica_statuses.iter().any(|r| r.mode == "Healthy"));
+    (!id.is_empty() && !any_healthy).then(|| id.to_string())
+}
