@@ -449,7 +449,11 @@ async fn discovery_registers_and_retires_disks_and_claims_are_refused_with_reaso
                 .collect();
             if notes
                 .iter()
-                .any(|n| n.contains("claimed by") && n.contains("claim-a"))
+                // Either reason is true: kube's Recorder folds a repeat of a reason into the
+                // first Event's series, so which note shows depends on who was seen first.
+                .any(|n| {
+                    (n.contains("claimed by") || n.contains("came first")) && n.contains("claim-a")
+                })
             {
                 Ok(())
             } else {

@@ -1195,16 +1195,20 @@ async fn no_healthy_replica_is_recovered_under_supervision() {
         "{refused:?}"
     );
 
-    // Lose the three pools one after the other, writing in between.
+    // Lose one pool and write (acknowledged by the two others), then lose the other two at
+    // once and write: that write fails on both, so no replica is Healthy, and the two
+    // lost last hold a write the first one lacks.
     let nodes: Vec<_> = cvrs_of(&client, "vol-rec")
         .await
         .iter()
         .map(node_of)
         .collect();
-    for (i, node) in nodes.iter().enumerate() {
-        node.kill_zfs().expect("kill zfs-fuse");
-        let _ = qemu_io_any("vol-rec", &[&format!("write -P 0x2{i} 8M 1M")]);
-    }
+    nodes[0].kill_zfs().expect("kill zfs-fuse");
+    qemu_io("vol-rec", &["write -P 0x20 8M 1M"]);
+    nodes[1].kill_zfs().expect("kill zfs-fuse");
+    nodes[2].kill_zfs().expect("kill zfs-fuse");
+    let lost = qemu_io_any("vol-rec", &["write -P 0x21 9M 1M"]);
+    eprintln!("the write after the losses: {lost:?}");
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
     wait_for("no replica Healthy", Duration::from_secs(60), || async {
         let st = cvs
@@ -1252,7 +1256,8 @@ async fn no_healthy_replica_is_recovered_under_supervision() {
         "{said}"
     );
     wait_healthy(&client, "vol-rec", 3).await;
-    qemu_io("vol-rec", &["read -P 0x15 0 4M"]);
+    // Both the writes before the losses and the one acknowledged by two replicas read back.
+    qemu_io("vol-rec", &["read -P 0x15 0 4M", "read -P 0x20 8M 1M"]);
     qemu_io("vol-rec", &["write -P 0x33 12M 1M", "read -P 0x33 12M 1M"]);
     let cv = cvs.get("vol-rec").await.expect("cv");
     assert!(
