@@ -40,8 +40,29 @@ pub async fn user_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Cl
     client(kubeconfig.as_ref()).await
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives (how a kubelet stops a container).
+/// How long a component may take to finish after SIGTERM before it exits anyway: within the
+/// kubelet's default 30 s grace, so a stop is honoured even while the API server hangs (a
+/// graceful shutdown waits for reconciles in flight, each API call of which may take its
+/// full deadline).
+pub const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves when SIGTERM or Ctrl-C arrives (how a kubelet stops a container), and from then
+/// gives the process [`STOP_GRACE`] to finish on its own.
 pub async fn terminated() {
+    wait_for_signal().await;
+    tracing::info!(grace_s = STOP_GRACE.as_secs(), "stop requested");
+    // A plain thread, not a task: it must fire even if the runtime is wedged.
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_GRACE);
+        tracing::warn!(
+            grace_s = STOP_GRACE.as_secs(),
+            "not stopped within the grace after the stop signal: exiting now"
+        );
+        std::process::exit(143);
+    });
+}
+
+async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

@@ -877,8 +877,9 @@ async fn a_hung_replica_is_fenced_and_io_goes_on() {
 
 /// kube-apiserver stopped (SIGSTOP) for a while: I/O that needs no status record goes on; a
 /// replica lost meanwhile must be recorded before a write is acknowledged, so that write
-/// fails with EIO after the documented wait (10 s); a SIGTERM to the volume-manager is honoured
-/// although the API hangs; once the API is back everything recovers with no manual step.
+/// fails with EIO after the documented wait (10 s); a SIGTERM to the volume-manager, a
+/// pool-manager and both operators is honoured although the API hangs; once the API is back
+/// everything recovers with no manual step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honoured() {
     fault_stack();
@@ -899,7 +900,8 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
     ]);
     wait_healthy(&client, "vol-api", 3).await;
     qemu_io("vol-api", &["write -P 0x11 0 4M"]);
-    let victim = node_of(&cvrs_of(&client, "vol-api").await.remove(0));
+    let replicas = cvrs_of(&client, "vol-api").await;
+    let victim = node_of(&replicas[0]);
     let apiserver = cstor_local::testing::control_plane()
         .pids()
         .into_iter()
@@ -938,30 +940,39 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
         "{waited:?}"
     );
 
-    // A stop is honoured while the API hangs.
-    let pids = fault_stack().pods.pids_of("vol-api-target");
-    assert!(!pids.is_empty(), "no volume-manager");
-    for pid in &pids {
-        signal(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
+    // A stop is honoured while the API hangs, by the volume-manager, a pool-manager and both
+    // operators (within the kubelet's 30 s grace).
+    let other_pool = pool_of(&replicas[1]);
+    for deployment in [
+        "vol-api-target",
+        other_pool.as_str(),
+        "cstor-cspc-operator",
+        "cstor-cvc-operator",
+    ] {
+        let pids = fault_stack().pods.pids_of(deployment);
+        assert!(!pids.is_empty(), "no pod of {deployment}");
+        for pid in &pids {
+            signal(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let started = std::time::Instant::now();
+        while pids
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{deployment} did not stop within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "{deployment} stopped {} ms after SIGTERM, API stopped",
+            started.elapsed().as_millis()
         );
     }
-    let started = std::time::Instant::now();
-    while pids
-        .iter()
-        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the volume-manager did not stop within 30 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    eprintln!(
-        "volume-manager stopped {} ms after SIGTERM",
-        started.elapsed().as_millis()
-    );
 
     // The API returns, so does the pool: all recovers by itself.
     signal(apiserver, nix::sys::signal::Signal::SIGCONT);

@@ -478,6 +478,21 @@ fn replicas_are_ordered_by_their_recorded_write_sequence() {
     assert_eq!(ids, vec!["b", "a", "c", "d"]);
 }
 
+/// A start serves the spec's size unless an opened replica file is shorter (a resize in
+/// flight at the stop): then the shortest, and the main loop grows the volume later.
+#[test]
+fn a_start_serves_what_every_opened_replica_holds() {
+    let mib = 1 << 20;
+    for (spec, lens, want) in [
+        (64 * mib, vec![], 64 * mib),
+        (64 * mib, vec![64 * mib, 64 * mib], 64 * mib),
+        (64 * mib, vec![64 * mib, 32 * mib, 64 * mib], 32 * mib),
+        (64 * mib, vec![128 * mib], 64 * mib),
+    ] {
+        assert_eq!(start_size(spec, &lens), want, "{spec} {lens:?}");
+    }
+}
+
 /// `cstor volume recover`: refused while a replica is recorded Healthy; otherwise the named
 /// replica, or the one with the highest recorded write sequence; and a start trusts it only
 /// while no replica is Healthy.

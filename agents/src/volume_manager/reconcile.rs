@@ -46,22 +46,24 @@ const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 use cstor_runtime::errors::{ApiError, Step};
 use cstor_runtime::now;
 
-/// Opens a replica file (and grows it to `size`: a resize may have happened before this
-/// start) on a blocking thread, given at most the replica I/O deadline: a hung replica
-/// must not hold the start. The reason when it cannot.
-async fn open_off_runtime(path: PathBuf, size: u64) -> Result<File, String> {
+/// Opens a replica file on a blocking thread, given at most the replica I/O deadline (a hung
+/// replica must not hold the start); the file and its length, or the reason it cannot. The
+/// file is never grown here: that is the pool-manager's, once the replica's quota allows it.
+async fn open_off_runtime(path: PathBuf) -> Result<(File, u64), String> {
     let shown = path.display().to_string();
     let task = tokio::task::spawn_blocking(move || {
         let file = open_replica(&path)?;
-        if file.metadata().map(|m| m.len() < size).unwrap_or(false)
-            && let Err(e) = file.set_len(size)
-        {
-            tracing::warn!(path = %path.display(), error = %e, "growing replica file");
-        }
-        Ok::<File, Error>(file)
+        let len = file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|source| Error::Io {
+                context: format!("stat replica file {}", path.display()),
+                source,
+            })?;
+        Ok::<(File, u64), Error>((file, len))
     });
     match tokio::time::timeout(super::fanout::DEFAULT_IO_DEADLINE, task).await {
-        Ok(Ok(Ok(file))) => Ok(file),
+        Ok(Ok(Ok(opened))) => Ok(opened),
         Ok(Ok(Err(e))) => Err(e.to_string()),
         Ok(Err(e)) => Err(format!("open {shown}: {e}")),
         Err(_) => Err(format!(
@@ -372,6 +374,7 @@ async fn initial_fanout(
                 // trust when none is recorded Healthy; the others are rebuilt from it.
                 let promoted = status::promoted(&cv);
                 let mut replicas = Vec::new();
+                let mut lens = Vec::new();
                 let mut problems = Vec::new();
                 for (id, (path, recreate)) in &wanted {
                     let healthy = match &promoted {
@@ -381,15 +384,21 @@ async fn initial_fanout(
                     if !healthy {
                         continue;
                     }
-                    match open_off_runtime(path.clone(), size).await {
-                        Ok(file) => replicas.push(Replica {
-                            id: id.clone(),
-                            file,
-                            state: ReplicaState::Healthy,
-                        }),
+                    match open_off_runtime(path.clone()).await {
+                        Ok((file, len)) => {
+                            lens.push(len);
+                            replicas.push(Replica {
+                                id: id.clone(),
+                                file,
+                                state: ReplicaState::Healthy,
+                            })
+                        }
                         Err(e) => problems.push(e),
                     }
                 }
+                // A resize in flight at the stop: serve what every replica holds; the main
+                // loop grows the volume once the pool-managers have grown every file.
+                let size = status::start_size(size, &lens);
                 let cf = cv.spec.consistency_factor.unwrap_or(1).max(1) as usize;
                 // The resync reference is the first: the replica with the most writes.
                 status::order_by_write_sequence(&cv, &mut replicas, |r| r.id.as_str());

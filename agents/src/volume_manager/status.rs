@@ -467,6 +467,12 @@ pub fn waiting_status(
     }
 }
 
+/// The size a start serves: the spec's, unless an opened replica file is shorter (a resize
+/// was in flight at the stop and its pool-manager has not grown that file yet).
+pub fn start_size(spec: u64, lens: &[u64]) -> u64 {
+    lens.iter().copied().fold(spec, u64::min)
+}
+
 /// Orders replicas by the write sequence the last status recorded for them
 /// (`checkpointedIOSeq`), highest first, then by id: the first is the resync reference, the
 /// replica that took the most writes, whatever order the CVRs were listed in.
