@@ -95,6 +95,8 @@ pub mod annotations {
     /// Ours: what one CSPC/CSPI version can't express, kept for a lossless round trip
     /// (docs/admission.md A).
     pub const CONVERSION_DATA: &str = "cstor.openebs.io/conversion-data";
+    /// Ours: on a CStorVolume, the replica `cstor volume recover` promotes (docs/volumes.md).
+    pub const RECOVER_FROM: &str = "cstor.openebs.io/recover-from";
 }
 
 /// Finalizers.

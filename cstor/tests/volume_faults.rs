@@ -295,6 +295,18 @@ fn node_of(
         .expect("node")
 }
 
+/// Whether process `pid` still runs: it exists and is not a zombie (the local runner reaps
+/// its children, but it may be waiting on the stopped API server meanwhile).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
 fn pool_of(cvr: &cstor_api::cstor_v1::cvr::CStorVolumeReplica) -> String {
     cvr.metadata
         .labels
@@ -958,10 +970,7 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
             );
         }
         let started = std::time::Instant::now();
-        while pids
-            .iter()
-            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-        {
+        while pids.iter().any(|p| running(*p)) {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "{deployment} did not stop within 30 s of SIGTERM"

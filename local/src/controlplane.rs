@@ -97,7 +97,15 @@ impl ControlPlane {
                     .prefix("cstor-cp-")
                     .tempdir()
                     .map_err(|e| Error::io(Path::new("/tmp"), e))?;
-                (t.path().to_path_buf(), Some(t))
+                // CSTOR_KEEP_RUN_DIR=1 keeps the logs of every process for a post-mortem.
+                if std::env::var_os("CSTOR_KEEP_RUN_DIR").is_some() {
+                    let kept = t.keep();
+                    tracing::warn!(dir = %kept.display(), "keeping the run directory");
+                    eprintln!("run directory kept: {}", kept.display());
+                    (kept, None)
+                } else {
+                    (t.path().to_path_buf(), Some(t))
+                }
             }
             RunDir::At(d) => {
                 if d.exists() {
@@ -338,7 +346,7 @@ impl ControlPlane {
     /// Stops every process (SIGTERM, then SIGKILL) and removes the run directory.
     pub fn stop(mut self) {
         self.supervisor.stop(Duration::from_secs(10));
-        if self._tmp.is_none() {
+        if self._tmp.is_none() && std::env::var_os("CSTOR_KEEP_RUN_DIR").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

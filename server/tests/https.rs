@@ -30,7 +30,13 @@ impl Facts for Empty {
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok((0, 0))
     }
-    async fn owner_deleting(&self, _: OwnerKind, _: &str, _: &str) -> Result<bool, FactsError> {
+    async fn owner_deleting(
+        &self,
+        _: OwnerKind,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, FactsError> {
         Ok(false)
     }
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {

@@ -166,7 +166,18 @@ async fn v1alpha1_manifests_work_through_conversion() {
                  "dataRaidGroups": [{"blockDevices": [{"blockDeviceName": "bd-conv-1"}, {"blockDeviceName": "bd-conv-2"}]}],
                  "poolConfig": {"dataRaidGroupType": "mirror"}},
     });
-    let out = apply(&env, "cspi", &cspi);
+    let file = env.control_plane.dir().join("conv-cspi.json");
+    std::fs::write(&file, cspi.to_string()).expect("write");
+    let out = kubectl(
+        &env,
+        &[
+            "apply",
+            &format!("--as=system:serviceaccount:{NS}:cstor-cspc-operator"),
+            "--as-group=system:masters",
+            "-f",
+            &file.display().to_string(),
+        ],
+    );
     assert!(out.success, "{}", out.stderr);
     let out = kubectl(
         &env,

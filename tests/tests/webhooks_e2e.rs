@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cstor_api::cstor_v1::CStorPoolCluster;
+use cstor_api::cstor_v1::{CStorPoolCluster, CStorVolume, CStorVolumeReplica};
 use cstor_local::components::OPERATOR_NAMESPACE;
 use cstor_local::{cluster, testing};
 use cstor_tests::run;
@@ -29,6 +29,19 @@ impl Ctx {
 
     fn apply(&self, name: &str, doc: serde_json::Value) -> cstor_tests::Output {
         self.apply_with(name, doc, &[])
+    }
+
+    /// Applies `doc` as an operator's service account would (system:masters for RBAC, so
+    /// the webhook, which looks at the username, is what decides).
+    fn apply_as_operator(&self, name: &str, doc: serde_json::Value) -> cstor_tests::Output {
+        self.apply_with(
+            name,
+            doc,
+            &[
+                &format!("--as=system:serviceaccount:{NS}:cstor-cspc-operator"),
+                "--as-group=system:masters",
+            ],
+        )
     }
 
     fn apply_with(
@@ -254,17 +267,35 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
         "cvc pvc-e2e replicaCount got modified from 3 to 4",
     );
 
-    // A CSPI of the CSPC "good", and RBAC that lets alice and the cspc-operator's account edit
-    // CSPIs, so the webhook (not RBAC) is what decides.
+    // A CSPI of the CSPC "good" (owned by it, as the operator makes it), and RBAC that lets
+    // alice and the cspc-operator's account edit CSPIs, so the webhook (not RBAC) is what
+    // decides. No operator runs here: the guard holds without one putting things back.
+    let cspcs: Api<CStorPoolCluster> = Api::namespaced(ctx.env.client.clone(), NS);
+    let good_uid = cspcs
+        .get("good")
+        .await
+        .expect("cspc good")
+        .metadata
+        .uid
+        .expect("uid");
     let cspi = json!({
         "apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolInstance",
         "metadata": {"name": "good-abcd", "labels": {"openebs.io/cstor-pool-cluster": "good",
-                                                     "kubernetes.io/hostname": "cstor-node-1"}},
+                                                     "kubernetes.io/hostname": "cstor-node-1"},
+                     "ownerReferences": [{"apiVersion": "cstor.openebs.io/v1", "kind": "CStorPoolCluster",
+                                          "name": "good", "uid": good_uid, "controller": true}]},
         "spec": {"hostName": "cstor-node-1", "nodeSelector": {"kubernetes.io/hostname": "cstor-node-1"},
                  "dataRaidGroups": [{"blockDevices": [{"blockDeviceName": "bd-e2e-1"}]}],
                  "poolConfig": {"dataRaidGroupType": "stripe"}},
     });
-    assert!(ctx.apply("cspi", cspi).success);
+    // Only the operators make CSPIs.
+    denied(
+        &ctx.apply("cspi-by-admin", cspi.clone()),
+        "validate-owned.cstor.openebs.io",
+        "CStorPoolInstance objects are made by the operators; create or edit a CStorPoolCluster instead",
+    );
+    let out = ctx.apply_as_operator("cspi", cspi);
+    assert!(out.success, "{}", out.stderr);
     let rbac = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cstor-cspc-operator"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cspi-editor"},
@@ -293,7 +324,42 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
         "direct CStorPoolInstance good-abcd spec changes are not allowed; edit CStorPoolCluster good instead",
     );
     let out = ctx.kubectl(&["--as=alice", "label", "cspi", "good-abcd", "team=storage"]);
-    assert!(out.success, "a label edit is free: {}", out.stderr);
+    assert!(out.success, "a user's own label is free: {}", out.stderr);
+    // The labels the operators rely on are not: relabelling to a CSPC that does not exist
+    // (which once made a delete look like a cascade) is refused, and so is the delete.
+    let out = ctx.kubectl(&[
+        "--as=alice",
+        "label",
+        "--overwrite",
+        "cspi",
+        "good-abcd",
+        "openebs.io/cstor-pool-cluster=ghost",
+    ]);
+    denied(
+        &out,
+        "validate-owned.cstor.openebs.io",
+        "CStorPoolInstance good-abcd: label openebs.io/cstor-pool-cluster is set by the operators and cannot be changed directly",
+    );
+    let out = ctx.kubectl(&[
+        "--as=alice",
+        "patch",
+        "cspi",
+        "good-abcd",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/ownerReferences"}]"#,
+    ]);
+    denied(
+        &out,
+        "validate-owned.cstor.openebs.io",
+        "CStorPoolInstance good-abcd: ownerReferences is set by the operators and cannot be changed directly",
+    );
+    let out = ctx.kubectl(&["--as=alice", "delete", "cspi", "good-abcd", "--wait=false"]);
+    denied(
+        &out,
+        "validate-owned.cstor.openebs.io",
+        "direct deletion of CStorPoolInstance good-abcd is not allowed; remove its pool from CStorPoolCluster good or delete that CStorPoolCluster instead",
+    );
     let operator = format!("--as=system:serviceaccount:{NS}:cstor-cspc-operator");
     let out = ctx.kubectl(&[
         &operator,
@@ -316,7 +382,12 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
         "metadata": {"name": "pvc-e2e-good-abcd", "labels": {"cstorpoolinstance.openebs.io/name": "good-abcd"}},
         "spec": {},
     });
-    assert!(ctx.apply("cvr", cvr).success);
+    denied(
+        &ctx.apply("cvr-by-admin", cvr.clone()),
+        "validate-owned.cstor.openebs.io",
+        "CStorVolumeReplica objects are made by the operators; create a CStorVolumeConfig (or a PersistentVolumeClaim of the cStor CSI driver) instead",
+    );
+    assert!(ctx.apply_as_operator("cvr", cvr).success);
     let out = ctx.kubectl(&["delete", "cspc", "good", "--wait=false"]);
     denied(
         &out,
@@ -342,13 +413,13 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
                  "dataRaidGroups": [{"blockDevices": [{"blockDeviceName": "bd-n2-1"}]}],
                  "poolConfig": {"dataRaidGroupType": "stripe"}},
     });
-    assert!(ctx.apply("cspi2", cspi2).success);
+    assert!(ctx.apply_as_operator("cspi2", cspi2).success);
     let cvr2 = json!({
         "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeReplica",
         "metadata": {"name": "pvc-e2e-two-n2", "labels": {"cstorpoolinstance.openebs.io/name": "two-n2"}},
         "spec": {},
     });
-    assert!(ctx.apply("cvr2", cvr2).success);
+    assert!(ctx.apply_as_operator("cvr2", cvr2).success);
     let out = ctx.apply(
         "two-less",
         two(json!([pool("cstor-node-1", "stripe", &[&["bd-e2e-5"]])])),
@@ -382,7 +453,7 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
         "metadata": {"name": "pv-clone-1", "labels": {"openebs.io/source-volume": "pv-data"}},
         "spec": {},
     });
-    let out = ctx.apply("clone", clone);
+    let out = ctx.apply_as_operator("clone", clone);
     assert!(out.success, "{}", out.stderr);
     let out = ctx.kubectl(&["delete", "pvc", "data", "--wait=false"]);
     denied(
@@ -395,6 +466,62 @@ async fn more_rule_groups_through_kubectl(ctx: &Ctx) {
         out.success,
         "a claim of another provisioner is not guarded: {}",
         out.stderr
+    );
+
+    // A replica owned by a live CStorVolume: a user's delete is refused (the owner is read by
+    // its UID, live); once the volume is deleted, the garbage collector's cascade goes through.
+    let cvs: Api<CStorVolume> = Api::namespaced(ctx.env.client.clone(), NS);
+    let cv_uid = cvs
+        .get("pv-clone-1")
+        .await
+        .expect("cv")
+        .metadata
+        .uid
+        .expect("uid");
+    let owned_cvr = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeReplica",
+        "metadata": {"name": "pv-clone-1-r1", "labels": {"openebs.io/persistent-volume": "pv-clone-1"},
+                     "ownerReferences": [{"apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolume",
+                                          "name": "pv-clone-1", "uid": cv_uid, "controller": true}]},
+        "spec": {},
+    });
+    assert!(ctx.apply_as_operator("owned-cvr", owned_cvr).success);
+    let out = ctx.kubectl(&["delete", "cvr", "pv-clone-1-r1", "--wait=false"]);
+    denied(
+        &out,
+        "validate-owned.cstor.openebs.io",
+        "direct deletion of CStorVolumeReplica pv-clone-1-r1 is not allowed; scale the volume down in CStorVolumeConfig pv-clone-1 (spec.policy.replicaPoolInfo) instead",
+    );
+    let out = ctx.kubectl(&[
+        &format!("--as=system:serviceaccount:{NS}:cstor-cvc-operator"),
+        "--as-group=system:masters",
+        "delete",
+        "cstorvolume",
+        "pv-clone-1",
+        "--wait=false",
+    ]);
+    assert!(
+        out.success,
+        "the operator deletes the volume: {}",
+        out.stderr
+    );
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(ctx.env.client.clone(), NS);
+    let mut gone = false;
+    for _ in 0..200 {
+        if cvrs
+            .get_opt("pv-clone-1-r1")
+            .await
+            .expect("get cvr")
+            .is_none()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        gone,
+        "the cascade removed the replica of the deleted volume"
     );
 
     // NS-4: the operator namespace is not deleted while it holds pools and volumes.

@@ -3,7 +3,6 @@
 use cstor_api::cstor_v1::{
     CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeReplica,
 };
-use cstor_api::keys::labels;
 use cstor_policy::Verdict;
 use cstor_policy::owned::{self, Request as OwnedRequest};
 use kube::core::DynamicObject;
@@ -142,32 +141,36 @@ async fn run<F: Facts>(
         }
         ("cstor.openebs.io", "CStorPoolInstance" | "CStorVolumeReplica" | "CStorVolume") => {
             let operation = match op {
+                Operation::Create => owned::Operation::Create,
                 Operation::Update => owned::Operation::Update,
                 Operation::Delete => owned::Operation::Delete,
-                _ => return Ok(Verdict::allow()),
+                Operation::Connect => return Ok(Verdict::allow()),
             };
-            let old_obj = object(&req.old_object, "oldObject", kind)?;
-            let owner_label = |key: &str| {
-                old_obj
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(key))
-                    .cloned()
-                    .unwrap_or_default()
+            let old_obj = match operation {
+                owned::Operation::Create => None,
+                _ => Some(object(&req.old_object, "oldObject", kind)?),
             };
-            let (owner_kind, owner) = match kind {
-                "CStorPoolInstance" => (OwnerKind::Cspc, owner_label(labels::CSTOR_POOL_CLUSTER)),
-                "CStorVolumeReplica" => (OwnerKind::Cvc, owner_label(labels::PERSISTENT_VOLUME)),
-                _ => (OwnerKind::Cvc, req.name.clone()),
-            };
-            let owner_deleting = if operation == owned::Operation::Delete {
-                facts
-                    .owner_deleting(owner_kind, namespace, &owner)
-                    .await
-                    .map_err(facts_error)?
-            } else {
-                false
+            // The owner is the stored object's controller ownerReference, by UID: labels are
+            // free to edit, a reference is not (the rule guards it).
+            let owner_deleting = match (operation, &old_obj) {
+                (owned::Operation::Delete, Some(old)) => {
+                    match old
+                        .metadata
+                        .owner_references
+                        .as_ref()
+                        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
+                    {
+                        Some(r) => match OwnerKind::of(&r.kind) {
+                            Some(owner_kind) => facts
+                                .owner_deleting(owner_kind, namespace, &r.name, &r.uid)
+                                .await
+                                .map_err(facts_error)?,
+                            None => false,
+                        },
+                        None => false,
+                    }
+                }
+                _ => false,
             };
             let who = OwnedRequest {
                 username: req.user_info.username.as_deref().unwrap_or_default(),
@@ -175,33 +178,33 @@ async fn run<F: Facts>(
                 owner_deleting,
             };
             let ops = &config.operator_accounts;
+            let new_obj = match operation {
+                owned::Operation::Delete => None,
+                _ => Some(object(&req.object, "object", kind)?),
+            };
             Ok(match kind {
                 "CStorPoolInstance" => {
-                    let old: CStorPoolInstance = typed(old_obj, kind)?;
-                    let new = req
-                        .object
-                        .as_ref()
+                    let old = old_obj
                         .map(|o| typed::<CStorPoolInstance>(o, kind))
                         .transpose()?;
-                    owned::cspi(&old, new.as_ref(), &who, ops)
+                    let new = new_obj
+                        .map(|o| typed::<CStorPoolInstance>(o, kind))
+                        .transpose()?;
+                    owned::cspi(old.as_ref(), new.as_ref(), &who, ops)
                 }
                 "CStorVolumeReplica" => {
-                    let old: CStorVolumeReplica = typed(old_obj, kind)?;
-                    let new = req
-                        .object
-                        .as_ref()
+                    let old = old_obj
                         .map(|o| typed::<CStorVolumeReplica>(o, kind))
                         .transpose()?;
-                    owned::cvr(&old, new.as_ref(), &who, ops)
+                    let new = new_obj
+                        .map(|o| typed::<CStorVolumeReplica>(o, kind))
+                        .transpose()?;
+                    owned::cvr(old.as_ref(), new.as_ref(), &who, ops)
                 }
                 _ => {
-                    let old: CStorVolume = typed(old_obj, kind)?;
-                    let new = req
-                        .object
-                        .as_ref()
-                        .map(|o| typed::<CStorVolume>(o, kind))
-                        .transpose()?;
-                    owned::cstor_volume(&old, new.as_ref(), &who, ops)
+                    let old = old_obj.map(|o| typed::<CStorVolume>(o, kind)).transpose()?;
+                    let new = new_obj.map(|o| typed::<CStorVolume>(o, kind)).transpose()?;
+                    owned::cstor_volume(old.as_ref(), new.as_ref(), &who, ops)
                 }
             })
         }

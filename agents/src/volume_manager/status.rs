@@ -489,7 +489,7 @@ pub fn order_by_write_sequence<T>(cv: &CStorVolume, replicas: &mut [T], id: impl
 
 /// CV annotation set by `cstor volume recover`: the replica id to trust when no replica is
 /// recorded Healthy.
-pub const RECOVER_FROM_ANNOTATION: &str = "cstor.openebs.io/recover-from";
+pub const RECOVER_FROM_ANNOTATION: &str = cstor_api::keys::annotations::RECOVER_FROM;
 
 /// One replica as `cstor volume recover` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -117,22 +117,31 @@ impl Facts for KubeFacts {
         owner_kind: OwnerKind,
         namespace: &str,
         name: &str,
+        uid: &str,
     ) -> Result<bool, FactsError> {
         let meta = match owner_kind {
             OwnerKind::Cspc => {
                 let api: Api<CStorPoolCluster> = Api::namespaced(self.client.clone(), namespace);
-                self.bounded("CStorPoolCluster", api.get_opt(name))
+                self.bounded("CStorPoolCluster", api.get_metadata_opt(name))
                     .await?
                     .map(|o| o.metadata)
             }
             OwnerKind::Cvc => {
                 let api: Api<CStorVolumeConfig> = Api::namespaced(self.client.clone(), namespace);
-                self.bounded("CStorVolumeConfig", api.get_opt(name))
+                self.bounded("CStorVolumeConfig", api.get_metadata_opt(name))
+                    .await?
+                    .map(|o| o.metadata)
+            }
+            OwnerKind::Cv => {
+                let api: Api<CStorVolume> = Api::namespaced(self.client.clone(), namespace);
+                self.bounded("CStorVolume", api.get_metadata_opt(name))
                     .await?
                     .map(|o| o.metadata)
             }
         };
-        Ok(meta.is_none_or(|m| m.deletion_timestamp.is_some()))
+        Ok(meta.is_none_or(|m| {
+            m.deletion_timestamp.is_some() || m.uid.as_deref().is_some_and(|u| u != uid)
+        }))
     }
 
     async fn namespace_holdings(&self, namespace: &str) -> Result<(usize, usize), FactsError> {
@@ -371,10 +380,11 @@ impl Facts for CachedFacts {
         owner_kind: OwnerKind,
         namespace: &str,
         name: &str,
+        uid: &str,
     ) -> Result<bool, FactsError> {
         self.inner
             .live
-            .owner_deleting(owner_kind, namespace, name)
+            .owner_deleting(owner_kind, namespace, name, uid)
             .await
     }
 

@@ -40,12 +40,14 @@ pub trait Facts: Send + Sync {
         &self,
         volume: &str,
     ) -> impl Future<Output = Result<(usize, usize), FactsError>> + Send;
-    /// Whether the CSPC or CVC `namespace/name` is being deleted (or is gone).
+    /// Whether the owner `namespace/name` with `uid` is being deleted or is gone (another
+    /// object of that name is not it).
     fn owner_deleting(
         &self,
         owner_kind: OwnerKind,
         namespace: &str,
         name: &str,
+        uid: &str,
     ) -> impl Future<Output = Result<bool, FactsError>> + Send;
     /// How many CSPCs and CVCs live in `namespace`.
     fn namespace_holdings(
@@ -59,6 +61,19 @@ pub trait Facts: Send + Sync {
 pub enum OwnerKind {
     Cspc,
     Cvc,
+    Cv,
+}
+
+impl OwnerKind {
+    /// The owner kind an ownerReference's `kind` names, if it is one of ours.
+    pub fn of(kind: &str) -> Option<OwnerKind> {
+        match kind {
+            "CStorPoolCluster" => Some(OwnerKind::Cspc),
+            "CStorVolumeConfig" => Some(OwnerKind::Cvc),
+            "CStorVolume" => Some(OwnerKind::Cv),
+            _ => None,
+        }
+    }
 }
 
 /// Facts held in memory: for the benchmark's decision path, the fuzz target and tests.
@@ -79,7 +94,13 @@ impl Facts for MemoryFacts {
     async fn clone_counts(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok(self.clones)
     }
-    async fn owner_deleting(&self, _: OwnerKind, _: &str, _: &str) -> Result<bool, FactsError> {
+    async fn owner_deleting(
+        &self,
+        _: OwnerKind,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, FactsError> {
         Ok(self.owner_deleting)
     }
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
