@@ -18,6 +18,8 @@ pub const CREATE: &str = "Create";
 pub const CREATED: &str = "Created";
 /// Go spelling, on the wire.
 pub const DE_PROVISIONING: &str = "DeProvisioning";
+/// A delete waits: what it would destroy is still in use (volume replicas on a pool).
+pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 pub const DESTROYED: &str = "Destroyed";
 /// Go spelling, on the wire.
 pub const DEVICE_STATE: &str = "DeviceState";
@@ -121,6 +123,8 @@ pub mod cvc {
     pub const POOLS_SELECTED: &str = "PoolsSelected";
     /// `PoolPlacement`: fewer usable pools than missing replicas; the CVC stays Pending.
     pub const NOT_ENOUGH_POOLS: &str = "NotEnoughPools";
+    /// Ours: the volume's CStorPoolCluster is being deleted, so nothing is placed on it.
+    pub const POOL_CLUSTER_DELETING: &str = "PoolClusterDeleting";
     /// `PoolPlacement`: `replicaPoolInfo` does not name `replicaCount` pools.
     pub const INVALID_REPLICA_POOL_INFO: &str = "InvalidReplicaPoolInfo";
     /// `ReplicaScaling` reasons.

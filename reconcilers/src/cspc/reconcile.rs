@@ -733,6 +733,22 @@ async fn cleanup_cspi(
     Ok(())
 }
 
+/// The CVRs on pool `cspi`, read live (names, sorted).
+async fn replicas_on(apis: &Apis, cspi: &str) -> Result<Vec<String>, Error> {
+    let lp = ListParams::default().labels(&format!("{}={cspi}", labels::CSPI_NAME));
+    let mut names: Vec<String> = apis
+        .cvrs
+        .list_metadata(&lp)
+        .await
+        .step("list CVRs on pool", cspi)?
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 async fn release_claim(apis: &Apis, bdc: &BlockDeviceClaim) -> Result<(), Error> {
     remove_finalizer(&apis.bdcs, &bdc.name_any(), finalizers::CSPC).await?;
     if !is_deleting(bdc) {
@@ -760,8 +776,21 @@ async fn delete_cspc(
         .step("list BlockDeviceClaims of CSPC", &name)?
         .items;
     let mut waiting = Vec::new();
+    let mut held = Vec::new();
     for cspi in cspis {
         if !is_deleting(cspi) {
+            // Admission refused this delete if it saw replicas, but its cache may have been
+            // behind a replica placed just before: count again, live, right before acting.
+            let replicas = replicas_on(apis, &cspi.name_any()).await?;
+            if !replicas.is_empty() {
+                held.push(format!(
+                    "{}: {} volume replica(s) still live on it ({}); delete those volumes or scale their replicas off this pool",
+                    cspi.name_any(),
+                    replicas.len(),
+                    replicas.join(", ")
+                ));
+                continue;
+            }
             event(
                 ctx,
                 cspc,
@@ -779,6 +808,35 @@ async fn delete_cspc(
         } else {
             waiting.push(cspi.name_any());
         }
+    }
+    if !held.is_empty() {
+        let message = format!(
+            "CSPC is being deleted, but pools hold volume replicas: {}",
+            held.join("; ")
+        );
+        event(
+            ctx,
+            cspc,
+            EventType::Warning,
+            reasons::DELETION_BLOCKED,
+            message,
+        )
+        .await;
+        let input = StatusInput {
+            desired: cspc.spec.pools.len(),
+            instances: Vec::new(),
+            problems: Problems {
+                replicas_on_pool: held,
+                deprovisioning: waiting
+                    .iter()
+                    .map(|w| format!("CSPC is being deleted; waiting for pool {w} to be destroyed"))
+                    .collect(),
+                ..Problems::default()
+            },
+            generation: cspc.metadata.generation,
+        };
+        write_status(cspc, ctx, apis, &input).await?;
+        return Ok(Action::requeue(MEDIUM_REQUEUE));
     }
     let remaining = apis
         .cspis

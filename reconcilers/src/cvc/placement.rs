@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use cstor_api::quantity::bytes;
 
 pub use cstor_runtime::reasons::cvc::{
-    INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOLS_SELECTED,
+    INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOL_CLUSTER_DELETING, POOLS_SELECTED,
 };
 
 /// A pool as placement sees it.
@@ -25,6 +25,8 @@ pub struct Candidate {
     pub read_only: bool,
     /// `status.capacity.free` as written by the pool manager; `None` before the first status.
     pub free: Option<String>,
+    /// The CSPI has a deletionTimestamp.
+    pub deleting: bool,
 }
 
 impl Candidate {
@@ -40,6 +42,7 @@ impl Candidate {
             phase: status.phase,
             read_only: status.read_only,
             free: status.capacity.map(|c| c.free.0),
+            deleting: cspi.metadata.deletion_timestamp.is_some(),
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct PlacementInput<'a> {
     /// The PV (CVC) name; new replicas are named `<volume>-<pool>`.
     pub volume: &'a str,
     pub cspc: &'a str,
+    /// The CSPC has a deletionTimestamp: nothing is placed on its pools.
+    pub cspc_deleting: bool,
     /// `spec.provision.replicaCount`.
     pub replica_count: usize,
     /// Replicas still to place (`replicaCount − existing`).
@@ -98,6 +103,9 @@ pub struct Placement {
 fn reject(c: &Candidate, input: &PlacementInput<'_>, capacity: Option<u128>) -> Option<String> {
     if input.existing.iter().any(|e| e.pool == c.name) {
         return Some("already holds a replica of this volume".into());
+    }
+    if c.deleting {
+        return Some("being deleted".into());
     }
     if c.phase != phase::ONLINE {
         return Some(if c.phase.is_empty() {
@@ -142,6 +150,17 @@ fn describe(considered: &[(String, Verdict)]) -> String {
 /// space (most first) then name; reject pools already holding a replica, not ONLINE,
 /// read-only, too full, or on a node that already holds (or gets) a replica of the volume.
 pub fn place(input: &PlacementInput<'_>) -> Placement {
+    if input.cspc_deleting {
+        return Placement {
+            selected: Vec::new(),
+            considered: Vec::new(),
+            reason: POOL_CLUSTER_DELETING,
+            message: format!(
+                "CStorPoolCluster {} is being deleted: no replica is placed on its pools",
+                input.cspc
+            ),
+        };
+    }
     if !input.pinned.is_empty() && input.pinned.len() != input.replica_count {
         return Placement {
             selected: Vec::new(),

@@ -317,6 +317,14 @@ pub(super) async fn place_replicas(
             .step("list CSPIs of CSPC", cspc)?
             .items;
         let candidates: Vec<Candidate> = cspis.iter().map(Candidate::from_cspi).collect();
+        // Read now, not from a cache: a pool cluster being deleted must not get a replica.
+        let cspc_deleting = pass
+            .apis
+            .cspcs
+            .get_opt(cspc)
+            .await
+            .step("get CStorPoolCluster", cspc)?
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_some());
         let existing: Vec<ExistingReplica> = cvrs
             .iter()
             .map(|r| ExistingReplica {
@@ -365,6 +373,7 @@ pub(super) async fn place_replicas(
         let input = PlacementInput {
             volume: &name,
             cspc,
+            cspc_deleting,
             replica_count,
             needed,
             capacity: provision_cap,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cstor_api::cstor_v1::{
-    CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeConfigStatus, CStorVolumePolicy,
-    CStorVolumePolicySpec, CStorVolumeReplica, cvc::phase,
+    CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeConfigStatus,
+    CStorVolumePolicy, CStorVolumePolicySpec, CStorVolumeReplica, cvc::phase,
 };
 use cstor_api::keys::{annotations, labels};
 use futures::StreamExt;
@@ -60,6 +60,7 @@ impl Context {
 
 /// The APIs one reconcile uses, all in the CVC's namespace.
 pub(super) struct Apis {
+    pub(super) cspcs: Api<CStorPoolCluster>,
     pub(super) cvcs: Api<CStorVolumeConfig>,
     pub(super) cvs: Api<CStorVolume>,
     pub(super) cvrs: Api<CStorVolumeReplica>,
@@ -73,6 +74,7 @@ pub(super) struct Apis {
 impl Apis {
     fn new(client: &Client, ns: &str) -> Self {
         Apis {
+            cspcs: Api::namespaced(client.clone(), ns),
             cvcs: Api::namespaced(client.clone(), ns),
             cvs: Api::namespaced(client.clone(), ns),
             cvrs: Api::namespaced(client.clone(), ns),

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::cvc_common::*;
 use crate::cvc::placement::{
-    Candidate, ExistingReplica, INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOLS_SELECTED,
-    PlacementInput, Verdict, place,
+    Candidate, ExistingReplica, INVALID_REPLICA_POOL_INFO, NOT_ENOUGH_POOLS, POOL_CLUSTER_DELETING,
+    POOLS_SELECTED, PlacementInput, Verdict, place,
 };
 use pretty_assertions::assert_eq;
 
@@ -21,6 +21,7 @@ fn input<'a>(
     PlacementInput {
         volume: "pvc-1",
         cspc: "cspc-a",
+        cspc_deleting: false,
         replica_count: 3,
         needed,
         capacity: "1Gi",
@@ -260,4 +261,35 @@ fn candidate_from_cspi_prefers_the_hostname_label() {
     bare.status = None;
     let c = Candidate::from_cspi(&bare);
     assert_eq!(c, cand("p2", "host-2-spec", "", false, None));
+}
+
+/// Nothing is placed on a pool being deleted, nor on any pool of a CSPC being deleted (read
+/// live by the operator right before placing).
+#[test]
+fn pools_and_pool_clusters_being_deleted_get_no_replica() {
+    let mut going = online("cspc-a-aaaa", "n1", "10Gi");
+    going.deleting = true;
+    let pools = vec![
+        going,
+        online("cspc-a-bbbb", "n2", "5Gi"),
+        online("cspc-a-cccc", "n3", "5Gi"),
+    ];
+    let p = place(&input(&pools, 3, &[], &[]));
+    assert_eq!(p.reason, NOT_ENOUGH_POOLS);
+    assert!(
+        p.message.contains("cspc-a-aaaa: being deleted"),
+        "{}",
+        p.message
+    );
+    let mut whole = input(&pools[1..], 1, &[], &[]);
+    whole.cspc_deleting = true;
+    let p = place(&whole);
+    assert_eq!(
+        (p.reason, p.message.as_str(), p.selected.len()),
+        (
+            POOL_CLUSTER_DELETING,
+            "CStorPoolCluster cspc-a is being deleted: no replica is placed on its pools",
+            0
+        )
+    );
 }

@@ -25,6 +25,7 @@ pub fn cand(name: &str, node: &str, phase: &str, read_only: bool, free: Option<&
         phase: phase.into(),
         read_only,
         free: free.map(String::from),
+        deleting: false,
     }
 }
 
