@@ -195,7 +195,7 @@ fn zvol_clone_as_b_3_4() {
 #[test]
 fn small_command_lines() {
     let ds = "cstor-abc/pvc-1";
-    assert_eq!(store::destroy_argv(ds), argv(&["zfs", "destroy", "-R", ds]));
+    assert_eq!(store::destroy_argv(ds), argv(&["zfs", "destroy", "-r", ds]));
     assert_eq!(
         store::exists_argv(ds),
         argv(&["zfs", "list", "-H", "-o", "name", ds])

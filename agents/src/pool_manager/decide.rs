@@ -687,3 +687,31 @@ pub fn trim_message(s: &str) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+/// Why a pool must not be destroyed now, if it must not: it still holds volume datasets
+/// (`listing` is `zfs list -H -o name` output) or CVRs (`cvrs`, read live) still name it. A
+/// deleted CSPI waits with this as its reason instead of taking replicas with it.
+pub fn destroy_blocked(listing: &str, pool: &str, cvrs: &[String]) -> Option<String> {
+    let prefix = format!("{pool}/");
+    let datasets: Vec<&str> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.strip_prefix(&prefix)
+                .is_some_and(|d| d != HEADROOM_DATASET)
+        })
+        .collect();
+    let mut why = Vec::new();
+    if !datasets.is_empty() {
+        why.push(format!("volume datasets {}", datasets.join(", ")));
+    }
+    if !cvrs.is_empty() {
+        why.push(format!("volume replicas {}", cvrs.join(", ")));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "pool {pool} is not destroyed: it still holds {}; delete those volumes (or scale their replicas off this pool) first",
+            why.join(" and ")
+        )
+    })
+}

@@ -499,6 +499,37 @@ async fn destroy_pool(ctx: &Context, disks: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Why the pool must not be destroyed now (volume datasets on it, CVRs naming its CSPI), read
+/// live; a listing that fails blocks too.
+async fn destroy_blocker(ctx: &Context, cspi: &str) -> Result<Option<String>, Error> {
+    let listing = match ctx
+        .run(&["zfs", "list", "-H", "-o", "name", "-r", &ctx.pool])
+        .await
+    {
+        Ok(out) => out.stdout,
+        Err(e) => {
+            return Ok(Some(format!(
+                "pool {} is not destroyed: its datasets could not be listed ({})",
+                ctx.pool,
+                command_message(&e)
+            )));
+        }
+    };
+    let cvrs: Api<CStorVolumeReplica> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let lp =
+        ListParams::default().labels(&format!("{}={cspi}", cstor_api::keys::labels::CSPI_NAME));
+    let mut names: Vec<String> = cvrs
+        .list_metadata(&lp)
+        .await
+        .step("list CVRs on pool", cspi)?
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    names.sort();
+    Ok(decide::destroy_blocked(&listing, &ctx.pool, &names))
+}
+
 /// As in the Go operators: destroy the pool, then release `openebs.io/pool-protection`.
 async fn destroy(
     cspi: &CStorPoolInstance,
@@ -515,6 +546,25 @@ async fn destroy(
     let name = cspi.name_any();
     let mut failure = None;
     if ctx.present().await {
+        // Re-checked live right before acting: whatever admitted this delete may have been
+        // behind a replica placed just before.
+        if let Some(why) = destroy_blocker(ctx, &name).await? {
+            ctx.event(
+                reference,
+                EventType::Warning,
+                reasons::DELETION_BLOCKED,
+                why.clone(),
+                reasons::action::DESTROY,
+            )
+            .await;
+            let mut status = cspi.status.clone().unwrap_or_default();
+            status.phase = phase::DELETION_FAILED.into();
+            ctx.write_status(cspi, &status).await?;
+            return Err(Error::Destroy {
+                pool: ctx.pool.clone(),
+                message: why,
+            });
+        }
         let paths = spec_paths(cspi, ctx).await?;
         let disks: Vec<String> = paths.values().filter_map(|p| p.first().cloned()).collect();
         if let Err(message) = destroy_pool(ctx, &disks).await {

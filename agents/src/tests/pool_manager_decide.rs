@@ -854,3 +854,30 @@ fn expansion_condition_choices() {
         )
     );
 }
+
+/// A deleted CSPI's pool is destroyed only when it holds no volume dataset and no CVR names
+/// it; the headroom dataset does not count. Listing as `zfs list -H -o name` prints it.
+#[test]
+fn a_pool_holding_volumes_is_not_destroyed() {
+    let pool = "cstor-0d0a";
+    let empty = "cstor-0d0a\ncstor-0d0a/cstor-headroom\n";
+    assert_eq!(decide::destroy_blocked(empty, pool, &[]), None);
+    let with_volume = "cstor-0d0a\ncstor-0d0a/cstor-headroom\ncstor-0d0a/pvc-1\n";
+    assert_eq!(
+        decide::destroy_blocked(with_volume, pool, &["pvc-1-cstor-0d0a".into()]).as_deref(),
+        Some(
+            "pool cstor-0d0a is not destroyed: it still holds volume datasets cstor-0d0a/pvc-1 and volume replicas pvc-1-cstor-0d0a; delete those volumes (or scale their replicas off this pool) first"
+        )
+    );
+    assert_eq!(
+        decide::destroy_blocked(empty, pool, &["pvc-2-cstor-0d0a".into()]).as_deref(),
+        Some(
+            "pool cstor-0d0a is not destroyed: it still holds volume replicas pvc-2-cstor-0d0a; delete those volumes (or scale their replicas off this pool) first"
+        )
+    );
+    // Another pool's datasets are not this pool's.
+    assert_eq!(
+        decide::destroy_blocked("cstor-0d0ab/pvc-9\n", pool, &[]),
+        None
+    );
+}

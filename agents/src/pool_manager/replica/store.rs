@@ -114,7 +114,7 @@ pub trait ReplicaStore: Send + Sync {
         spec: &ReplicaSpec,
         steps: &[ResizeStep],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// `zfs destroy -R`; a store that does not exist is success.
+    /// `zfs destroy -r` (never dependent clones); a store that does not exist is success.
     fn destroy(&self, dataset: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// `io.openebs:zvol_replica_id` of an existing store (`None`: unset or no store).
     fn replica_id(
@@ -211,9 +211,11 @@ pub fn zvol_clone_argv(spec: &ReplicaSpec, target_ip: &str, source: &str) -> Vec
     argv
 }
 
-/// `zfs destroy -R DS`.
+/// `zfs destroy -r DS`: the replica's own snapshots and children, never (as `-R` would) the
+/// clones other volumes made from its snapshots; with such a clone the destroy fails and says
+/// so, and the replica waits.
 pub fn destroy_argv(dataset: &str) -> Vec<String> {
-    vec![s("zfs"), s("destroy"), s("-R"), s(dataset)]
+    vec![s("zfs"), s("destroy"), s("-r"), s(dataset)]
 }
 
 /// `zfs list -H -o name DS` (exit 1 + "dataset does not exist" when absent).
