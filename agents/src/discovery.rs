@@ -22,24 +22,28 @@ pub struct Disk {
     pub device_type: String,
 }
 
-/// A DNS-1123 name for `node`'s disk at `path`: `bd-<node>-<file name>`, lower-cased, other
-/// characters as `-`, at most 253 characters.
+/// A DNS-1123 name for `node`'s disk at `path`: `bd-<node>-<file name>` when that is already
+/// a valid name; otherwise (upper case, other characters, too long) the name made valid
+/// (lower-cased, other characters as `-`) with `-<8 hex digits>` of a hash of `node` and
+/// `path` appended, so two disks whose names would read alike after the change (`Disk_A`,
+/// `disk-a`) never share a BlockDevice.
 pub fn block_device_name(node: &str, path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
-    let raw = format!("bd-{node}-{file}").to_ascii_lowercase();
+    let raw = format!("bd-{node}-{file}");
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    let alnum_ends = raw.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if raw.len() <= 253 && alnum_ends && raw.chars().all(valid) {
+        return raw;
+    }
+    let hash = cstor_api::keys::fnv1a64(format!("{node}\0{path}").as_bytes()) as u32;
     let mut name: String = raw
+        .to_ascii_lowercase()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if valid(c) { c } else { '-' })
         .collect();
-    name.truncate(253);
-    name.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string()
+    name.truncate(253 - 9);
+    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{name}-{hash:08x}")
 }
 
 /// The BlockDevice for `disk` on `node`: Active, and Unclaimed unless `existing` says more.

@@ -121,6 +121,18 @@ pub async fn pass(client: &Client, config: &DiscoveryConfig) -> Result<usize, Di
         if !changed {
             continue;
         }
+        // Never take over another node's BlockDevice (a forced apply would).
+        if existing.is_none()
+            && let Some(other) = api
+                .get_opt(&name)
+                .await
+                .map_err(DiscoveryError::List)?
+                .and_then(|b| b.metadata.labels.and_then(|l| l.get(labels::HOSTNAME).cloned()))
+                .filter(|host| host != &config.node)
+        {
+            tracing::warn!(bd = %name, path = %disk.path, node = %other, "a BlockDevice of another node has this disk's name; not registered");
+            continue;
+        }
         tracing::info!(bd = %name, path = %disk.path, bytes = disk.bytes, "registering disk");
         api.patch(&name, &pp, &Patch::Apply(&body))
             .await

@@ -158,6 +158,17 @@ pub mod env {
 /// per CSPC holding the pool cache and, on zfs-fuse, `replicas/<volume>/lun`).
 pub const DEFAULT_REPLICA_ROOT: &str = "/var/openebs/cstor-pool";
 
+/// FNV-1a, 64 bit: the stable hash derived names are made with (CSPI suffixes, BlockDevice
+/// names that could not keep their disk's name as it is).
+pub fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// zpool name of a CSPC's pools: `cstor-<CSPC UID>`.
 pub fn zpool_name(cspc_uid: &str) -> String {
     format!("cstor-{cspc_uid}")

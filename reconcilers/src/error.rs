@@ -23,6 +23,15 @@ pub enum Error {
     /// The Lease was lost while the controllers ran: the process must restart.
     #[error("lost the lease {0}; stopping so a fresh process can compete again")]
     LeaseLost(String),
+    /// No CSPI name is free for a node: every derived candidate is another node's.
+    #[error(
+        "no free CSPI name for CSPC {cspc} on node {host}: {tried} candidates are other nodes' CSPIs"
+    )]
+    NoFreeName {
+        cspc: String,
+        host: String,
+        tried: usize,
+    },
     /// A controller stream ended although no shutdown was asked for.
     #[error("controller {0} stopped unexpectedly")]
     ControllerStopped(&'static str),
@@ -35,6 +44,7 @@ impl Error {
             Error::Api(e) => e.category(),
             Error::Json(_) => "serialization",
             Error::MissingField { .. } => "invalid_object",
+            Error::NoFreeName { .. } => "name_collision",
             Error::Patch(_) => "metadata_patch",
             Error::Lease(_) | Error::LeaseLost(_) => "lease",
             Error::ControllerStopped(_) => "controller_stopped",

@@ -19,8 +19,33 @@ fn names_are_dns_labels_of_node_and_file() {
         block_device_name("cstor-node-1", "/state/disks/cstor-node-1/disk1.img"),
         "bd-cstor-node-1-disk1.img"
     );
-    assert_eq!(block_device_name("Node_A", "/dev/sdb"), "bd-node-a-sdb");
-    assert_eq!(block_device_name("n", "/x/-weird_"), "bd-n--weird");
+    // Names that had to change carry a hash of node and path, so they cannot collide.
+    let changed = block_device_name("Node_A", "/dev/sdb");
+    assert!(changed.starts_with("bd-node-a-sdb-"), "{changed}");
+    assert_eq!(changed.len(), "bd-node-a-sdb-".len() + 8);
+    assert_eq!(changed, block_device_name("Node_A", "/dev/sdb"), "stable");
+    let (upper, plain) = (
+        block_device_name("n", "/d/Disk_A"),
+        block_device_name("n", "/d/disk-a"),
+    );
+    assert_eq!(plain, "bd-n-disk-a");
+    assert_ne!(upper, plain);
+    assert!(upper.starts_with("bd-n-disk-a-"), "{upper}");
+    let weird = block_device_name("n", "/x/-weird_");
+    assert!(weird.starts_with("bd-n--weird-"), "{weird}");
+    let long = block_device_name("n", &format!("/d/{}", "x".repeat(300)));
+    assert!(long.len() <= 253, "{}", long.len());
+    assert_ne!(
+        long,
+        block_device_name("n", &format!("/d/{}y", "x".repeat(300)))
+    );
+    for name in [&changed, &upper, &weird, &long] {
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::claim::{ClaimStatus, bdc_for_bd, claim_status, cspc_owner};
 use super::deployment::pool_manager_deployment;
-use super::naming::cspi_name;
+use super::naming::free_cspi_name;
 use super::status::{
     Instance, Problems, StatusInput, changed_conditions, cspc_status, pending_item,
 };
@@ -573,7 +573,7 @@ async fn sync_pool(
     };
     let cspi_name = match current {
         Some(c) => c.name_any(),
-        None => cspi_name(&name, pass.cspc_uid, host),
+        None => new_cspi_name(pass, &name, host).await?,
     };
     let body = cspi_apply(pass.cspc, &cspi_name, &spec, pass.version, current)?;
     let applied = match pass
@@ -731,6 +731,47 @@ async fn cleanup_cspi(
     )
     .await;
     Ok(())
+}
+
+/// The name of a new CSPI on `host`: never one a CSPI of another node holds (read live;
+/// applying to it would take that node's pool over).
+async fn new_cspi_name(pass: &PoolPass<'_>, cspc: &str, host: &str) -> Result<String, Error> {
+    let mut taken = BTreeMap::new();
+    // The first candidate and, only on a collision, the next few: read each live.
+    for attempt in 0..8 {
+        let candidate = free_cspi_name(cspc, pass.cspc_uid, host, |n| {
+            taken.get(n).copied().unwrap_or(false)
+        });
+        if taken.contains_key(&candidate) {
+            break;
+        }
+        let holder = pass
+            .apis
+            .cspis
+            .get_opt(&candidate)
+            .await
+            .step("get CSPI", &candidate)?;
+        let other = holder.is_some_and(|c| {
+            let its = c
+                .labels()
+                .get(labels::HOSTNAME)
+                .cloned()
+                .unwrap_or_else(|| c.spec.host_name.clone());
+            its != host
+        });
+        if !other {
+            if attempt > 0 {
+                tracing::warn!(cspc, host, name = %candidate, "CSPI name collision avoided");
+            }
+            return Ok(candidate);
+        }
+        taken.insert(candidate, true);
+    }
+    Err(Error::NoFreeName {
+        cspc: cspc.to_string(),
+        host: host.to_string(),
+        tried: taken.len(),
+    })
 }
 
 /// The CVRs on pool `cspi`, read live (names, sorted).

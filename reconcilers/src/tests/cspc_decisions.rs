@@ -8,7 +8,7 @@ use super::support::*;
 use crate::cspc::CspcConfig;
 use crate::cspc::claim::{ClaimError, ClaimStatus, bdc_for_bd, claim_status};
 use crate::cspc::deployment::pool_manager_deployment;
-use crate::cspc::naming::{cspi_name, fnv1a64};
+use crate::cspc::naming::{cspi_name, fnv1a64, free_cspi_name};
 use crate::cspc::node::{NodeError, pool_hosts, resolve_node};
 use crate::cspc::reconcile::cspi_apply;
 use crate::cspc::status::{Instance, Problems, StatusInput, cspc_status, pending_item};
@@ -91,6 +91,37 @@ fn cspi_names_are_deterministic() {
     assert_eq!(a, format!("cspc-a-{want}"));
     // Golden value (computed independently): never changes between releases.
     assert_eq!(a, "cspc-a-xcfr");
+}
+
+/// Two hosts of one CSPC whose 4-character suffixes collide (found by search: about 19 bits)
+/// get different CSPIs: the second host's name skips the one the first holds, the same way
+/// every time; with no collision the name is the plain derived one.
+#[test]
+fn colliding_cspi_names_are_never_shared() {
+    let mut seen = BTreeMap::new();
+    let (first, second) = (0..100_000)
+        .map(|i| format!("node-{i}"))
+        .find_map(|host| {
+            let name = cspi_name("pc", "uid-1", &host);
+            seen.insert(name, host.clone())
+                .map(|earlier| (earlier, host))
+        })
+        .expect("a collision among 100000 hosts");
+    let taken = cspi_name("pc", "uid-1", &first);
+    assert_eq!(taken, cspi_name("pc", "uid-1", &second));
+    let held_by_first = |n: &str| n == taken;
+    let own = free_cspi_name("pc", "uid-1", &second, held_by_first);
+    assert_ne!(own, taken, "{first} and {second} collide");
+    assert_eq!(own, free_cspi_name("pc", "uid-1", &second, held_by_first));
+    assert!(
+        own.starts_with("pc-") && own.len() == "pc-".len() + 4,
+        "{own}"
+    );
+    assert_eq!(
+        free_cspi_name("pc", "uid-1", &first, |_| false),
+        taken,
+        "no collision: the plain name"
+    );
 }
 
 #[test]
