@@ -127,7 +127,11 @@ pub async fn pass(client: &Client, config: &DiscoveryConfig) -> Result<usize, Di
                 .get_opt(&name)
                 .await
                 .map_err(DiscoveryError::List)?
-                .and_then(|b| b.metadata.labels.and_then(|l| l.get(labels::HOSTNAME).cloned()))
+                .and_then(|b| {
+                    b.metadata
+                        .labels
+                        .and_then(|l| l.get(labels::HOSTNAME).cloned())
+                })
                 .filter(|host| host != &config.node)
         {
             tracing::warn!(bd = %name, path = %disk.path, node = %other, "a BlockDevice of another node has this disk's name; not registered");

@@ -152,6 +152,9 @@ pub mod env {
     pub const CSTOR_NODE_ROOTS: &str = "CSTOR_NODE_ROOTS";
     /// Set by the local runner only: `node=dir,…`, where replica files live on each node.
     pub const CSTOR_REPLICA_ROOTS: &str = "CSTOR_REPLICA_ROOTS";
+    /// Set by the local runner only: `node=dir,…`, where each node's disks (sparse files) are;
+    /// a BlockDevice path elsewhere than there, `/dev` or the sparse directory is refused.
+    pub const CSTOR_DISK_DIRS: &str = "CSTOR_DISK_DIRS";
 }
 
 /// Where a node keeps its pools' storage directories (`<base dir>/cstor-pool`, one directory

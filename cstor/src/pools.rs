@@ -122,6 +122,12 @@ pub struct PoolManagerArgs {
     /// Timeout of one zpool/zfs command.
     #[arg(long, default_value_t = 120)]
     pub command_timeout_seconds: u64,
+    /// Where sparse-file disks live (the pool container's mount); `/dev` is always allowed.
+    #[arg(long, env = env::OPENEBS_IO_CSTOR_POOL_SPARSE_DIR, default_value = "/var/openebs/sparse")]
+    pub sparse_dir: PathBuf,
+    /// `node=dir,…`: more disk directories per node (the local runner's).
+    #[arg(long, env = env::CSTOR_DISK_DIRS, default_value = "")]
+    pub disk_dirs: String,
     #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -150,6 +156,13 @@ pub async fn pool_manager(args: PoolManagerArgs) -> anyhow::Result<()> {
         dialect: args.dialect,
         resync: Duration::from_secs(resync),
         command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
+        disk_dirs: [PathBuf::from("/dev"), args.sparse_dir.clone()]
+            .into_iter()
+            .chain(
+                cstor_agents::volume_manager::status::parse_node_roots(&args.disk_dirs)
+                    .remove(&args.node),
+            )
+            .collect(),
     };
     cstor_agents::pool_manager::run(client, config, crate::common::terminated())
         .await

@@ -186,3 +186,39 @@ async fn a_replica_placed_during_a_pool_cluster_delete_is_never_destroyed_with_i
     .await;
     wait_disks_free(&client, &[(1, 1)]).await;
 }
+
+/// A claim deleted while its disk is in a live pool: the BlockDevice stays Claimed (the pool's
+/// finalizer still holds the claim) and the pool stays ONLINE; deleting the pool cluster
+/// releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_in_a_live_pool_stays_claimed_when_its_claim_is_deleted() {
+    fault_stack();
+    let client = admin().await;
+    kubectl_apply(&cspc("held", vec![pool(2, "stripe", &[&[1]])]));
+    let cspi = wait_online(&client, "held", 1).await.remove(0);
+    let bds: Api<cstor_api::openebs_v1alpha1::BlockDevice> = Api::namespaced(client.clone(), NS);
+    let disk = bds.get(&bd(2, 1)).await.expect("bd");
+    let claim = disk
+        .spec
+        .claim_ref
+        .as_ref()
+        .and_then(|r| r.name.clone())
+        .expect("claimed");
+    let (ok, out) = kubectl(&["delete", "bdc", &claim, "--wait=false"], None);
+    assert!(ok, "{out}");
+    // Give claim binding every chance to (wrongly) release it.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let disk = bds.get(&bd(2, 1)).await.expect("bd");
+    assert_eq!(disk.status.claim_state, "Claimed");
+    assert_eq!(
+        disk.spec.claim_ref.and_then(|r| r.name).as_deref(),
+        Some(claim.as_str())
+    );
+    let cspis: Api<CStorPoolInstance> = Api::namespaced(client.clone(), NS);
+    let now = cspis
+        .get(cspi.metadata.name.as_deref().expect("name"))
+        .await
+        .expect("cspi");
+    assert_eq!(now.status.unwrap_or_default().phase, "ONLINE");
+    delete_and_verify_clean(&client, "held", &[(2, 1)]).await;
+}

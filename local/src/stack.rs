@@ -158,6 +158,14 @@ pub async fn start(
                     .join(","),
             ),
             (
+                env::CSTOR_DISK_DIRS.to_string(),
+                nodes
+                    .iter()
+                    .map(|n| format!("{}={}", n.name, n.disks_dir().display()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
                 env::CSTOR_REPLICA_ROOTS.to_string(),
                 nodes
                     .iter()

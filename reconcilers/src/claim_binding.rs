@@ -50,6 +50,9 @@ pub enum Binding {
     AlreadyBound,
     /// The claim is being deleted: release the device (if it is ours), then drop the finalizer.
     Release { release_device: bool },
+    /// The claim is being deleted but other finalizers still hold it (the pool using the disk
+    /// is not done with it): the device stays claimed until only ours is left.
+    Held { holders: Vec<String> },
     /// Being deleted without our finalizer: nothing to do.
     Nothing,
 }
@@ -102,6 +105,15 @@ pub fn decide(bdc: &BlockDeviceClaim, bd: Option<&BlockDevice>) -> Binding {
     if is_deleting(bdc) {
         if !has_finalizer(bdc, BDC_FINALIZER) {
             return Binding::Nothing;
+        }
+        let holders: Vec<String> = bdc
+            .finalizers()
+            .iter()
+            .filter(|f| f.as_str() != BDC_FINALIZER)
+            .cloned()
+            .collect();
+        if !holders.is_empty() {
+            return Binding::Held { holders };
         }
         return Binding::Release {
             release_device: bd.is_some_and(|bd| claimed_by(bd, bdc)),
@@ -284,6 +296,10 @@ async fn reconcile_inner(bdc: &BlockDeviceClaim, ctx: &Context) -> Result<Action
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     match decide(bdc, bd.as_ref()) {
         Binding::Nothing => {}
+        // Woken again when a holder's finalizer goes (the claim changes).
+        Binding::Held { holders } => {
+            tracing::info!(claim = %name, bd = %bd_name, ?holders, "claim being deleted; the device stays claimed until its holders let go");
+        }
         Binding::Release { release_device } => {
             if release_device {
                 let after = bds

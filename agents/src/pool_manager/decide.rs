@@ -34,6 +34,69 @@ pub fn bd_paths(bd: &BlockDevice) -> Vec<String> {
         .collect()
 }
 
+/// The paths of `bd` that may reach `zpool`, or why none may: the BlockDevice must be this
+/// `node`'s, and every path absolute, plain (no `..`, no `.`, no empty part) and under one
+/// of `dirs` (`/dev`, the sparse directory). BlockDevices are written by whoever may write
+/// them; the privileged pool-manager does not hand `zpool` an option or another node's disk.
+pub fn checked_paths(
+    bd: &BlockDevice,
+    node: &str,
+    dirs: &[std::path::PathBuf],
+) -> Result<Vec<String>, String> {
+    use std::path::Path;
+    let name = bd.metadata.name.as_deref().unwrap_or_default();
+    // The node by name or by hostname label (they can differ in a cluster).
+    let hostname = bd
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(cstor_api::keys::labels::HOSTNAME))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let node_name = bd.spec.node_attributes.node_name.as_str();
+    if hostname != node && node_name != node {
+        return Err(format!(
+            "BlockDevice {name} is on node {:?}, not on this node {node}",
+            if hostname.is_empty() {
+                node_name
+            } else {
+                hostname
+            }
+        ));
+    }
+    let paths = bd_paths(bd);
+    if paths.is_empty() {
+        return Err(format!("BlockDevice {name} has no path"));
+    }
+    for p in &paths {
+        let path = Path::new(p);
+        // Segment by segment (Path::components would hide a `.`).
+        let plain = p.starts_with('/')
+            && !p.contains('\0')
+            && p.split('/')
+                .skip(1)
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if !plain {
+            return Err(format!(
+                "BlockDevice {name}: path {p:?} is not a plain absolute path"
+            ));
+        }
+        if !dirs
+            .iter()
+            .any(|d| path.starts_with(d) && path != d.as_path())
+        {
+            return Err(format!(
+                "BlockDevice {name}: path {p} is not under {}",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(paths)
+}
+
 /// The `-d` directory for a scan import: the parent of a sparse file; `None` for a `/dev`
 /// path (zpool then scans `/dev` itself).
 pub fn import_dir(first_path: &str) -> Option<String> {

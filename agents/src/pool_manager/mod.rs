@@ -51,6 +51,8 @@ pub struct Config {
     pub resync: Duration,
     /// Timeout of each zpool/zfs command.
     pub command_timeout: Duration,
+    /// The only directories BlockDevice paths may be under (`/dev`, the sparse directory).
+    pub disk_dirs: Vec<PathBuf>,
 }
 
 /// Why a reconcile or the pool-manager failed.

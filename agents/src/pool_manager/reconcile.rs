@@ -364,13 +364,23 @@ async fn spec_paths(
     Ok(out)
 }
 
+/// The checked paths of BlockDevice `name`; None when it is missing or its paths are refused
+/// (logged with the reason: such a disk never reaches `zpool`).
 async fn bd_paths(ctx: &Context, name: &str) -> Result<Option<Vec<String>>, Error> {
     let bd = ctx
         .bds()
         .get_opt(name)
         .await
         .step("get BlockDevice", name)?;
-    Ok(bd.map(|bd| decide::bd_paths(&bd)))
+    Ok(bd.and_then(|bd| {
+        match decide::checked_paths(&bd, &ctx.config.node, &ctx.config.disk_dirs) {
+            Ok(paths) => Some(paths),
+            Err(why) => {
+                tracing::warn!(bd = %name, %why, "BlockDevice refused");
+                None
+            }
+        }
+    }))
 }
 
 /// The first BD path of the first data group (the `-d` scan directory comes from it).

@@ -108,6 +108,8 @@ pub fn pool_manager_deployment(
             env(env::OPENEBS_IO_CSPI_ID, &cspi_uid),
             env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
             env(env::RESYNC_INTERVAL, "30"),
+            // The only directory besides /dev that disk paths may be under.
+            env(env::OPENEBS_IO_CSTOR_POOL_SPARSE_DIR, &config.sparse_dir),
             field_env(env::POD_NAME, "metadata.name"),
             field_env(env::NAMESPACE, "metadata.namespace"),
             field_env(env::NODE_NAME, "spec.nodeName"),

@@ -74,6 +74,19 @@ fn release_decisions() {
             release_device: true
         }
     );
+    // Another finalizer (the pool using the disk) still holds the claim: the device stays
+    // claimed; the claim is not truly gone yet.
+    claim.metadata.finalizers = Some(vec![
+        "cstorpoolcluster.openebs.io/finalizer".into(),
+        BDC_FINALIZER.into(),
+    ]);
+    assert_eq!(
+        decide(&claim, Some(&ours)),
+        Binding::Held {
+            holders: vec!["cstorpoolcluster.openebs.io/finalizer".into()]
+        }
+    );
+    claim.metadata.finalizers = Some(vec![BDC_FINALIZER.into()]);
     // The device is someone else's now (or gone): only the finalizer goes.
     let other = claimed(bd("bd-1", "u1", "h1", 1000), "other", "c9");
     assert_eq!(

@@ -878,6 +878,7 @@ fn pool_manager_deployment_object() {
             s("OPENEBS_IO_CSPI_ID", "cspc-a-bcdf-uid"),
             s("OPENEBS_IO_POOL_NAME", "cspc-uid-1"),
             s("RESYNC_INTERVAL", "30"),
+            s("OPENEBS_IO_CSTOR_POOL_SPARSE_DIR", "/var/openebs/sparse"),
             s("POD_NAME", "fieldRef:metadata.name"),
             s("NAMESPACE", "fieldRef:metadata.namespace"),
             s("NODE_NAME", "fieldRef:spec.nodeName"),
