@@ -149,3 +149,112 @@ async fn kill_9_during_provisioning_and_replacement_still_converges_without_orph
         delete_and_verify_clean(&client, &name, &all).await;
     }
 }
+
+/// One leader: the leading cspc-operator's Lease renewals are refused (a
+/// ValidatingAdmissionPolicy denies any Lease update naming it holder) while its other calls
+/// work. It steps down at the renew deadline and its process exits before the Lease could
+/// expire; the other replica takes the Lease only after that, so the two never act in the
+/// same window; pools still get provisioned by the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_fail_steps_down_before_another_leads() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    stack();
+    let client = admin().await;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), NS);
+    let holder = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default()
+    };
+    let leader = wait_for("a cspc-operator leads", Duration::from_secs(60), || async {
+        let l = leases
+            .get_opt("cspc-controller-leader")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no Lease yet")?;
+        let h = holder(&l);
+        if h.is_empty() {
+            Err("no holder".into())
+        } else {
+            Ok(h)
+        }
+    })
+    .await;
+    let pid = stack()
+        .pods
+        .pids()
+        .into_iter()
+        .find(|(pod, _)| *pod == leader)
+        .map(|(_, pid)| pid)
+        .unwrap_or_else(|| panic!("no process for the leader {leader}"));
+    let policy = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "block-leader-renewals"},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
+                                                          "operations": ["UPDATE"], "resources": ["leases"]}]},
+                  "validations": [{"expression": format!(
+                      "object.metadata.name != 'cspc-controller-leader' || object.spec.?holderIdentity.orValue('') != '{leader}'"),
+                                   "message": "renewals of this leader are blocked by the test"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "block-leader-renewals"},
+         "spec": {"policyName": "block-leader-renewals", "validationActions": ["Deny"]}},
+    ]});
+    let blocked_at = std::time::Instant::now();
+    kubectl_apply(&policy);
+    // The leader's process stops (it exits; the runner starts it again as a fresh candidate).
+    let exited = wait_for(
+        "the blocked leader steps down and exits",
+        Duration::from_secs(60),
+        || async {
+            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Ok(s) if !s.contains(") Z ") => Err("still running".to_string()),
+                _ => Ok(std::time::SystemTime::now()),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "leader {leader} exited {} ms after its renewals were blocked",
+        blocked_at.elapsed().as_millis()
+    );
+    let (next, acquired) = wait_for("another replica leads", Duration::from_secs(60), || async {
+        let l = leases
+            .get("cspc-controller-leader")
+            .await
+            .map_err(|e| e.to_string())?;
+        let h = holder(&l);
+        let acquired = l.spec.as_ref().and_then(|s| s.acquire_time.clone());
+        match acquired {
+            Some(t) if !h.is_empty() && h != leader => Ok((h, t)),
+            _ => Err(format!("holder {h:?}")),
+        }
+    })
+    .await;
+    let acquired: std::time::SystemTime = acquired.0.into();
+    assert!(
+        exited <= acquired,
+        "{next} acquired the Lease before {leader} had stopped"
+    );
+    eprintln!(
+        "{next} leads; it acquired the Lease {} ms after the old leader exited",
+        acquired
+            .duration_since(exited)
+            .unwrap_or_default()
+            .as_millis()
+    );
+    let (ok, out) = kubectl(
+        &[
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            "block-leader-renewals",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    // The new leader works.
+    kubectl_apply(&cspc("after-lead", vec![pool(3, "stripe", &[&[8]])]));
+    wait_online(&client, "after-lead", 1).await;
+    delete_and_verify_clean(&client, "after-lead", &[(3, 8)]).await;
+}

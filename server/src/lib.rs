@@ -1,6 +1,7 @@
 //! The webhook HTTPS server: axum on hyper with rustls (TLS 1.2/1.3, hot-swapped certificate),
 //! `/validate`, `/mutate`, `/convert`, `/healthz`, `/readyz`, `/metrics`; a 3 MiB body limit,
-//! a per-request deadline, bounded concurrency and graceful shutdown.
+//! a per-request deadline, bounded concurrency, a budget for request bodies taken before they
+//! are read, a connection cap with handshake and header timeouts, and graceful shutdown.
 
 pub mod metrics;
 pub mod run;
@@ -18,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cstor_webhooks::facts::Facts;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kube::core::DynamicObject;
@@ -33,7 +34,7 @@ use tls::CertStore;
 /// The apiserver's own request limit.
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
-/// Limits of the server.
+/// Limits of the server: what one client, or many slow or idle ones, can hold.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Time to answer one review (keep under the webhook timeout, 10 s).
@@ -42,6 +43,15 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Reviews evaluated at once.
     pub concurrency: usize,
+    /// Bytes of request bodies held at once (taken before a body is read, by its
+    /// Content-Length, [`BODY_LIMIT`] when it has none): memory stays bounded under 3 MiB
+    /// bodies at any connection count.
+    pub body_budget: usize,
+    /// Open connections; more are closed at once.
+    pub max_connections: usize,
+    /// Time to complete the TLS handshake, then to send a request's headers (also bounds an
+    /// idle connection).
+    pub header_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -50,9 +60,16 @@ impl Default for Limits {
             deadline: Duration::from_secs(8),
             body_timeout: Duration::from_secs(5),
             concurrency: 64,
+            // 24 MiB of bodies: with their decoded copies well inside the Deployment's 128 Mi.
+            body_budget: 24 << 20,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(5),
         }
     }
 }
+
+/// The unit of the body budget.
+const BUDGET_UNIT: usize = 64 * 1024;
 
 /// Everything the handlers share.
 pub struct AppState<F> {
@@ -63,6 +80,8 @@ pub struct AppState<F> {
     /// Set once cluster facts are reachable; `/readyz` needs it and a certificate.
     pub facts_ready: AtomicBool,
     permits: Semaphore,
+    /// The body budget, in [`BUDGET_UNIT`]s.
+    bodies: Semaphore,
     limits: Limits,
 }
 
@@ -80,6 +99,9 @@ impl<F> AppState<F> {
             certs,
             facts_ready: AtomicBool::new(false),
             permits: Semaphore::new(limits.concurrency),
+            bodies: Semaphore::new(
+                (limits.body_budget / BUDGET_UNIT).max(BODY_LIMIT / BUDGET_UNIT),
+            ),
             limits,
         }
     }
@@ -201,6 +223,50 @@ fn parse_review(body: &Bytes) -> Result<(AdmissionReview<DynamicObject>, String,
     Ok((review, kind, op))
 }
 
+/// Takes the body's share of the budget (by Content-Length; a body without one is charged the
+/// limit), waiting at most the review deadline; Err is the HTTP answer (503 busy, 413 too
+/// large). Held until the answer is sent, so decoding counts too.
+async fn budget_for<'a, F>(
+    state: &'a AppState<F>,
+    webhook: &str,
+    headers: &HeaderMap,
+) -> Result<tokio::sync::SemaphorePermit<'a>, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let refuse = |status: StatusCode, msg: String| {
+        state
+            .metrics
+            .http_errors
+            .get_or_create(&ErrorLabels {
+                webhook: webhook.into(),
+                status: status.as_u16().to_string(),
+            })
+            .inc();
+        json_error(status, msg)
+    };
+    let bytes = match declared {
+        Some(n) if n > BODY_LIMIT => {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {BODY_LIMIT} bytes"),
+            ));
+        }
+        Some(n) => n,
+        None => BODY_LIMIT,
+    };
+    let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX);
+    match tokio::time::timeout(state.limits.deadline, state.bodies.acquire_many(units)).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
+        Err(_) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many request bodies in flight".into(),
+        )),
+    }
+}
+
 /// Reads the whole body within the body timeout and the size limit; Err is the HTTP answer
 /// (408 too slow, 413 too large).
 async fn read_body<F>(state: &AppState<F>, webhook: &str, body: Body) -> Result<Bytes, Response> {
@@ -272,6 +338,10 @@ async fn validate<F: Facts + 'static>(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let _budget = match budget_for(&state, "validate", &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let (review, kind, op) = match admission_input(&state, "validate", &headers, body).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -311,6 +381,10 @@ async fn mutate<F: Facts + 'static>(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let _budget = match budget_for(&state, "mutate", &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let (review, kind, op) = match admission_input(&state, "mutate", &headers, body).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -325,6 +399,10 @@ async fn convert<F: Facts + 'static>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let _budget = match budget_for(&state, "convert", &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let body = match read_body(&state, "convert", body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -400,6 +478,7 @@ pub enum ServeError {
 pub struct Bound {
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    limits: Limits,
 }
 
 impl Bound {
@@ -409,7 +488,17 @@ impl Bound {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs)?));
-        Ok(Bound { listener, acceptor })
+        Ok(Bound {
+            listener,
+            acceptor,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The connection limits (default [`Limits::default`]'s).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The bound address.
@@ -425,18 +514,45 @@ impl Bound {
         drain: Duration,
     ) {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let handshake = self.limits.header_timeout;
+        let mut accept_backoff = Duration::from_millis(5);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let Ok((tcp, peer)) = accepted else { continue };
+                    let (tcp, peer) = match accepted {
+                        Ok(a) => { accept_backoff = Duration::from_millis(5); a }
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, never spin.
+                            tracing::warn!(error = %e, wait_ms = accept_backoff.as_millis() as u64, "accept failed");
+                            tokio::time::sleep(accept_backoff).await;
+                            accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
+                    };
+                    let Ok(slot) = connections.clone().try_acquire_owned() else {
+                        tracing::debug!(%peer, "connection limit reached; closing");
+                        drop(tcp);
+                        continue;
+                    };
                     let acceptor = self.acceptor.clone();
                     let service = hyper_util::service::TowerToHyperService::new(app.clone());
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        let _slot = slot;
+                        let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => { tracing::debug!(%peer, error = %e, "TLS handshake failed"); return; }
                             Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }

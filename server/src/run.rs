@@ -95,7 +95,9 @@ pub async fn run(
         certs.clone(),
         opts.limits.clone(),
     ));
-    let bound = Bound::bind(opts.listen, certs.clone()).await?;
+    let bound = Bound::bind(opts.listen, certs.clone())
+        .await?
+        .with_limits(opts.limits.clone());
     if let Some(addr) = bound.local_addr() {
         tracing::info!(%addr, identity = %opts.identity, "webhook server listening");
     }
