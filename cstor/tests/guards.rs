@@ -222,3 +222,154 @@ async fn a_disk_in_a_live_pool_stays_claimed_when_its_claim_is_deleted() {
     assert_eq!(now.status.unwrap_or_default().phase, "ONLINE");
     delete_and_verify_clean(&client, "held", &[(2, 1)]).await;
 }
+
+/// The webhook process (`cstor webhook`) of the stack: the one listening on `port`.
+fn webhook_pid(port: u16) -> u32 {
+    let listen = format!("127.0.0.1:{port}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.contains(&b"webhook".as_slice()) && args.contains(&listen.as_bytes())
+            })
+        })
+        .expect("the webhook process")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A webhook that can't be starved: a few hundred idle, slow-handshake and slow-body
+/// connections (3 MiB bodies at 2 KiB/s, small ones at 100 B/s; bounded in count and time,
+/// loopback only) while kubectl's CSPC applies still get their answers, the exact denial
+/// included, well within the webhook's 10 s; idle connections are closed by the server; the
+/// process stays under the Deployment's 128 Mi.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_webhook_answers_kubectl_under_idle_and_slow_connections() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let port = fault_stack().webhook_port;
+    let pid = webhook_pid(port);
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 3 << 20]).expect("big body");
+    let small = dir.path().join("small.json");
+    std::fs::write(&small, vec![b' '; 8 << 10]).expect("small body");
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let curl = |file: &std::path::Path, rate: &str| {
+        Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "25",
+                "--limit-rate",
+                rate,
+                "-X",
+                "POST",
+            ])
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .arg(&url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("curl (Debian curl) is required")
+    };
+    let base_rss = rss_kib(pid);
+    let mut idle = Vec::new();
+    for i in 0..250 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        if i % 5 == 0 {
+            // A TLS record header and nothing more: a handshake that never completes.
+            let _ = s.write_all(&[0x16, 0x03]);
+        }
+        idle.push(s);
+    }
+    let mut slow: Vec<_> = (0..50).map(|_| curl(&big, "2K")).collect();
+    slow.extend((0..30).map(|_| curl(&small, "100")));
+    let started = std::time::Instant::now();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(base_rss));
+    let sampler = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            while started.elapsed() < Duration::from_secs(12) {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    let good = cspc("flood", vec![pool(3, "stripe", &[&[2]])]).to_string();
+    let mut bad = cspc("flood", vec![pool(3, "stripe", &[&[2]])]);
+    bad["spec"]["pools"][0]["poolConfig"]["dataRaidGroupType"] = serde_json::json!("raid5");
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let t = std::time::Instant::now();
+        let (ok, out) = kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(good.clone()),
+        );
+        let took = t.elapsed();
+        eprintln!(
+            "round {round}: kubectl apply answered in {} ms",
+            took.as_millis()
+        );
+        assert!(ok, "{out}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        let (ok, out) = kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(bad.to_string()),
+        );
+        assert!(!ok);
+        assert!(
+            out.contains("invalid pool spec: unsupported dataRaidGroupType 'raid5' specified"),
+            "{out}"
+        );
+    }
+    // The server closed the connections that never sent a request.
+    let mut closed = 0;
+    for s in &mut idle {
+        use std::io::{ErrorKind, Read};
+        s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        let mut buf = [0u8; 256];
+        // EOF or a reset is closed; a TLS alert first is read past.
+        for _ in 0..4 {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(_) => {
+                    closed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    sampler.join().expect("sampler");
+    for mut c in slow {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "webhook RSS: {} MiB before, {} MiB at peak; {closed}/{} idle connections closed by the server",
+        base_rss / 1024,
+        peak / 1024,
+        idle.len()
+    );
+    assert!(peak < 128 * 1024, "RSS {peak} KiB over the 128 Mi limit");
+    assert_eq!(closed, idle.len(), "idle connections left open");
+}

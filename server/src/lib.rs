@@ -43,10 +43,12 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Reviews evaluated at once.
     pub concurrency: usize,
-    /// Bytes of request bodies held at once (taken before a body is read, by its
+    /// Bytes of request bodies over 64 KiB held at once (taken before a body is read, by its
     /// Content-Length, [`BODY_LIMIT`] when it has none): memory stays bounded under 3 MiB
     /// bodies at any connection count.
     pub body_budget: usize,
+    /// Small bodies (at most 64 KiB) held at once: every ordinary review is one.
+    pub small_bodies: usize,
     /// Open connections; more are closed at once.
     pub max_connections: usize,
     /// Time to complete the TLS handshake, then to send a request's headers (also bounds an
@@ -62,6 +64,7 @@ impl Default for Limits {
             concurrency: 64,
             // 24 MiB of bodies: with their decoded copies well inside the Deployment's 128 Mi.
             body_budget: 24 << 20,
+            small_bodies: 256,
             max_connections: 1024,
             header_timeout: Duration::from_secs(5),
         }
@@ -80,8 +83,11 @@ pub struct AppState<F> {
     /// Set once cluster facts are reachable; `/readyz` needs it and a certificate.
     pub facts_ready: AtomicBool,
     permits: Semaphore,
-    /// The body budget, in [`BUDGET_UNIT`]s.
+    /// The budget of bodies over [`BUDGET_UNIT`], in units.
     bodies: Semaphore,
+    /// Bodies of at most one [`BUDGET_UNIT`] (every ordinary review): a pool of their own, so
+    /// large slow bodies never queue ahead of them.
+    small_bodies: Semaphore,
     limits: Limits,
 }
 
@@ -102,6 +108,7 @@ impl<F> AppState<F> {
             bodies: Semaphore::new(
                 (limits.body_budget / BUDGET_UNIT).max(BODY_LIMIT / BUDGET_UNIT),
             ),
+            small_bodies: Semaphore::new(limits.small_bodies.max(1)),
             limits,
         }
     }
@@ -256,8 +263,13 @@ async fn budget_for<'a, F>(
         Some(n) => n,
         None => BODY_LIMIT,
     };
-    let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX);
-    match tokio::time::timeout(state.limits.deadline, state.bodies.acquire_many(units)).await {
+    let acquire = if bytes <= BUDGET_UNIT {
+        state.small_bodies.acquire_many(1)
+    } else {
+        let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
+        state.bodies.acquire_many(units)
+    };
+    match tokio::time::timeout(state.limits.deadline, acquire).await {
         Ok(Ok(permit)) => Ok(permit),
         Ok(Err(_)) => Err(json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
         Err(_) => Err(refuse(
