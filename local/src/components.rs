@@ -173,11 +173,8 @@ pub async fn refresh_token(
         .and_then(|s| s.token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::Kube(format!("token for {namespace}/{account}: empty answer")))?;
-    // Write then rename, so a reader never sees half a token.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, token).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    // Owner-only, written then renamed, so a reader never sees half a token.
+    crate::write_private(path, token.as_bytes())
 }
 
 /// deploy/webhook/configurations.yaml with every `clientConfig.service` replaced by

@@ -43,6 +43,30 @@ pub enum RunDir {
     At(PathBuf),
 }
 
+/// Makes `d` an empty run directory carrying [`crate::RUN_DIR_MARKER`]. An existing `d` is
+/// removed first only when it is one of ours: it carries the marker, or (made before the
+/// marker existed) holds our control plane's `ca.crt`, `admin.kubeconfig` and `etcd/`.
+pub fn prepare_run_dir(d: &Path) -> Result<(), Error> {
+    if d.exists() {
+        let ours = d.join(crate::RUN_DIR_MARKER).exists()
+            || (d.join("ca.crt").is_file()
+                && d.join("admin.kubeconfig").is_file()
+                && d.join("etcd").is_dir());
+        if !ours {
+            return Err(Error::Tool(format!(
+                "{} exists and was not made by cstor (no {} in it); refusing to remove it: choose another --state-dir",
+                d.display(),
+                crate::RUN_DIR_MARKER
+            )));
+        }
+        std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    let marker = d.join(crate::RUN_DIR_MARKER);
+    std::fs::write(&marker, "made by cstor up; removed with this directory\n")
+        .map_err(|e| Error::io(&marker, e))
+}
+
 fn write(path: &Path, content: &str) -> Result<(), Error> {
     std::fs::write(path, content).map_err(|e| Error::io(path, e))
 }
@@ -108,10 +132,7 @@ impl ControlPlane {
                 }
             }
             RunDir::At(d) => {
-                if d.exists() {
-                    std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
-                }
-                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+                prepare_run_dir(d)?;
                 (d.clone(), None)
             }
         };
@@ -346,7 +367,10 @@ impl ControlPlane {
     /// Stops every process (SIGTERM, then SIGKILL) and removes the run directory.
     pub fn stop(mut self) {
         self.supervisor.stop(Duration::from_secs(10));
-        if self._tmp.is_none() && std::env::var_os("CSTOR_KEEP_RUN_DIR").is_none() {
+        if self._tmp.is_none()
+            && std::env::var_os("CSTOR_KEEP_RUN_DIR").is_none()
+            && self.dir.join(crate::RUN_DIR_MARKER).exists()
+        {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

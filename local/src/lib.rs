@@ -69,3 +69,25 @@ impl Error {
         }
     }
 }
+
+/// Writes `content` to `path` readable by its owner only (0600), through a temporary file and
+/// a rename, so neither a half-written file nor a moment of wider permissions is ever seen:
+/// private keys and tokens.
+pub fn write_private(path: &Path, content: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp-private");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(content).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The marker file in a run directory `cstor up` made: only a directory carrying it is ever
+/// removed (a mistaken `--state-dir /` must never remove `/run`).
+pub const RUN_DIR_MARKER: &str = ".cstor-run-dir";

@@ -93,7 +93,11 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
 
     let write = |name: &str, content: &str| -> Result<PathBuf, Error> {
         let p = dir.join(name);
-        std::fs::write(&p, content).map_err(|e| Error::io(&p, e))?;
+        if name.ends_with(".key") {
+            crate::write_private(&p, content.as_bytes())?;
+        } else {
+            std::fs::write(&p, content).map_err(|e| Error::io(&p, e))?;
+        }
         Ok(p)
     };
     Ok(Pki {
