@@ -373,3 +373,147 @@ async fn the_webhook_answers_kubectl_under_idle_and_slow_connections() {
     assert!(peak < 128 * 1024, "RSS {peak} KiB over the 128 Mi limit");
     assert_eq!(closed, idle.len(), "idle connections left open");
 }
+
+/// Node agents act on their own objects only: each pool-manager runs as its own
+/// ServiceAccount, and one node's account can't write another node's CSPI or replicas (the
+/// ValidatingAdmissionPolicy of deploy/pool-manager), while writing its own works; the same
+/// for a volume target and CStorVolumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_agents_account_writes_only_its_own_objects() {
+    fault_stack();
+    let client = admin().await;
+    kubectl_apply(&cspc(
+        "own",
+        vec![pool(1, "stripe", &[&[2]]), pool(2, "stripe", &[&[2]])],
+    ));
+    wait_online(&client, "own", 2).await;
+    let (a, b) = (
+        cspi_on(&client, "own", 1).await,
+        cspi_on(&client, "own", 2).await,
+    );
+    let (a, b) = (
+        a.metadata.name.expect("name"),
+        b.metadata.name.expect("name"),
+    );
+    // The pool-managers run as their own accounts, made by the operator.
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), NS);
+    let account = deploys
+        .get(&b)
+        .await
+        .expect("deployment")
+        .spec
+        .template
+        .spec
+        .and_then(|p| p.service_account_name);
+    assert_eq!(account, Some(format!("cstor-pool-manager-{b}")));
+    let as_b = format!("--as=system:serviceaccount:{NS}:cstor-pool-manager-{b}");
+    let label = r#"{"metadata":{"labels":{"cstor.test/touched":"yes"}}}"#;
+    let (ok, out) = kubectl(
+        &[&as_b, "patch", "cspi", &a, "--type=merge", "-p", label],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "pool-manager {b} may write only its own CStorPoolInstance, not {a}"
+        )),
+        "{out}"
+    );
+    let (ok, out) = kubectl(
+        &[&as_b, "patch", "cspi", &b, "--type=merge", "-p", label],
+        None,
+    );
+    assert!(ok, "its own CSPI: {out}");
+    // A replica on node 1's pool, written with node 2's account.
+    let cvr = serde_json::json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeReplica",
+        "metadata": {"name": format!("vol-x-{a}"), "namespace": NS,
+                     "labels": {"cstorpoolinstance.openebs.io/name": a, "openebs.io/persistent-volume": "vol-x"}},
+        "spec": {"capacity": "16Mi"},
+    });
+    let (ok, out) = kubectl(
+        &[
+            "--as=system:serviceaccount:openebs:cstor-cvc-operator",
+            "--as-group=system:masters",
+            "apply",
+            "-f",
+            "-",
+        ],
+        Some(cvr.to_string()),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &[
+            &as_b,
+            "patch",
+            "cvr",
+            &format!("vol-x-{a}"),
+            "--type=merge",
+            "-p",
+            label,
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "pool-manager {b} may write only the replicas on its own pool, not vol-x-{a}"
+        )),
+        "{out}"
+    );
+    // A volume target's account and another volume's CStorVolume (RBAC granted through
+    // system:masters here, so the policy alone decides).
+    common::volumes::cstor(&[
+        "volume",
+        "create",
+        "vol-own",
+        "--size",
+        "16Mi",
+        "--replicas",
+        "1",
+        "--pool-cluster",
+        "own",
+    ]);
+    let cvs: Api<cstor_api::cstor_v1::cv::CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for("the CStorVolume", Duration::from_secs(60), || async {
+        cvs.get_opt("vol-own")
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let (ok, out) = kubectl(
+        &[
+            &format!("--as=system:serviceaccount:{NS}:cstor-volume-manager-vol-other"),
+            "--as-group=system:masters",
+            "patch",
+            "cstorvolume",
+            "vol-own",
+            "--type=merge",
+            "-p",
+            label,
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("volume-manager vol-other may write only its own CStorVolume, not vol-own"),
+        "{out}"
+    );
+    // Cleanup: the replica, the volume, the pools.
+    let (ok, out) = kubectl(
+        &[
+            "--as=system:serviceaccount:openebs:cstor-cvc-operator",
+            "--as-group=system:masters",
+            "delete",
+            "cvr",
+            &format!("vol-x-{a}"),
+            "--wait=false",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    common::volumes::delete_volume(&client, "vol-own").await;
+    delete_and_verify_clean(&client, "own", &[(1, 2), (2, 2)]).await;
+}

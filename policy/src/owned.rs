@@ -62,14 +62,18 @@ pub enum Operation {
 }
 
 /// Who may edit owned objects: the operators' service accounts
-/// (`system:serviceaccount:<ns>:<name>`), configured by the webhook server.
+/// (`system:serviceaccount:<ns>:<name>`), configured by the webhook server; an entry ending in
+/// `*` is a prefix (the node agents' per-object accounts, `…:cstor-pool-manager-*`).
 #[derive(Clone, Debug, Default)]
 pub struct OperatorAccounts(pub Vec<String>);
 
 impl OperatorAccounts {
     /// Whether `user` is one of the operator accounts.
     pub fn contains(&self, user: &str) -> bool {
-        self.0.iter().any(|a| a == user)
+        self.0.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => user.starts_with(prefix) && user.len() > prefix.len(),
+            None => a == user,
+        })
     }
 }
 

@@ -313,3 +313,16 @@ fn cvr_and_cstor_volume_point_at_the_cvc() {
         .allowed
     );
 }
+
+#[test]
+fn operator_accounts_ending_in_a_star_are_prefixes() {
+    let ops = OperatorAccounts(vec![
+        "system:serviceaccount:openebs:cstor-cspc-operator".into(),
+        "system:serviceaccount:openebs:cstor-pool-manager-*".into(),
+    ]);
+    assert!(ops.contains("system:serviceaccount:openebs:cstor-cspc-operator"));
+    assert!(ops.contains("system:serviceaccount:openebs:cstor-pool-manager-pc-abcd"));
+    assert!(!ops.contains("system:serviceaccount:openebs:cstor-pool-manager-"));
+    assert!(!ops.contains("system:serviceaccount:openebs:cstor-cspc-operator-x"));
+    assert!(!ops.contains("system:serviceaccount:other:cstor-pool-manager-pc-abcd"));
+}

@@ -3,6 +3,7 @@
 //! operator entry point, and the CVC controller (volumes). Backup/restore, upgrade and migration
 //! come with later issues.
 
+pub mod agent_identity;
 pub mod claim_binding;
 pub mod cspc;
 pub mod cspc_operator;

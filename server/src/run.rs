@@ -55,11 +55,12 @@ pub struct Options {
 
 /// The service accounts of deploy/ that edit operator-owned objects (docs/admission.md A.4).
 pub fn default_operator_accounts(namespace: &str) -> Vec<String> {
+    // The agents run as one account per object (`cstor-pool-manager-<cspi>`): a prefix.
     [
         "cstor-cspc-operator",
         "cstor-cvc-operator",
-        "cstor-pool-manager",
-        "cstor-volume-manager",
+        "cstor-pool-manager-*",
+        "cstor-volume-manager-*",
     ]
     .iter()
     .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))

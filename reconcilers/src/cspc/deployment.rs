@@ -190,7 +190,11 @@ pub fn pool_manager_deployment(
                         .clone()
                         .filter(|p| !p.is_empty()),
                     tolerations,
-                    service_account_name: Some(config.pool_manager_account.clone()),
+                    // Its own identity, so it can write only its own CSPI and replicas.
+                    service_account_name: Some(crate::agent_identity::account_name(
+                        &config.pool_manager_account,
+                        &cspi_name,
+                    )),
                     containers: vec![mgmt, pool],
                     volumes: Some(vec![
                         host_path("device", "/dev", "Directory"),

@@ -620,6 +620,24 @@ async fn sync_pool(
         }
         Some(_) => {}
     }
+    // The pool-manager's own ServiceAccount first: the Deployment's pods run as it.
+    let owner =
+        crate::cspc::claim::controller_ref(&applied).ok_or_else(|| Error::MissingField {
+            kind: "CStorPoolInstance",
+            name: cspi_name.clone(),
+            field: "uid",
+        })?;
+    crate::agent_identity::ensure(
+        &pass.ctx.client,
+        &applied
+            .namespace()
+            .unwrap_or_else(|| pass.ctx.namespace.clone()),
+        &pass.ctx.config.pool_manager_account,
+        &cspi_name,
+        &owner,
+        FIELD_MANAGER,
+    )
+    .await?;
     let deployment = pool_manager_deployment(pass.cspc, &applied, &pass.ctx.config)?;
     if let Err(e) = pass
         .apis

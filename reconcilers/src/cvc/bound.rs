@@ -458,6 +458,7 @@ pub(super) async fn sync_policy(pass: &mut Pass<'_>, cv: &CStorVolume) -> Result
     let cvc = pass.cvc;
     let name = pass.name();
     let policy = with_defaults(cvc.spec.policy.clone());
+    super::provision::target_identity(pass, cv).await?;
     let deployment = target_deployment(cvc, cv, &policy, &pass.ctx.config)?;
     if let Err(e) = pass
         .apis

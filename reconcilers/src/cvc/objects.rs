@@ -471,7 +471,11 @@ pub fn target_deployment(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(config.volume_manager_account.clone()),
+                    // Its own identity, so it can write only its own CStorVolume.
+                    service_account_name: Some(crate::agent_identity::account_name(
+                        &config.volume_manager_account,
+                        &pv,
+                    )),
                     affinity: Some(Affinity {
                         pod_affinity: target.affinity.clone(),
                         ..Affinity::default()

@@ -211,6 +211,28 @@ async fn ensure_cv(pass: &Pass<'_>, cluster_ip: &str, version: &str) -> Result<C
     Ok(cv)
 }
 
+/// The volume target's own ServiceAccount and RoleBinding (owned by the CStorVolume), made
+/// before the Deployment whose pods run as it.
+pub(super) async fn target_identity(pass: &Pass<'_>, cv: &CStorVolume) -> Result<(), Error> {
+    let name = pass.name();
+    let owner = crate::cspc::claim::controller_ref(cv).ok_or_else(|| Error::MissingField {
+        kind: "CStorVolume",
+        name: name.clone(),
+        field: "uid",
+    })?;
+    crate::agent_identity::ensure(
+        &pass.ctx.client,
+        &cv.namespace()
+            .unwrap_or_else(|| pass.ctx.config.namespace.clone()),
+        &pass.ctx.config.volume_manager_account,
+        &name,
+        &owner,
+        super::FIELD_MANAGER,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Server-side applies the target Deployment (an Event when it was new).
 async fn apply_target(
     pass: &Pass<'_>,
@@ -218,6 +240,7 @@ async fn apply_target(
     policy: &CStorVolumePolicySpec,
 ) -> Result<(), Error> {
     let target = target_name(&pass.name());
+    target_identity(pass, cv).await?;
     let deployment = target_deployment(pass.cvc, cv, policy, &pass.ctx.config)?;
     let had_target = pass
         .apis

@@ -839,9 +839,13 @@ fn pool_manager_deployment_object() {
     );
     let pod = spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.node_selector, Some(selector("h1")));
+    // Its own account: the admission policy ties its writes to this CSPI.
     assert_eq!(
-        pod.service_account_name.as_deref(),
-        Some("cstor-pool-manager")
+        pod.service_account_name,
+        Some(format!(
+            "cstor-pool-manager-{}",
+            d.metadata.name.as_deref().unwrap()
+        ))
     );
     assert_eq!(pod.priority_class_name.as_deref(), Some("prio"));
     let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();

@@ -324,9 +324,10 @@ fn target_deployment_with_default_policy() {
         ])
     );
     let pod = spec.template.spec.unwrap();
+    // Its own account: the admission policy ties its writes to this CStorVolume.
     assert_eq!(
         pod.service_account_name.as_deref(),
-        Some("cstor-volume-manager")
+        Some("cstor-volume-manager-pvc-1")
     );
     assert_eq!(
         pod.tolerations.as_deref(),
