@@ -46,13 +46,21 @@ impl Default for Runner {
     }
 }
 
+/// The command line as logged and put in errors: the value after `--password` (tgtadm's CHAP
+/// account) is never shown.
+pub fn shown_argv(program: &str, args: &[&str]) -> String {
+    let mut shown = vec![program];
+    for (i, a) in args.iter().enumerate() {
+        let secret = i > 0 && args[i - 1] == "--password";
+        shown.push(if secret { "<redacted>" } else { a });
+    }
+    shown.join(" ")
+}
+
 impl Runner {
     /// Runs `program args…`; Err unless it exits 0 within the timeout.
     pub async fn run(&self, program: &str, args: &[&str]) -> Result<Output, RunError> {
-        let argv = std::iter::once(program)
-            .chain(args.iter().copied())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let argv = shown_argv(program, args);
         let started = Instant::now();
         tracing::debug!(%argv, "running");
         let child = Command::new(program)

@@ -56,3 +56,24 @@ async fn success_failure_timeout_and_missing_program() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_chap_password_never_reaches_a_log_or_an_error() {
+    let shown = cstor_agents::runner::shown_argv(
+        "tgtadm",
+        &[
+            "--mode",
+            "account",
+            "--op",
+            "new",
+            "--user",
+            "alice",
+            "--password",
+            "s3cret-pass-12",
+        ],
+    );
+    assert_eq!(
+        shown,
+        "tgtadm --mode account --op new --user alice --password <redacted>"
+    );
+}

@@ -252,9 +252,9 @@ async fn tgt_serves_the_fanout_over_iscsi() {
         },
     };
     let iqn = "iqn.2016-09.com.openebs.cstor:vmtest";
-    let tid = tgt.serve(iqn, &lun).await.unwrap();
+    let tid = tgt.serve(iqn, &lun, &Default::default()).await.unwrap();
     // Serving again (a restart) replaces the old target.
-    let tid2 = tgt.serve(iqn, &lun).await.unwrap();
+    let tid2 = tgt.serve(iqn, &lun, &Default::default()).await.unwrap();
     assert_eq!(tid, tid2);
     let shown = tgt.show().await.unwrap();
     let t = shown.iter().find(|t| t.iqn == iqn).unwrap();

@@ -37,6 +37,22 @@ fn builders_have_the_exact_argv() {
     );
     assert_eq!(argv(d.show()), "--lld iscsi --mode target --op show");
     assert_eq!(argv(d.stop_daemon()), "--mode system --op delete");
+    assert_eq!(
+        argv(d.bind_initiator(7, "iqn.2024-01.io.test:a")),
+        "--lld iscsi --mode target --op bind --tid 7 --initiator-name iqn.2024-01.io.test:a"
+    );
+    assert_eq!(
+        argv(d.bind_initiator(7, "10.0.0.0/24")),
+        "--lld iscsi --mode target --op bind --tid 7 --initiator-address 10.0.0.0/24"
+    );
+    assert_eq!(
+        argv(d.new_account("alice", "pw")),
+        "--lld iscsi --mode account --op new --user alice --password pw"
+    );
+    assert_eq!(
+        argv(d.bind_account(7, "alice")),
+        "--lld iscsi --mode account --op bind --tid 7 --user alice"
+    );
     let c = Tgtadm {
         control_port: Some(77),
     };
@@ -98,4 +114,26 @@ fn tid_is_reused_for_the_same_iqn_and_free_otherwise() {
         ..Default::default()
     }];
     assert_eq!(choose_tid(&ours, IQN).unwrap(), 42);
+}
+
+#[test]
+fn access_from_the_targets_environment() {
+    use cstor_agents::volume_manager::tgt::Access;
+    let open = Access::from_parts("", None, None);
+    assert_eq!(open, Access::default());
+    let a = Access::from_parts(
+        " iqn.a:1 , 10.0.0.0/24,,",
+        Some("alice".into()),
+        Some("pw".into()),
+    );
+    assert_eq!(a.initiators, vec!["iqn.a:1", "10.0.0.0/24"]);
+    let chap = a.chap.expect("chap");
+    assert_eq!(chap.user, "alice");
+    // The password never shows in debug output.
+    assert!(!format!("{chap:?}").contains("pw"));
+    // CHAP needs both halves.
+    assert_eq!(
+        Access::from_parts("", Some("alice".into()), None).chap,
+        None
+    );
 }

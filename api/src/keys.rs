@@ -97,6 +97,12 @@ pub mod annotations {
     pub const CONVERSION_DATA: &str = "cstor.openebs.io/conversion-data";
     /// Ours: on a CStorVolume, the replica `cstor volume recover` promotes (docs/volumes.md).
     pub const RECOVER_FROM: &str = "cstor.openebs.io/recover-from";
+    /// Ours: on a CVC, the initiators allowed to log in to its target (comma-separated IQNs,
+    /// addresses or subnets; absent: all).
+    pub const TARGET_INITIATORS: &str = "cstor.openebs.io/target-initiators";
+    /// Ours: on a CVC, the Secret (keys `username`, `password`) whose CHAP credentials
+    /// initiators must present.
+    pub const TARGET_CHAP_SECRET: &str = "cstor.openebs.io/target-chap-secret";
 }
 
 /// Finalizers.
@@ -152,6 +158,11 @@ pub mod env {
     pub const CSTOR_NODE_ROOTS: &str = "CSTOR_NODE_ROOTS";
     /// Set by the local runner only: `node=dir,…`, where replica files live on each node.
     pub const CSTOR_REPLICA_ROOTS: &str = "CSTOR_REPLICA_ROOTS";
+    /// The volume target: initiators allowed to log in (comma-separated IQNs or addresses).
+    pub const CSTOR_TARGET_INITIATORS: &str = "CSTOR_TARGET_INITIATORS";
+    /// The volume target: CHAP user and password (from the volume's Secret).
+    pub const CSTOR_TARGET_CHAP_USER: &str = "CSTOR_TARGET_CHAP_USER";
+    pub const CSTOR_TARGET_CHAP_PASSWORD: &str = "CSTOR_TARGET_CHAP_PASSWORD";
     /// Set by the local runner only: `node=dir,…`, where each node's disks (sparse files) are;
     /// a BlockDevice path elsewhere than there, `/dev` or the sparse directory is refused.
     pub const CSTOR_DISK_DIRS: &str = "CSTOR_DISK_DIRS";

@@ -107,6 +107,14 @@ pub struct VolumeManagerArgs {
     pub resync_seconds: u64,
     #[arg(long, default_value_t = 60)]
     pub command_timeout_seconds: u64,
+    /// Initiators allowed to log in (IQNs, addresses or subnets, comma-separated; empty: all).
+    #[arg(long, env = env::CSTOR_TARGET_INITIATORS, default_value = "")]
+    pub initiators: String,
+    /// CHAP user initiators must log in as (with the password; from the volume's Secret).
+    #[arg(long, env = env::CSTOR_TARGET_CHAP_USER, hide_env_values = true)]
+    pub chap_user: Option<String>,
+    #[arg(long, env = env::CSTOR_TARGET_CHAP_PASSWORD, hide_env_values = true)]
+    pub chap_password: Option<String>,
     #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -127,6 +135,11 @@ pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
         replica_roots: cstor_agents::volume_manager::status::parse_node_roots(&args.replica_roots),
         resync: Duration::from_secs(resync),
         command_timeout: Duration::from_secs(args.command_timeout_seconds.max(1)),
+        access: cstor_agents::volume_manager::tgt::Access::from_parts(
+            &args.initiators,
+            args.chap_user.clone(),
+            args.chap_password.clone(),
+        ),
     };
     cstor_agents::volume_manager::run(client, config, crate::common::terminated())
         .await
@@ -174,6 +187,13 @@ pub struct CreateArgs {
     /// The CStorPoolCluster whose pools hold the replicas.
     #[arg(long)]
     pub pool_cluster: String,
+    /// Initiators allowed to log in to the target: IQNs, addresses or subnets,
+    /// comma-separated (default: all).
+    #[arg(long)]
+    pub initiators: Option<String>,
+    /// A Secret (keys `username`, `password`) whose CHAP credentials initiators must present.
+    #[arg(long)]
+    pub chap_secret: Option<String>,
     #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
     pub namespace: String,
     #[arg(long, env = env::KUBECONFIG)]
@@ -182,7 +202,7 @@ pub struct CreateArgs {
 
 /// The CVC the CSI driver's CreateVolume makes (docs/volumes.md).
 pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "apiVersion": "cstor.openebs.io/v1",
         "kind": "CStorVolumeConfig",
         "metadata": {
@@ -201,6 +221,13 @@ pub fn cvc_for(args: &CreateArgs) -> anyhow::Result<CStorVolumeConfig> {
             "policy": {},
         },
     });
+    if let Some(who) = &args.initiators {
+        value["metadata"]["annotations"][annotations::TARGET_INITIATORS] = serde_json::json!(who);
+    }
+    if let Some(secret) = &args.chap_secret {
+        value["metadata"]["annotations"][annotations::TARGET_CHAP_SECRET] =
+            serde_json::json!(secret);
+    }
     serde_json::from_value(value).context("building the CStorVolumeConfig")
 }
 

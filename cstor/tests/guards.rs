@@ -517,3 +517,71 @@ async fn a_node_agents_account_writes_only_its_own_objects() {
     common::volumes::delete_volume(&client, "vol-own").await;
     delete_and_verify_clean(&client, "own", &[(1, 2), (2, 2)]).await;
 }
+
+/// Who may log in to a volume's target: with `--initiators` and `--chap-secret` (the Secret's
+/// `username` / `password`), only the named initiator presenting those CHAP credentials gets
+/// in; without them, or under another initiator name, the login is refused (libiscsi's
+/// `iscsi-inq` as the initiator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_admits_only_the_named_initiator_with_its_chap_credentials() {
+    fault_stack();
+    let client = admin().await;
+    kubectl_apply(&cspc("chap", vec![pool(3, "stripe", &[&[1]])]));
+    wait_online(&client, "chap", 1).await;
+    let (ok, out) = kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "vol-chap-chap",
+            "--from-literal=username=alice",
+            "--from-literal=password=s3cret-pass-12",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    common::volumes::cstor(&[
+        "volume",
+        "create",
+        "vol-chap",
+        "--size",
+        "16Mi",
+        "--replicas",
+        "1",
+        "--pool-cluster",
+        "chap",
+        "--initiators",
+        "iqn.2024-01.io.cstor.test:allowed",
+        "--chap-secret",
+        "vol-chap-chap",
+    ]);
+    common::volumes::wait_healthy(&client, "vol-chap", 1).await;
+    let port = fault_stack().iscsi_port;
+    let target = "iqn.2016-09.com.openebs.cstor:vol-chap/1";
+    let inq = |initiator: &str, creds: &str| {
+        let out = std::process::Command::new("iscsi-inq")
+            .args(["-i", initiator])
+            .arg(format!("iscsi://{creds}127.0.0.1:{port}/{target}"))
+            .output()
+            .expect("iscsi-inq (Debian libiscsi-bin) is required");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let allowed = "iqn.2024-01.io.cstor.test:allowed";
+    let (ok, out) = inq(allowed, "alice%s3cret-pass-12@");
+    assert!(ok, "the named initiator with its credentials: {out}");
+    let (ok, out) = inq(allowed, "");
+    assert!(!ok, "no CHAP credentials: {out}");
+    let (ok, out) = inq(allowed, "alice%wrong-pass-123@");
+    assert!(!ok, "a wrong password: {out}");
+    let (ok, out) = inq("iqn.2024-01.io.cstor.test:other", "alice%s3cret-pass-12@");
+    assert!(!ok, "another initiator: {out}");
+    common::volumes::delete_volume(&client, "vol-chap").await;
+    delete_and_verify_clean(&client, "chap", &[(3, 1)]).await;
+}

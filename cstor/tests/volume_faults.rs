@@ -298,7 +298,10 @@ fn node_of(
 /// Whether process `pid` still runs: it exists and is not a zombie (the local runner reaps
 /// its children, but it may be waiting on the stopped API server meanwhile).
 fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    // Ours still (a pid can be reused once the process is gone).
+    let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("cstor"));
+    ours && std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             s.rsplit_once(") ")
@@ -673,16 +676,30 @@ async fn an_edited_lun_annotation_cannot_point_the_target_at_another_file() {
             std::path::Path::new(&lun).parent().expect("dir").display()
         ),
     ] {
-        let (ok, out) = kubectl(
-            &[
-                "annotate",
-                "cvr",
-                &name,
-                &format!("cstor.openebs.io/replica-lun={bad}"),
-                "--overwrite",
-            ],
-            None,
+        let annotate = |who: &[&str]| {
+            let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
+            args.extend([
+                "annotate".to_string(),
+                "cvr".to_string(),
+                name.clone(),
+                format!("cstor.openebs.io/replica-lun={bad}"),
+                "--overwrite".to_string(),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            kubectl(&args, None)
+        };
+        // A user cannot (admission guards the keys the operators rely on)...
+        let (ok, out) = annotate(&[]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("annotation cstor.openebs.io/replica-lun is set by the operators"),
+            "{out}"
         );
+        // ...and even if an operator's account did, the target would not follow it.
+        let (ok, out) = annotate(&[
+            "--as=system:serviceaccount:openebs:cstor-cvc-operator",
+            "--as-group=system:masters",
+        ]);
         assert!(ok, "{out}");
         // Writes go on (two replicas remain); the decoy is never written.
         qemu_io(
@@ -709,6 +726,8 @@ async fn an_edited_lun_annotation_cannot_point_the_target_at_another_file() {
     // Put back: the replica returns (rebuilt: it missed writes) and all three agree.
     let (ok, out) = kubectl(
         &[
+            "--as=system:serviceaccount:openebs:cstor-cvc-operator",
+            "--as-group=system:masters",
             "annotate",
             "cvr",
             &name,
@@ -921,6 +940,20 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
         .map(|(_, pid)| nix::unistd::Pid::from_raw(pid as i32))
         .expect("kube-apiserver pid");
     let signal = |pid, s| nix::sys::signal::kill(pid, s).expect("signal");
+    // Taken before the API stops: a leader that sees no renewal for 10 s exits by itself.
+    let other_pool = pool_of(&replicas[1]);
+    let stoppable: Vec<(String, Vec<u32>)> = [
+        "vol-api-target",
+        other_pool.as_str(),
+        "cstor-cspc-operator",
+        "cstor-cvc-operator",
+    ]
+    .iter()
+    .map(|d| (d.to_string(), fault_stack().pods.pids_of(d)))
+    .collect();
+    for (d, pids) in &stoppable {
+        assert!(!pids.is_empty(), "no pod of {d}");
+    }
     signal(apiserver, nix::sys::signal::Signal::SIGSTOP);
 
     // Writes and reads that lose nothing need no status record: they go on.
@@ -953,18 +986,11 @@ async fn the_api_server_hangs_io_goes_on_a_loss_fails_writes_and_a_stop_is_honou
     );
 
     // A stop is honoured while the API hangs, by the volume-manager, a pool-manager and both
-    // operators (within the kubelet's 30 s grace).
-    let other_pool = pool_of(&replicas[1]);
-    for deployment in [
-        "vol-api-target",
-        other_pool.as_str(),
-        "cstor-cspc-operator",
-        "cstor-cvc-operator",
-    ] {
-        let pids = fault_stack().pods.pids_of(deployment);
-        assert!(!pids.is_empty(), "no pod of {deployment}");
-        for pid in &pids {
-            signal(
+    // operators (within the kubelet's 30 s grace; an operator may have stepped down and
+    // exited by itself already, its Lease renewals failing).
+    for (deployment, pids) in &stoppable {
+        for pid in pids.iter().filter(|p| running(**p)) {
+            let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );

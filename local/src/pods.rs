@@ -103,6 +103,8 @@ struct PodPlan {
     node: Option<String>,
     args: Vec<String>,
     env: BTreeMap<String, String>,
+    /// `(variable, Secret, key)`: filled in at each start, as the kubelet does.
+    secret_env: Vec<(String, String, String)>,
     account: String,
 }
 
@@ -162,9 +164,18 @@ impl PodEnv {
             .collect();
         args.extend(container.args.iter().flatten().cloned());
         let mut env = BTreeMap::new();
+        let mut secret_env = Vec::new();
         for var in container.env.iter().flatten() {
             if let Some(v) = &var.value {
                 env.insert(var.name.clone(), v.clone());
+                continue;
+            }
+            if let Some(r) = var
+                .value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+            {
+                secret_env.push((var.name.clone(), r.name.clone(), r.key.clone()));
                 continue;
             }
             let field = var
@@ -223,6 +234,7 @@ impl PodEnv {
             node,
             args,
             env,
+            secret_env,
             account: spec
                 .service_account_name
                 .clone()
@@ -481,6 +493,20 @@ async fn spawn(
         .open(&log_path)
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    // Secret-backed variables: a missing Secret or key keeps the pod from starting (retried),
+    // as a kubelet's CreateContainerConfigError does.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(admin.clone(), &env.namespace);
+    for (var, secret, key) in &plan.secret_env {
+        let value = secrets
+            .get_opt(secret)
+            .await
+            .map_err(|e| format!("Secret {secret}: {e}"))?
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(key).cloned())
+            .ok_or_else(|| format!("Secret {secret} has no key {key}"))?;
+        cmd.env(var, String::from_utf8_lossy(&value.0).into_owned());
+    }
     cmd.args(&plan.args)
         .envs(&plan.env)
         .env(env::KUBECONFIG, &kubeconfig)

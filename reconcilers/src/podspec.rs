@@ -30,6 +30,23 @@ pub fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// An env var from key `key` of Secret `secret` (the kubelet fills it in; no API access
+/// needed by the container).
+pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
 /// A hostPath volume of `type_` (`Directory`, `DirectoryOrCreate`).
 pub fn host_path(name: &str, path: &str, type_: &str) -> Volume {
     Volume {

@@ -751,17 +751,20 @@ pub fn trim_message(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Why a pool must not be destroyed now, if it must not: it still holds volume datasets
-/// (`listing` is `zfs list -H -o name` output) or CVRs (`cvrs`, read live) still name it. A
-/// deleted CSPI waits with this as its reason instead of taking replicas with it.
+/// Why a pool must not be destroyed now, if it must not: it still holds volume datasets (a
+/// replica id property set; `listing` is `zfs list -H -o name,<replica id property> -r POOL`
+/// output) or CVRs (`cvrs`, read live) still name it. A deleted CSPI waits with this as its
+/// reason instead of taking replicas with it. Other datasets (the headroom, an admin's) do not
+/// hold it.
 pub fn destroy_blocked(listing: &str, pool: &str, cvrs: &[String]) -> Option<String> {
     let prefix = format!("{pool}/");
     let datasets: Vec<&str> = listing
         .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.strip_prefix(&prefix)
-                .is_some_and(|d| d != HEADROOM_DATASET)
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let name = cols.next()?.trim();
+            let id = cols.next().unwrap_or("-").trim();
+            (name.starts_with(&prefix) && !id.is_empty() && id != "-").then_some(name)
         })
         .collect();
     let mut why = Vec::new();

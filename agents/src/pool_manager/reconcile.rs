@@ -512,8 +512,9 @@ async fn destroy_pool(ctx: &Context, disks: &[String]) -> Result<(), String> {
 /// Why the pool must not be destroyed now (volume datasets on it, CVRs naming its CSPI), read
 /// live; a listing that fails blocks too.
 async fn destroy_blocker(ctx: &Context, cspi: &str) -> Result<Option<String>, Error> {
+    let columns = format!("name,{}", super::replica::decide::REPLICA_ID_PROPERTY);
     let listing = match ctx
-        .run(&["zfs", "list", "-H", "-o", "name", "-r", &ctx.pool])
+        .run(&["zfs", "list", "-H", "-o", &columns, "-r", &ctx.pool])
         .await
     {
         Ok(out) => out.stdout,

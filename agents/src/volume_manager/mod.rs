@@ -41,6 +41,8 @@ pub struct Config {
     pub resync: Duration,
     /// Timeout of each tgtadm command.
     pub command_timeout: Duration,
+    /// Who may log in to the target (initiators, CHAP).
+    pub access: tgt::Access,
 }
 
 /// Why a fan-out operation or the volume-manager failed.

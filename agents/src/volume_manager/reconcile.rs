@@ -482,7 +482,10 @@ impl Volume {
             .get(&self.name)
             .await
             .step("get CStorVolume", &self.name)?;
-        let tid = self.tgt.serve(&cv.spec.iqn, &lun).await?;
+        let tid = self
+            .tgt
+            .serve(&cv.spec.iqn, &lun, &self.config.access)
+            .await?;
         self.tid = Some(tid);
         tracing::info!(volume = %self.name, tid, size, "serving");
 

@@ -17,6 +17,51 @@ pub const LUN: u32 = 1;
 /// Largest tid we pick (tgt takes any positive int; a small range keeps `show` readable).
 const TID_RANGE: u32 = 30_000;
 
+/// Who may log in to a target: initiator names (`iqn.…`) or addresses/subnets (none: all),
+/// and CHAP credentials initiators must present (none: no CHAP).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub initiators: Vec<String>,
+    pub chap: Option<Chap>,
+}
+
+/// CHAP credentials of a target (from the volume's Secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chap {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chap")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Access {
+    /// From the target's environment: `initiators` comma-separated, CHAP when both the user
+    /// and the password are set.
+    pub fn from_parts(initiators: &str, user: Option<String>, password: Option<String>) -> Access {
+        Access {
+            initiators: initiators
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            chap: match (user, password) {
+                (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
+                    Some(Chap { user, password })
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
 /// `tgtadm` argv builder bound to one control port (`None`: tgtd's default socket).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tgtadm {
@@ -107,6 +152,41 @@ impl Tgtadm {
             &tid,
             "--initiator-address",
             "ALL",
+        ])
+    }
+
+    /// `--mode target --op bind --tid N --initiator-name IQN` for an initiator name
+    /// (`iqn.`, `eui.`, `naa.`), else `--initiator-address ADDR` (an address or a subnet).
+    pub fn bind_initiator(&self, tid: u32, who: &str) -> Vec<String> {
+        let tid = tid.to_string();
+        let by_name = ["iqn.", "eui.", "naa."].iter().any(|p| who.starts_with(p));
+        let flag = if by_name {
+            "--initiator-name"
+        } else {
+            "--initiator-address"
+        };
+        self.with(&["--mode", "target", "--op", "bind", "--tid", &tid, flag, who])
+    }
+
+    /// `--mode account --op new --user U --password P`
+    pub fn new_account(&self, user: &str, password: &str) -> Vec<String> {
+        self.with(&[
+            "--mode",
+            "account",
+            "--op",
+            "new",
+            "--user",
+            user,
+            "--password",
+            password,
+        ])
+    }
+
+    /// `--mode account --op bind --tid N --user U`: initiators must log in with CHAP as U.
+    pub fn bind_account(&self, tid: u32, user: &str) -> Vec<String> {
+        let tid = tid.to_string();
+        self.with(&[
+            "--mode", "account", "--op", "bind", "--tid", &tid, "--user", user,
         ])
     }
 
@@ -253,9 +333,9 @@ impl Tgt {
         parse_show(&out)
     }
 
-    /// Serves `backing` as LUN 1 of a fresh target `iqn`; a target of that IQN left by an
-    /// earlier run (its LUN points at a dead mount) is deleted first. Returns the tid.
-    pub async fn serve(&self, iqn: &str, backing: &str) -> Result<u32, Error> {
+    /// Serves `backing` as LUN 1 of a fresh target `iqn`, open to `access`; a target of that IQN
+    /// left by an earlier run (its LUN points at a dead mount) is deleted first. Returns the tid.
+    pub async fn serve(&self, iqn: &str, backing: &str, access: &Access) -> Result<u32, Error> {
         let shown = self.show().await?;
         if let Some(old) = shown.iter().find(|t| t.iqn == iqn) {
             tracing::info!(
@@ -270,7 +350,23 @@ impl Tgt {
         self.run(self.adm.new_target(tid, iqn)).await?;
         let rest = async {
             self.run(self.adm.new_lun(tid, backing)).await?;
-            self.run(self.adm.bind_all(tid)).await?;
+            if access.initiators.is_empty() {
+                self.run(self.adm.bind_all(tid)).await?;
+            }
+            for who in &access.initiators {
+                self.run(self.adm.bind_initiator(tid, who)).await?;
+            }
+            if let Some(chap) = &access.chap {
+                // tgtd's accounts are the daemon's: one made for another volume is reused.
+                if let Err(e) = self
+                    .run(self.adm.new_account(&chap.user, &chap.password))
+                    .await
+                    && !e.to_string().contains("exist")
+                {
+                    return Err(e);
+                }
+                self.run(self.adm.bind_account(tid, &chap.user)).await?;
+            }
             Ok::<_, RunError>(())
         };
         if let Err(e) = rest.await {

@@ -52,6 +52,40 @@ pub fn target_name(pv: &str) -> String {
     format!("{pv}-target")
 }
 
+/// The volume-manager's environment; who may log in comes from the CVC's annotations
+/// (`cstor.openebs.io/target-initiators`, `cstor.openebs.io/target-chap-secret`).
+fn target_env(cvc: &CStorVolumeConfig, cv_uid: &str) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let mut vars = vec![
+        env(env::OPENEBS_IO_CSTOR_VOLUME_ID, cv_uid),
+        env(env::RESYNC_INTERVAL, "30"),
+        field_env(env::NODE_NAME, "spec.nodeName"),
+        field_env(env::POD_NAME, "metadata.name"),
+        field_env(env::OPENEBS_NAMESPACE, "metadata.namespace"),
+    ];
+    let note = |key: &str| {
+        cvc.annotations()
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(who) = note(annotations::TARGET_INITIATORS) {
+        vars.push(env(env::CSTOR_TARGET_INITIATORS, &who));
+    }
+    if let Some(secret) = note(annotations::TARGET_CHAP_SECRET) {
+        vars.push(crate::podspec::secret_env(
+            env::CSTOR_TARGET_CHAP_USER,
+            &secret,
+            "username",
+        ));
+        vars.push(crate::podspec::secret_env(
+            env::CSTOR_TARGET_CHAP_PASSWORD,
+            &secret,
+            "password",
+        ));
+    }
+    vars
+}
+
 /// A CVR's name: `<pv>-<cspi>`.
 pub fn cvr_name(pv: &str, cspi: &str) -> String {
     format!("{pv}-{cspi}")
@@ -419,13 +453,7 @@ pub fn target_deployment(
         ports: Some(vec![tcp_port(80)]),
         security_context: privileged,
         resources: target.aux_resources.clone(),
-        env: Some(vec![
-            env(env::OPENEBS_IO_CSTOR_VOLUME_ID, &cv_uid),
-            env(env::RESYNC_INTERVAL, "30"),
-            field_env(env::NODE_NAME, "spec.nodeName"),
-            field_env(env::POD_NAME, "metadata.name"),
-            field_env(env::OPENEBS_NAMESPACE, "metadata.namespace"),
-        ]),
+        env: Some(target_env(cvc, &cv_uid)),
         volume_mounts: Some(mounts),
         ..Container::default()
     };
