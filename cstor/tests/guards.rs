@@ -395,6 +395,7 @@ async fn a_node_agents_account_writes_only_its_own_objects() {
         a.metadata.name.expect("name"),
         b.metadata.name.expect("name"),
     );
+    let bds: Api<cstor_api::openebs_v1alpha1::BlockDevice> = Api::namespaced(client.clone(), NS);
     // The pool-managers run as their own accounts, made by the operator.
     let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), NS);
     let account = deploys
@@ -461,6 +462,58 @@ async fn a_node_agents_account_writes_only_its_own_objects() {
         )),
         "{out}"
     );
+    // A claim of another pool cluster (a disk it does not own), with node 2's account; a
+    // claim of its own pool cluster is fine.
+    let foreign = serde_json::json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDeviceClaim",
+        "metadata": {"name": "bdc-elsewhere", "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": "elsewhere"}},
+        "spec": {"blockDeviceName": "bd-not-there", "resources": {"requests": {"storage": "1Mi"}}},
+    });
+    kubectl_apply(&foreign);
+    let (ok, out) = kubectl(
+        &[
+            &as_b,
+            "patch",
+            "bdc",
+            "bdc-elsewhere",
+            "--type=merge",
+            "-p",
+            label,
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "pool-manager {b} may write only the claims of its own pool cluster, not bdc-elsewhere"
+        )),
+        "{out}"
+    );
+    let own_claim = bds
+        .get(&bd(2, 2))
+        .await
+        .expect("bd")
+        .spec
+        .claim_ref
+        .and_then(|r| r.name)
+        .expect("claimed");
+    let (ok, out) = kubectl(
+        &[
+            &as_b,
+            "patch",
+            "bdc",
+            &own_claim,
+            "--type=merge",
+            "-p",
+            label,
+        ],
+        None,
+    );
+    assert!(ok, "a claim of its own pool cluster: {out}");
+    let (ok, out) = kubectl(&["delete", "bdc", "bdc-elsewhere", "--wait=false"], None);
+    assert!(ok, "{out}");
+
     // A volume target's account and another volume's CStorVolume (RBAC granted through
     // system:masters here, so the policy alone decides).
     common::volumes::cstor(&[
