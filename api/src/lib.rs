@@ -5,6 +5,7 @@
 //! `encoding/json` does, and as the apiserver prunes them from our structural schemas anyway);
 //! [`parse_strict`] reports them for callers that must not lose data silently.
 
+pub mod backup_rest;
 pub mod common;
 pub mod crdgen;
 pub mod cstor_v1;

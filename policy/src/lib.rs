@@ -1,6 +1,7 @@
 //! Admission rules as pure functions: typed objects and a facts snapshot in, a verdict out.
 //! No I/O and no kube client here, ever (docs/admission.md; rule ids are that spec's).
 
+pub mod backup;
 pub mod cspc;
 pub mod cspc_update;
 pub mod cvc;
