@@ -122,6 +122,12 @@ pub(crate) async fn run_elected(
         Err(_) => {}
         Ok(()) => controllers.stop(Duration::from_secs(10)).await,
     }
-    release(leader, election).await;
+    if matches!(outcome, Err(Error::LeaseLost(_))) {
+        // Renewals failed: a release would fail too; exit now, before the Lease expires.
+        drop(leader);
+        election.abandon();
+    } else {
+        release(leader, election).await;
+    }
     outcome
 }

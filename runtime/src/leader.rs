@@ -84,9 +84,10 @@ pub async fn elect(
     ))
 }
 
-/// Forwards the lease manager's view, but while leading confirms every second that the Lease
-/// still names us and was renewed lately (the manager keeps saying "leader" while its renewals
-/// fail). Dropping the manager's receiver (when ours are all gone) makes it give the Lease up.
+/// Forwards the lease manager's view, but while leading checks twice a second that the Lease
+/// still names us and that its `renewTime` (written by us, so by our clock) is recent: the
+/// manager keeps saying "leader" while its renewals fail. Dropping the manager's receiver
+/// (when ours are all gone) makes it give the Lease up.
 async fn guard_leadership(
     client: kube::Client,
     config: LeaseConfig,
@@ -96,7 +97,8 @@ async fn guard_leadership(
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
         kube::Api::namespaced(client, &config.namespace);
     let deadline = config.renew_deadline();
-    let mut last_renew: Option<(String, tokio::time::Instant)> = None;
+    // The last renewal seen, as the time it was written; until one is seen, when we began.
+    let mut renewed = std::time::SystemTime::now();
     loop {
         let leading = *inner.borrow_and_update();
         if !leading && *tx.borrow() {
@@ -105,7 +107,7 @@ async fn guard_leadership(
             return;
         }
         if leading && !*tx.borrow() {
-            last_renew = None;
+            renewed = std::time::SystemTime::now();
             let _ = tx.send(true);
         }
         tokio::select! {
@@ -116,25 +118,25 @@ async fn guard_leadership(
                     return;
                 }
             }
-            _ = tokio::time::sleep(Duration::from_secs(1)), if leading => {
-                let seen = tokio::time::timeout(Duration::from_secs(2), leases.get_opt(&config.name)).await;
-                let renewed = match seen {
-                    Ok(Ok(Some(lease))) => lease.spec.and_then(|s| {
-                        (s.holder_identity.as_deref() == Some(config.identity.as_str()))
-                            .then(|| s.renew_time.map(|t| t.0.to_string()).unwrap_or_default())
-                    }),
-                    _ => None,
-                };
-                let now = tokio::time::Instant::now();
-                match (&renewed, &last_renew) {
-                    (Some(r), Some((prev, _))) if r == prev => {}
-                    (Some(r), _) => last_renew = Some((r.clone(), now)),
-                    (None, None) => last_renew = Some((String::new(), now)),
-                    (None, Some(_)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)), if leading => {
+                let seen = tokio::time::timeout(Duration::from_secs(1), leases.get_opt(&config.name)).await;
+                if let Ok(Ok(Some(lease))) = seen {
+                    let spec = lease.spec.unwrap_or_default();
+                    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+                        tracing::error!(lease = %config.name, identity = %config.identity, "the Lease names another holder; stepping down");
+                        let _ = tx.send(false);
+                        return;
+                    }
+                    if let Some(t) = spec.renew_time {
+                        let at: std::time::SystemTime = t.0.into();
+                        renewed = renewed.max(at);
+                    }
                 }
-                let since = last_renew.as_ref().map(|(_, at)| now - *at).unwrap_or_default();
+                let since = std::time::SystemTime::now()
+                    .duration_since(renewed)
+                    .unwrap_or_default();
                 if must_step_down(since, deadline) {
-                    tracing::error!(lease = %config.name, identity = %config.identity, seconds = since.as_secs(), "no renewal of the Lease seen within the renew deadline; stepping down");
+                    tracing::error!(lease = %config.name, identity = %config.identity, seconds = since.as_secs(), "no renewal of the Lease within the renew deadline; stepping down");
                     let _ = tx.send(false);
                     return;
                 }
@@ -144,6 +146,13 @@ async fn guard_leadership(
 }
 
 impl Election {
+    /// Gives up at once, without waiting for the Lease to be released: after losing it, when
+    /// a release could not be written anyway and every second counts.
+    pub fn abandon(self) {
+        self.guard.abort();
+        self.task.abort();
+    }
+
     /// Waits (at most 5 s) for the Lease to be given up; call it after dropping every
     /// receiver of the leadership signal.
     pub async fn release(self) {
