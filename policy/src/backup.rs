@@ -175,3 +175,64 @@ pub fn restore_get(req: &RestoreRequest) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// One replica's restore as the GET aggregates it: its CR's status, and whether its
+/// pool-manager is up (a restore whose pool-manager is down will never finish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaRestore<'a> {
+    pub status: &'a str,
+    pub pool_manager_up: bool,
+}
+
+/// What GET `/latest/restore/` answers for a volume's replica restores. Ours (the Go server
+/// reported the last CR walked, so `[Init, Init, Done]` read `Done` and the plugin stopped
+/// serving two replicas still waiting): `Done` only when every replica's restore is Done;
+/// `Failed` as soon as one failed, was invalid, or waits on a pool-manager that is down;
+/// `InProgress` while any runs; else the least advanced state (`Init`, then `Pending`); `""`
+/// when there is none (the plugin keeps polling).
+pub fn restore_status<'a>(replicas: &[ReplicaRestore<'a>]) -> &'static str {
+    use cstor_api::cstor_v1::backup::restore_status as st;
+    if replicas.is_empty() {
+        return st::EMPTY;
+    }
+    let effective = |r: &ReplicaRestore<'a>| -> &'a str {
+        let terminal = r.status == st::DONE || r.status == st::FAILED;
+        if !terminal && !r.pool_manager_up {
+            st::FAILED
+        } else {
+            r.status
+        }
+    };
+    let all: Vec<&str> = replicas.iter().map(effective).collect();
+    if all.iter().any(|s| *s == st::FAILED || *s == st::INVALID) {
+        st::FAILED
+    } else if all.iter().all(|s| *s == st::DONE) {
+        st::DONE
+    } else if all.iter().any(|s| *s == st::IN_PROGRESS || *s == st::DONE) {
+        st::IN_PROGRESS
+    } else if all.contains(&st::INIT) {
+        st::INIT
+    } else {
+        st::PENDING
+    }
+}
+
+/// A backup's status as GET `/latest/backups/` reports it when its pool-manager is down and
+/// the CR is not terminal: judged from the schedule's last-backup record (as the Go server
+/// does): `Done` when the record names this snapshot as its last or second last, else
+/// `Failed` (also with no record).
+pub fn backup_status_from_record(snap: &str, last: Option<(&str, &str)>) -> &'static str {
+    use cstor_api::cstor_v1::backup::backup_status as st;
+    match last {
+        Some((last, second_last)) if !snap.is_empty() && (snap == last || snap == second_last) => {
+            st::DONE
+        }
+        _ => st::FAILED,
+    }
+}
+
+/// Whether deleting backup `snap` also deletes its schedule's last-backup record, so that the
+/// next scheduled backup is a full one: when the record's last snapshot is this one or none.
+pub fn delete_record_with(snap: &str, record_last: &str) -> bool {
+    record_last.is_empty() || record_last == snap
+}

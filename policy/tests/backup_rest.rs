@@ -229,3 +229,55 @@ fn schedule_names_as_the_plugin_computes_them() {
         assert_eq!(schedule_name(backup), schedule, "{backup}");
     }
 }
+
+#[test]
+fn a_restore_is_done_only_when_every_replica_is() {
+    use cstor_policy::backup::{ReplicaRestore, restore_status};
+    let r = |status: &'static str, up: bool| ReplicaRestore {
+        status,
+        pool_manager_up: up,
+    };
+    let rows: Vec<(Vec<ReplicaRestore<'static>>, &str)> = vec![
+        (vec![], ""),
+        (
+            vec![r("Done", true), r("Done", true), r("Done", true)],
+            "Done",
+        ),
+        // The Go server read the last CR: this was "Done" with two replicas not started.
+        (
+            vec![r("Init", true), r("Init", true), r("Done", true)],
+            "InProgress",
+        ),
+        (vec![r("Pending", true), r("Pending", true)], "Pending"),
+        (vec![r("Pending", true), r("Init", true)], "Init"),
+        (vec![r("InProgress", true), r("Init", true)], "InProgress"),
+        (
+            vec![r("Done", true), r("Failed", true), r("InProgress", true)],
+            "Failed",
+        ),
+        (vec![r("Done", true), r("Invalid", true)], "Failed"),
+        // A replica waiting on a pool-manager that is down will never finish.
+        (vec![r("Done", true), r("InProgress", false)], "Failed"),
+        // A finished one does not need its pool-manager any more.
+        (vec![r("Done", false), r("Done", true)], "Done"),
+    ];
+    for (replicas, want) in rows {
+        assert_eq!(restore_status(&replicas), want, "{replicas:?}");
+    }
+}
+
+#[test]
+fn backup_status_and_record_rules() {
+    use cstor_policy::backup::{backup_status_from_record, delete_record_with};
+    assert_eq!(backup_status_from_record("s3", Some(("s3", "s2"))), "Done");
+    assert_eq!(backup_status_from_record("s2", Some(("s3", "s2"))), "Done");
+    assert_eq!(
+        backup_status_from_record("s4", Some(("s3", "s2"))),
+        "Failed"
+    );
+    assert_eq!(backup_status_from_record("s1", None), "Failed");
+    assert_eq!(backup_status_from_record("", Some(("", ""))), "Failed");
+    assert!(delete_record_with("s3", "s3"));
+    assert!(delete_record_with("s3", ""));
+    assert!(!delete_record_with("s2", "s3"));
+}
