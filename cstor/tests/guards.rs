@@ -337,27 +337,35 @@ async fn the_webhook_answers_kubectl_under_idle_and_slow_connections() {
         );
     }
     // The server closed the connections that never sent a request.
-    let mut closed = 0;
-    for s in &mut idle {
+    // The server closes the connections that never sent a request (5 s handshake timeout);
+    // on a busy machine its timers may fire a little late, so look for up to 20 s.
+    let is_closed = |s: &mut std::net::TcpStream| {
         use std::io::{ErrorKind, Read};
-        s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        s.set_read_timeout(Some(Duration::from_millis(50))).ok();
         let mut buf = [0u8; 256];
         // EOF or a reset is closed; a TLS alert first is read past.
         for _ in 0..4 {
             match s.read(&mut buf) {
-                Ok(0) => {
-                    closed += 1;
-                    break;
-                }
+                Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-                Err(_) => {
-                    closed += 1;
-                    break;
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return false;
                 }
+                Err(_) => return true,
             }
         }
+        false
+    };
+    let mut open = idle;
+    let total = open.len();
+    let looking = std::time::Instant::now();
+    while !open.is_empty() && looking.elapsed() < Duration::from_secs(20) {
+        open.retain_mut(|s| !is_closed(s));
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
+    let closed = total - open.len();
     sampler.join().expect("sampler");
     for mut c in slow {
         let _ = c.kill();
@@ -365,13 +373,12 @@ async fn the_webhook_answers_kubectl_under_idle_and_slow_connections() {
     }
     let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "webhook RSS: {} MiB before, {} MiB at peak; {closed}/{} idle connections closed by the server",
+        "webhook RSS: {} MiB before, {} MiB at peak; {closed}/{total} idle connections closed by the server",
         base_rss / 1024,
         peak / 1024,
-        idle.len()
     );
     assert!(peak < 128 * 1024, "RSS {peak} KiB over the 128 Mi limit");
-    assert_eq!(closed, idle.len(), "idle connections left open");
+    assert_eq!(closed, total, "idle connections left open");
 }
 
 /// Node agents act on their own objects only: each pool-manager runs as its own
