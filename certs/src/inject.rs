@@ -64,6 +64,47 @@ fn webhook_paths<'a>(
     (guards, paths)
 }
 
+/// The guarded caBundle patch as kube sends it.
+fn patch_of(
+    resource_version: Option<&str>,
+    guards: &[(String, String)],
+    paths: &[String],
+    bundle: &[u8],
+) -> Result<Patch<()>, kube::Error> {
+    bundle_patch(resource_version.unwrap_or_default(), guards, paths, bundle)
+        .map(Patch::Json::<()>)
+        .map_err(kube::Error::SerdeError)
+}
+
+/// Patches the caBundle of every webhook of configuration `name` (read with `hooks`) that
+/// lacks `bundle`; true when it changed. A configuration that does not exist is skipped.
+async fn patch_webhooks<K>(
+    api: &Api<K>,
+    name: &str,
+    bundle: &[u8],
+    hooks: impl Fn(&K) -> Vec<(String, WebhookClientConfig)>,
+) -> Result<bool, kube::Error>
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(obj) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    let hooks = hooks(&obj);
+    let (guards, paths) = webhook_paths(hooks.iter().map(|(n, c)| (n.as_str(), c)), bundle);
+    if paths.is_empty() {
+        return Ok(false);
+    }
+    let rv = obj.meta().resource_version.as_deref();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &patch_of(rv, &guards, &paths, bundle)?,
+    )
+    .await?;
+    Ok(true)
+}
+
 /// Makes every target carry `bundle`; returns what changed. Only `caBundle` is patched; a
 /// concurrent edit fails the patch's test (an error), and the caller's next pass fixes it.
 pub async fn reconcile(
@@ -73,50 +114,31 @@ pub async fn reconcile(
 ) -> Result<Vec<Changed>, kube::Error> {
     let mut changed = Vec::new();
     let pp = PatchParams::default();
-    let patch_of = |rv: Option<String>, guards: &[(String, String)], paths: &[String]| {
-        bundle_patch(&rv.unwrap_or_default(), guards, paths, bundle)
-            .map(Patch::Json::<()>)
-            .map_err(kube::Error::SerdeError)
-    };
     let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     for name in &targets.validating {
-        let Some(obj) = vwcs.get_opt(name).await? else {
-            continue;
-        };
-        let hooks = obj
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| (w.name.as_str(), &w.client_config));
-        let (guards, paths) = webhook_paths(hooks, bundle);
-        if !paths.is_empty() {
-            vwcs.patch(
-                name,
-                &pp,
-                &patch_of(obj.metadata.resource_version.clone(), &guards, &paths)?,
-            )
-            .await?;
+        if patch_webhooks(&vwcs, name, bundle, |o| {
+            o.webhooks
+                .iter()
+                .flatten()
+                .map(|w| (w.name.clone(), w.client_config.clone()))
+                .collect()
+        })
+        .await?
+        {
             changed.push(format!("ValidatingWebhookConfiguration/{name}"));
         }
     }
     let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     for name in &targets.mutating {
-        let Some(obj) = mwcs.get_opt(name).await? else {
-            continue;
-        };
-        let hooks = obj
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| (w.name.as_str(), &w.client_config));
-        let (guards, paths) = webhook_paths(hooks, bundle);
-        if !paths.is_empty() {
-            mwcs.patch(
-                name,
-                &pp,
-                &patch_of(obj.metadata.resource_version.clone(), &guards, &paths)?,
-            )
-            .await?;
+        if patch_webhooks(&mwcs, name, bundle, |o| {
+            o.webhooks
+                .iter()
+                .flatten()
+                .map(|w| (w.name.clone(), w.client_config.clone()))
+                .collect()
+        })
+        .await?
+        {
             changed.push(format!("MutatingWebhookConfiguration/{name}"));
         }
     }
@@ -138,7 +160,12 @@ pub async fn reconcile(
             crds.patch(
                 name,
                 &pp,
-                &patch_of(obj.metadata.resource_version.clone(), &[], &paths)?,
+                &patch_of(
+                    obj.metadata.resource_version.as_deref(),
+                    &[],
+                    &paths,
+                    bundle,
+                )?,
             )
             .await?;
             changed.push(format!("CustomResourceDefinition/{name}"));

@@ -144,6 +144,24 @@ fn json_ok(body: &impl serde::Serialize) -> Response {
     }
 }
 
+/// An error answer of `webhook`, counted in `http_errors` by status.
+fn refuse_counted<F>(
+    state: &AppState<F>,
+    webhook: &str,
+    status: StatusCode,
+    msg: String,
+) -> Response {
+    state
+        .metrics
+        .http_errors
+        .get_or_create(&ErrorLabels {
+            webhook: webhook.into(),
+            status: status.as_u16().to_string(),
+        })
+        .inc();
+    json_error(status, msg)
+}
+
 /// Content type and body checks shared by the review endpoints; Err is the HTTP answer.
 #[allow(clippy::result_large_err)] // the Err is the response itself, built once per bad request
 fn check_request<F>(
@@ -152,17 +170,7 @@ fn check_request<F>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(), Response> {
-    let refuse = |status: StatusCode, msg: String| {
-        state
-            .metrics
-            .http_errors
-            .get_or_create(&ErrorLabels {
-                webhook: webhook.into(),
-                status: status.as_u16().to_string(),
-            })
-            .inc();
-        json_error(status, msg)
-    };
+    let refuse = |status: StatusCode, msg: String| refuse_counted(state, webhook, status, msg);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -242,17 +250,7 @@ async fn budget_for<'a, F>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let refuse = |status: StatusCode, msg: String| {
-        state
-            .metrics
-            .http_errors
-            .get_or_create(&ErrorLabels {
-                webhook: webhook.into(),
-                status: status.as_u16().to_string(),
-            })
-            .inc();
-        json_error(status, msg)
-    };
+    let refuse = |status: StatusCode, msg: String| refuse_counted(state, webhook, status, msg);
     let bytes = match declared {
         Some(n) if n > BODY_LIMIT => {
             return Err(refuse(
@@ -282,17 +280,7 @@ async fn budget_for<'a, F>(
 /// Reads the whole body within the body timeout and the size limit; Err is the HTTP answer
 /// (408 too slow, 413 too large).
 async fn read_body<F>(state: &AppState<F>, webhook: &str, body: Body) -> Result<Bytes, Response> {
-    let refuse = |status: StatusCode, msg: String| {
-        state
-            .metrics
-            .http_errors
-            .get_or_create(&ErrorLabels {
-                webhook: webhook.into(),
-                status: status.as_u16().to_string(),
-            })
-            .inc();
-        json_error(status, msg)
-    };
+    let refuse = |status: StatusCode, msg: String| refuse_counted(state, webhook, status, msg);
     match tokio::time::timeout(
         state.limits.body_timeout,
         axum::body::to_bytes(body, BODY_LIMIT),

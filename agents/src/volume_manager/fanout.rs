@@ -903,14 +903,7 @@ impl Fanout {
                 self.set_reads_from(Some(src.slot.id.clone()));
             }
             // The reference's bytes (None: a hole), on its threads with the deadline.
-            let file = src.file.clone();
-            let data = self.on_replica(&src.slot, move || {
-                if is_hole(&file, start, end) {
-                    return Ok(None);
-                }
-                let mut buf = vec![0u8; n];
-                read_full(&file, start, &mut buf).map(|()| Some(buf))
-            });
+            let data = self.read_chunk(&src.slot, &src.file, start, end, n);
             let data = match data {
                 Ok(d) => Arc::new(d),
                 Err(e) => {
@@ -977,6 +970,26 @@ impl Fanout {
     }
 
     /// How long a replica may take to answer one call.
+    /// `n` bytes at `start` (up to `end`) of a replica, on its threads with the deadline;
+    /// None for a hole (a copy then writes zeros where needed).
+    fn read_chunk(
+        &self,
+        slot: &Arc<Slot>,
+        file: &Arc<File>,
+        start: u64,
+        end: u64,
+        n: usize,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let file = file.clone();
+        self.on_replica(slot, move || {
+            if is_hole(&file, start, end) {
+                return Ok(None);
+            }
+            let mut buf = vec![0u8; n];
+            read_full(&file, start, &mut buf).map(|()| Some(buf))
+        })
+    }
+
     pub fn io_deadline(&self) -> Duration {
         Duration::from_millis(self.io_deadline_ms.load(Ordering::Relaxed))
     }
@@ -1223,14 +1236,7 @@ impl Fanout {
                 });
             };
             // The source's bytes (None: a hole), on the source's threads.
-            let file = src.file.clone();
-            let data = self.on_replica(&src.slot, move || {
-                if is_hole(&file, start, end) {
-                    return Ok(None);
-                }
-                let mut buf = vec![0u8; n];
-                read_full(&file, start, &mut buf).map(|()| Some(buf))
-            });
+            let data = self.read_chunk(&src.slot, &src.file, start, end, n);
             let data = match data {
                 Ok(d) => d,
                 Err(e) => {
