@@ -154,6 +154,34 @@ const NEXTEST_VERSION: &str = "0.9.151";
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let started = Instant::now();
+    disk_report("before the build");
+    let result = test_steps(extra, started);
+    if result.is_err() {
+        // A full disk shows up as an I/O error deep in rustc or a test; say it plainly.
+        disk_report("after the failure");
+    }
+    result
+}
+
+/// Prints the free space where the build and the tests write (target/ and the temp dir).
+fn disk_report(when: &str) {
+    let target = root().join("target");
+    let _ = std::fs::create_dir_all(&target);
+    let out = Command::new("df")
+        .args(["-h", "--output=avail,size,target"])
+        .arg(&target)
+        .arg(std::env::temp_dir())
+        .output();
+    match out {
+        Ok(o) => print!(
+            "[xtask] free disk {when}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        ),
+        Err(e) => println!("[xtask] free disk {when}: df failed: {e}"),
+    }
+}
+
+fn test_steps(extra: &[String], started: Instant) -> anyhow::Result<()> {
     // Go builds the control plane (minutes on a fresh machine) while Rust compiles: the two
     // overlap instead of adding up. Tests need it only once they run.
     let control_plane = std::thread::spawn(|| controlplane().map(|_| ()));
