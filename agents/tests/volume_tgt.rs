@@ -24,8 +24,8 @@ fn builders_have_the_exact_argv() {
         "--lld iscsi --mode logicalunit --op new --tid 7 --lun 1 --backing-store /run/cstor/pvc-1/lun --bstype rdwr"
     );
     assert_eq!(
-        argv(d.delete_lun(7)),
-        "--lld iscsi --mode logicalunit --op delete --tid 7 --lun 1"
+        argv(d.update_lun(7, "path=/run/cstor/pvc-1/lun")),
+        "--lld iscsi --mode logicalunit --op update --tid 7 --lun 1 --params path=/run/cstor/pvc-1/lun"
     );
     assert_eq!(
         argv(d.bind_all(7)),

@@ -1092,30 +1092,33 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
         }
     };
 
-    // 1. Under a write load.
+    // 1. Under a write load: logged-in sessions of 40 paced writes each, so the LUN's re-open
+    //    lands inside a session. Every write must succeed (the re-open holds I/O, it does not
+    //    fail it), and each offset then reads back what was last written there.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let (mut i, mut in_window) = (0u32, 0u32);
+            let mut last = std::collections::BTreeMap::new();
+            let (mut sessions, mut writes) = (0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let cmd = format!("write -P {} {}M 1M", i % 200 + 1, i % 24);
-                let mut said = qemu_io_any("vol-z", &[&cmd]);
-                // Known gap (issue 12, docs/volumes.md "Resize"): tgt cannot resize a LUN, so
-                // it is deleted and re-added at once; a command that lands in between gets
-                // LOGICAL UNIT NOT SUPPORTED. Counted, and the same write must then succeed.
-                if said.contains("LOGICAL_UNIT_NOT_SUPPORTED") {
-                    in_window += 1;
-                    std::thread::sleep(Duration::from_millis(300));
-                    said = qemu_io_any("vol-z", &[&cmd]);
+                let mut cmds = Vec::new();
+                for j in 0..40u32 {
+                    let (mb, pattern) = ((sessions + j) % 24, (sessions * 40 + j) % 250 + 1);
+                    cmds.push(format!("write -P {pattern} {mb}M 1M"));
+                    cmds.push("sleep 25".to_string());
+                    last.insert(mb, pattern);
                 }
+                let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+                let said = qemu_io_any("vol-z", &refs);
                 assert!(
-                    !said.contains("failed"),
-                    "write {i} during the resize: {said}"
+                    !said.contains("failed") && said.matches("wrote ").count() == 40,
+                    "session {sessions} during the resize: {said}"
                 );
-                i += 1;
+                sessions += 1;
+                writes += 40;
             }
-            (i, in_window)
+            (sessions, writes, last)
         })
     };
     resize_to("64Mi");
@@ -1124,11 +1127,19 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (writes, in_window) = writer.join().expect("writer");
-    eprintln!(
-        "{writes} writes went on during the resize; {in_window} hit the LUN swap and succeeded when repeated"
+    let (sessions, writes, last) = writer.join().expect("writer");
+    eprintln!("{writes} writes in {sessions} sessions went on during the resize, none failed");
+    assert!(sessions > 0);
+    let checks: Vec<String> = last
+        .iter()
+        .map(|(mb, pattern)| format!("read -P {pattern} {mb}M 1M"))
+        .collect();
+    let refs: Vec<&str> = checks.iter().map(String::as_str).collect();
+    let said = qemu_io_any("vol-z", &refs);
+    assert!(
+        !said.contains("failed") && !said.contains("Pattern verification"),
+        "data written during the resize: {said}"
     );
-    assert!(writes > 0);
 
     // 2. One pool-manager stopped: the LUN stays at 64Mi, the CVC says it is resizing and why.
     let cvr = cvrs_of(&client, "vol-z").await.remove(0);

@@ -14,6 +14,7 @@ use fuser::{
 
 use super::Error;
 use super::fanout::Fanout;
+use super::gate::IoGate;
 
 /// Name of the one file.
 pub const LUN_FILE: &str = "lun";
@@ -26,15 +27,17 @@ const THREADS: usize = 4;
 /// The filesystem handed to fuser.
 pub struct LunFs {
     fanout: Arc<Fanout>,
+    gate: Arc<IoGate>,
     uid: u32,
     gid: u32,
     started: SystemTime,
 }
 
 impl LunFs {
-    pub fn new(fanout: Arc<Fanout>) -> LunFs {
+    pub fn new(fanout: Arc<Fanout>, gate: Arc<IoGate>) -> LunFs {
         LunFs {
             fanout,
+            gate,
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             started: SystemTime::now(),
@@ -64,6 +67,58 @@ impl LunFs {
             blksize: 4096,
             flags: 0,
         })
+    }
+
+    /// Runs `op` once the held gate opens, on a thread of its own: the FUSE threads stay
+    /// free for the open and stat calls tgt makes while the gate is held.
+    fn park(&self, op: impl FnOnce(&Fanout) + Send + 'static) {
+        let (fanout, gate) = (self.fanout.clone(), self.gate.clone());
+        let spawned = std::thread::Builder::new()
+            .name("lun-held-io".into())
+            .spawn(move || {
+                let _pass = gate.enter();
+                op(&fanout);
+            });
+        if let Err(e) = spawned {
+            // The reply dropped with the closure answers EIO.
+            tracing::error!(error = %e, "no thread to hold an I/O during a resize; it fails");
+        }
+    }
+}
+
+fn read_to(fanout: &Fanout, offset: u64, size: u32, reply: ReplyData) {
+    match fanout.read(offset, size as usize) {
+        Ok(data) => reply.data(&data),
+        Err(e) => {
+            tracing::warn!(error = %e, offset, size, "read failed");
+            reply.error(errno(&e));
+        }
+    }
+}
+
+fn write_from(fanout: &Fanout, offset: u64, data: &[u8], sync: bool, reply: ReplyWrite) {
+    match fanout.write(offset, data).and_then(|n| {
+        if sync {
+            fanout.fsync().map(|()| n)
+        } else {
+            Ok(n)
+        }
+    }) {
+        Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
+        Err(e) => {
+            tracing::warn!(error = %e, offset, len = data.len(), "write failed");
+            reply.error(errno(&e));
+        }
+    }
+}
+
+fn fsync_for(fanout: &Fanout, reply: ReplyEmpty) {
+    match fanout.fsync() {
+        Ok(()) => reply.ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "fsync failed");
+            reply.error(errno(&e));
+        }
     }
 }
 
@@ -168,12 +223,9 @@ impl Filesystem for LunFs {
         if ino != LUN_INO {
             return reply.error(Errno::EISDIR);
         }
-        match self.fanout.read(offset, size as usize) {
-            Ok(data) => reply.data(&data),
-            Err(e) => {
-                tracing::warn!(error = %e, offset, size, "read failed");
-                reply.error(errno(&e));
-            }
+        match self.gate.try_enter() {
+            Some(_pass) => read_to(&self.fanout, offset, size, reply),
+            None => self.park(move |fanout| read_to(fanout, offset, size, reply)),
         }
     }
 
@@ -195,17 +247,11 @@ impl Filesystem for LunFs {
         // Opened O_SYNC or O_DSYNC (O_SYNC includes O_DSYNC's bit): a write is done only once
         // it is flushed on the replicas.
         let sync = flags.0 & nix::libc::O_DSYNC != 0;
-        match self.fanout.write(offset, data).and_then(|n| {
-            if sync {
-                self.fanout.fsync().map(|()| n)
-            } else {
-                Ok(n)
-            }
-        }) {
-            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
-            Err(e) => {
-                tracing::warn!(error = %e, offset, len = data.len(), "write failed");
-                reply.error(errno(&e));
+        match self.gate.try_enter() {
+            Some(_pass) => write_from(&self.fanout, offset, data, sync, reply),
+            None => {
+                let data = data.to_vec();
+                self.park(move |fanout| write_from(fanout, offset, &data, sync, reply));
             }
         }
     }
@@ -230,12 +276,9 @@ impl Filesystem for LunFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fanout.fsync() {
-            Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::warn!(error = %e, "fsync failed");
-                reply.error(errno(&e));
-            }
+        match self.gate.try_enter() {
+            Some(_pass) => fsync_for(&self.fanout, reply),
+            None => self.park(move |fanout| fsync_for(fanout, reply)),
         }
     }
 
@@ -269,6 +312,7 @@ impl Filesystem for LunFs {
 pub struct Mounted {
     session: Option<fuser::BackgroundSession>,
     dir: PathBuf,
+    gate: Arc<IoGate>,
 }
 
 impl std::fmt::Debug for Mounted {
@@ -281,6 +325,11 @@ impl Mounted {
     /// The mount point.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The gate every read, write and fsync of the file passes.
+    pub fn gate(&self) -> &Arc<IoGate> {
+        &self.gate
     }
 
     /// The served file: `<dir>/lun`.
@@ -332,14 +381,16 @@ pub fn mount(fanout: Arc<Fanout>, dir: &Path) -> Result<Mounted, Error> {
         context: format!("create mount dir {}", dir.display()),
         source: e,
     })?;
-    let session =
-        fuser::spawn_mount(LunFs::new(fanout), dir, &mount_config()).map_err(|e| Error::Io {
-            context: format!("FUSE mount at {}", dir.display()),
-            source: e,
-        })?;
+    let gate = Arc::new(IoGate::new());
+    let fs = LunFs::new(fanout, gate.clone());
+    let session = fuser::spawn_mount(fs, dir, &mount_config()).map_err(|e| Error::Io {
+        context: format!("FUSE mount at {}", dir.display()),
+        source: e,
+    })?;
     Ok(Mounted {
         session: Some(session),
         dir: dir.to_path_buf(),
+        gate,
     })
 }
 

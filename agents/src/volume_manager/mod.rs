@@ -6,6 +6,7 @@
 
 pub mod fanout;
 pub mod fuse;
+pub mod gate;
 pub mod quorum;
 pub mod reconcile;
 pub mod status;

@@ -40,6 +40,12 @@ const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 /// How long a write waits for the status recording a lost replica before failing with EIO.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// First and longest wait between rebuild attempts of one replica.
+/// A resize's re-open of the LUN file waits this long with no I/O arriving at the held gate
+/// (a command tgt handed a worker thread just before reaches the gate within it).
+const IO_QUIET: Duration = Duration::from_millis(250);
+/// I/O still in flight after this gives up the re-open (tried again next pass) rather than
+/// stall the volume longer.
+const IO_HOLD_DEADLINE: Duration = Duration::from_secs(5);
 const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -917,7 +923,26 @@ impl Volume {
             return;
         };
         let lun = m.lun_path().display().to_string();
-        let confirmed = match self.tgt.refresh_lun(tid, &lun).await {
+        // I/O waits at the gate while tgt re-opens the file: held, not failed.
+        let gate = m.gate().clone();
+        let held = tokio::task::spawn_blocking(move || gate.hold(IO_QUIET, IO_HOLD_DEADLINE))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let hold = match held {
+            Ok(h) => h,
+            Err(e) => {
+                self.resize_failed(cv, have, want, &e).await;
+                return;
+            }
+        };
+        let refreshed = self.tgt.refresh_lun(tid, &lun).await;
+        tracing::info!(
+            held_ms = hold.held_for().as_millis() as u64,
+            "LUN I/O held for the re-open"
+        );
+        drop(hold);
+        let confirmed = match refreshed {
             Ok(()) => match self.tgt.lun_mb(tid).await {
                 Ok(Some(mb)) if mb >= super::tgt::shown_mb(want) => Ok(()),
                 Ok(shown) => Err(format!("tgt shows LUN 1 as {shown:?} MB after the refresh")),

@@ -1,12 +1,15 @@
 //! tgt (the Linux SCSI target daemon) driven through `tgtadm`: exact argv builders, a parser
-//! for `--op show --mode target`, the tid choice, and the async steps (serve, re-add LUN on
+//! for `--op show --mode target`, the tid choice, and the async steps (serve, re-open the LUN on
 //! resize, remove) run through [`Runner`].
 //!
 //! Verified against tgt 1.0.85: a regular file needs `--bstype rdwr`; `-C <n>` on both
 //! `tgtd` and `tgtadm` selects a private control socket (`/var/run/tgtd/socket.<n>`); tgt does
-//! not notice a grown backing file, deleting and re-adding LUN 1 does (also with an initiator
-//! logged in: its next READ CAPACITY sees the new size); `--op update --mode logicalunit
-//! --params online=1` does not.
+//! not notice a grown backing file. Re-opening it does: `--params online=0` then
+//! `--params path=<same file>` (refused while the LU is online) re-reads the size and puts the
+//! LU online again; an initiator logged in sees the new size at its next READ CAPACITY. A
+//! non-removable LU keeps serving I/O while "offline". tgt swaps the file descriptor with no
+//! lock against its I/O threads, so the caller holds the LUN's I/O around it (see
+//! [`super::gate`]); deleting and re-adding the LUN instead fails every command in between.
 
 use crate::runner::{RunError, Runner};
 
@@ -124,19 +127,21 @@ impl Tgtadm {
         ])
     }
 
-    /// `--mode logicalunit --op delete --tid N --lun 1`
-    pub fn delete_lun(&self, tid: u32) -> Vec<String> {
+    /// `--mode logicalunit --op update --tid N --lun 1 --params PARAMS`
+    pub fn update_lun(&self, tid: u32, params: &str) -> Vec<String> {
         let tid = tid.to_string();
         let lun = LUN.to_string();
         self.with(&[
             "--mode",
             "logicalunit",
             "--op",
-            "delete",
+            "update",
             "--tid",
             &tid,
             "--lun",
             &lun,
+            "--params",
+            params,
         ])
     }
 
@@ -377,12 +382,21 @@ impl Tgt {
         Ok(tid)
     }
 
-    /// Makes tgt see a new size of the backing file: LUN 1 is deleted and re-added at once
-    /// (tgt has no resize), the re-add tried three times; a LUN already missing (an earlier
-    /// attempt failed half-way) is just added.
+    /// Makes tgt see a new size of the backing file by re-opening it (the module doc says
+    /// how); the caller holds the LUN's I/O meanwhile. A LUN found missing (a target whose
+    /// LUN was lost) is added, that tried three times.
     pub async fn refresh_lun(&self, tid: u32, backing: &str) -> Result<(), Error> {
         if self.lun_mb(tid).await?.is_some() {
-            self.run(self.adm.delete_lun(tid)).await?;
+            self.run(self.adm.update_lun(tid, "online=0")).await?;
+            let path = format!("path={backing}");
+            if let Err(e) = self.run(self.adm.update_lun(tid, &path)).await {
+                // Back online on the old file: the resize is tried again later.
+                if let Err(back) = self.run(self.adm.update_lun(tid, "online=1")).await {
+                    tracing::error!(tid, error = %back, "LUN left offline after a failed re-open");
+                }
+                return Err(e.into());
+            }
+            return Ok(());
         }
         let mut last = None;
         for attempt in 0..3u64 {
