@@ -393,3 +393,28 @@ fn dataset_store_paths() {
         std::path::PathBuf::from("/var/openebs/cstor-pool/replicas/pvc-1")
     );
 }
+
+#[test]
+fn snapshot_commands_and_their_answers() {
+    assert_eq!(
+        store::snapshot_argv("cstor-abc/pvc-1", "b1-20240101101010"),
+        argv(&["zfs", "snapshot", "cstor-abc/pvc-1@b1-20240101101010"])
+    );
+    assert_eq!(
+        store::snapshot_destroy_argv("cstor-abc/pvc-1", "b1"),
+        argv(&["zfs", "destroy", "cstor-abc/pvc-1@b1"])
+    );
+    assert!(store::snapshot_exists(&fixture(
+        "replica-zfs-snapshot-exists.txt"
+    )));
+    assert!(!store::snapshot_exists(&fixture(
+        "replica-zfs-snapshot-destroy-missing.txt"
+    )));
+    // A destroy of a snapshot that is gone already is done; one with a clone is not.
+    assert!(store::is_missing(&fixture(
+        "replica-zfs-snapshot-destroy-missing.txt"
+    )));
+    assert!(!store::is_missing(&fixture(
+        "replica-zfs-snapshot-destroy-clone.txt"
+    )));
+}

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod openebs_v1alpha1;
 pub mod quantity;
 pub mod resource;
+pub mod snapshot;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::de::DeserializeOwned;

@@ -156,6 +156,27 @@ pub enum VolumeCmd {
     /// (the most recent unless --from) and the others are rebuilt from it. Refused while any
     /// replica is Healthy.
     Recover(RecoverArgs),
+    /// Take a crash-consistent snapshot of a volume: writes are held while every Healthy
+    /// replica's dataset is snapshotted at the same point (docs/backup-restore.md).
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotArgs {
+    /// Volume (PV) name.
+    pub name: String,
+    /// Snapshot name (letters, digits, `_`, `.`, `:`, `-`).
+    pub snapshot: String,
+    /// Destroy the snapshot instead.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Seconds to wait for the outcome.
+    #[arg(long, default_value_t = 60)]
+    pub wait: u64,
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
+    pub namespace: String,
+    #[arg(long, env = env::KUBECONFIG)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -247,6 +268,7 @@ pub async fn run(cmd: VolumeCmd) -> anyhow::Result<()> {
             Ok(())
         }
         VolumeCmd::Recover(args) => recover(args).await,
+        VolumeCmd::Snapshot(args) => snapshot(args).await,
     }
 }
 
@@ -299,6 +321,42 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
         "volume {}: replica {chosen} is promoted; the target serves from it as soon as it can open it, and rebuilds the others from it (watch it with `cstor status`)",
         args.name
     );
+    Ok(())
+}
+
+async fn snapshot(args: SnapshotArgs) -> anyhow::Result<()> {
+    use cstor_api::snapshot::Op;
+    let client = crate::common::user_client(args.kubeconfig.clone()).await?;
+    let cvs: Api<cstor_api::cstor_v1::cv::CStorVolume> = Api::namespaced(client, &args.namespace);
+    let op = if args.destroy {
+        Op::Destroy
+    } else {
+        Op::Create
+    };
+    let o = cstor_reconcilers::snapshot::request(
+        &cvs,
+        &args.name,
+        &args.snapshot,
+        op,
+        std::time::Duration::from_secs(args.wait),
+    )
+    .await?;
+    if op == Op::Create {
+        println!(
+            "snapshot {}@{} taken on replicas {} (writes held {} ms)",
+            args.name,
+            o.snapshot,
+            o.done.join(", "),
+            o.held_ms
+        );
+    } else {
+        println!(
+            "snapshot {}@{} destroyed on replicas {}",
+            args.name,
+            o.snapshot,
+            o.done.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -545,3 +545,188 @@ async fn killing_the_volume_manager_around_a_rebuild_and_mid_write_loses_nothing
     assert_replicas_identical(&client, "vol-k", 3).await;
     delete_volume(&client, "vol-k").await;
 }
+
+/// zfs-fuse calls a just-read clone busy for a moment (seen: gone a second later).
+fn destroy_clone(node: &cstor_local::node::LocalNode, clone: &str) {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match node.zfs(&["destroy", clone]) {
+            Ok(_) => return,
+            Err(e) if e.contains("dataset is busy") => last = e,
+            Err(e) => panic!("destroy {clone}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("destroy {clone}: still busy after 5 s: {last}");
+}
+
+/// A replica's snapshot as bytes: cloned on its node under a private mountpoint, hashed, and
+/// the clone destroyed.
+fn snapshot_sum(cvr: &CStorVolumeReplica, dataset: &str, snap: &str, tag: &str) -> String {
+    let node = node_of(cvr);
+    let pool = dataset.split('/').next().expect("pool");
+    let clone = format!("{pool}/chk-{tag}");
+    let dir = format!("/tmp/cstor-snapchk-{}-{tag}", std::process::id());
+    node.zfs(&[
+        "clone",
+        "-o",
+        &format!("mountpoint={dir}"),
+        &format!("{dataset}@{snap}"),
+        &clone,
+    ])
+    .unwrap_or_else(|e| panic!("clone of {dataset}@{snap}: {e}"));
+    let out = node
+        .command("sha256sum")
+        .arg(format!("{dir}/lun"))
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success(), "{out:?}");
+    destroy_clone(node, &clone);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Snapshots taken while a logged-in initiator writes every few milliseconds: each one holds
+/// the same bytes on every replica (writes are held while the pools snapshot), what was
+/// written before it is in it, and a destroy removes it everywhere. The writes never fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshots_taken_under_writes_are_identical_on_every_replica() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-snap",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-snap", 3).await;
+    qemu_io("vol-snap", &["write -P 0x6d 40M 2M"]);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sessions = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut cmds = Vec::new();
+                for j in 0..40u32 {
+                    let (kb, pattern) = (((sessions * 40 + j) % 96) * 256, (j % 250) + 1);
+                    cmds.push(format!("write -P {pattern} {kb}k 256k"));
+                    cmds.push("sleep 10".to_string());
+                }
+                let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+                qemu_io("vol-snap", &refs);
+                sessions += 1;
+            }
+            sessions
+        })
+    };
+    let pool = zpool_of(&client, CSPC).await;
+    let dataset = format!("{pool}/vol-snap");
+    let mut held = Vec::new();
+    for k in 1..=4 {
+        let snap = format!("s{k}-20261205101010");
+        let said = cstor(&["volume", "snapshot", "vol-snap", &snap]);
+        let ms: u64 = said
+            .split("writes held ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no hold time in {said:?}"));
+        held.push(ms);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sessions = writer.join().expect("writer");
+    eprintln!("4 snapshots under {sessions} write sessions; writes held (ms): {held:?}");
+    assert!(sessions > 0);
+
+    let cvrs = cvrs_of(&client, "vol-snap").await;
+    assert_eq!(cvrs.len(), 3);
+    for k in 1..=4 {
+        let snap = format!("s{k}-20261205101010");
+        let sums: Vec<String> = cvrs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| snapshot_sum(c, &dataset, &snap, &format!("{k}-{i}")))
+            .collect();
+        assert!(
+            sums.iter().all(|s| s == &sums[0]),
+            "snapshot {snap} differs between replicas: {sums:?}"
+        );
+    }
+    // What was written before the snapshots is in them (read through a clone of the first).
+    let node = node_of(&cvrs[0]);
+    let dir = format!("/tmp/cstor-snapchk-{}-data", std::process::id());
+    node.zfs(&[
+        "clone",
+        "-o",
+        &format!("mountpoint={dir}"),
+        &format!("{dataset}@s1-20261205101010"),
+        &format!("{pool}/chk-data"),
+    ])
+    .expect("clone");
+    let out = node
+        .command("cmp")
+        .args(["-n", "2097152", "-i", "41943040:0", &format!("{dir}/lun")])
+        .arg("-")
+        .stdin(std::process::Stdio::from(
+            std::fs::File::open({
+                let p = std::env::temp_dir().join(format!("pattern-6d-{}", std::process::id()));
+                std::fs::write(&p, vec![0x6du8; 2 << 20]).expect("pattern");
+                p
+            })
+            .expect("open pattern"),
+        ))
+        .output()
+        .expect("cmp");
+    assert!(
+        out.status.success(),
+        "data written before the snapshot is not in it: {out:?}"
+    );
+    destroy_clone(node, &format!("{pool}/chk-data"));
+
+    // A bad name is refused before anything is asked.
+    let out = Command::new(env!("CARGO_BIN_EXE_cstor"))
+        .args(["volume", "snapshot", "vol-snap", "a/b"])
+        .env(
+            "KUBECONFIG",
+            cstor_local::testing::control_plane().kubeconfig(),
+        )
+        .output()
+        .expect("cstor");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("snapshot name \"a/b\" has '/'"), "{err}");
+
+    // Destroy: gone from every replica.
+    let said = cstor(&[
+        "volume",
+        "snapshot",
+        "vol-snap",
+        "s1-20261205101010",
+        "--destroy",
+    ]);
+    assert!(said.contains("destroyed on replicas"), "{said}");
+    for c in &cvrs {
+        let listed = node_of(c)
+            .zfs(&["list", "-H", "-o", "name", "-t", "snapshot"])
+            .expect("zfs list");
+        assert!(
+            !listed.contains(&format!("{dataset}@s1-")),
+            "s1 still on {}: {listed}",
+            node_of(c).name
+        );
+        assert!(listed.contains(&format!("{dataset}@s2-")), "{listed}");
+    }
+    delete_volume(&client, "vol-snap").await;
+}

@@ -22,11 +22,14 @@ pub const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-g
 pub const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 
 /// Keys in the operators' domains that users set on purpose: pausing reconciliation, naming
-/// the replica a supervised recovery promotes, and the conversion's own record.
-pub const USER_KEYS: [&str; 3] = [
+/// the replica a supervised recovery promotes, the conversion's own record, asking a volume
+/// for a snapshot, and the velero-plugin's mark on a restored replica.
+pub const USER_KEYS: [&str; 5] = [
     annotations::RECONCILE_DISABLE,
     annotations::RECOVER_FROM,
     annotations::CONVERSION_DATA,
+    cstor_api::snapshot::REQUEST,
+    annotations::RESTORE_COMPLETED,
 ];
 
 /// Whether the operators rely on a label or annotation `key`: every key of the `openebs.io`

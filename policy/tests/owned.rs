@@ -315,6 +315,18 @@ fn cvr_and_cstor_volume_point_at_the_cvc() {
 }
 
 #[test]
+fn users_may_ask_for_a_snapshot_and_mark_a_restore_but_not_forge_its_answers() {
+    use cstor_policy::owned::operator_key;
+    // `cstor volume snapshot` and the velero-plugin run as users.
+    assert!(!operator_key("cstor.openebs.io/snapshot-request"));
+    assert!(!operator_key("openebs.io/restore-completed"));
+    // The barrier, the pool-managers' answers and the outcome are the operators'.
+    assert!(operator_key("cstor.openebs.io/snapshot-barrier"));
+    assert!(operator_key("cstor.openebs.io/snapshot-answer"));
+    assert!(operator_key("cstor.openebs.io/snapshot-outcome"));
+}
+
+#[test]
 fn operator_accounts_ending_in_a_star_are_prefixes() {
     let ops = OperatorAccounts(vec![
         "system:serviceaccount:openebs:cstor-cspc-operator".into(),

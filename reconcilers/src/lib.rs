@@ -13,6 +13,7 @@ mod elected;
 pub mod error;
 pub mod meta;
 pub mod podspec;
+pub mod snapshot;
 
 pub use error::Error;
 

@@ -72,6 +72,10 @@ pub const SCALE_DOWN: &str = "ScaleDown";
 pub const SCALING_VOLUME_REPLICAS: &str = "ScalingVolumeReplicas";
 pub const SERVICE_CREATED: &str = "ServiceCreated";
 /// Go spelling, on the wire.
+/// Ours: a snapshot of a volume was taken or destroyed on its replicas, or failed.
+pub const SNAPSHOT_TAKEN: &str = "SnapshotTaken";
+pub const SNAPSHOT_DESTROYED: &str = "SnapshotDestroyed";
+pub const SNAPSHOT_FAILED: &str = "SnapshotFailed";
 pub const SYNCED: &str = "Synced";
 pub const TARGET_CREATED: &str = "TargetCreated";
 /// Go spelling, on the wire.

@@ -8,6 +8,7 @@ pub(crate) mod decide;
 pub(crate) mod kube_ops;
 pub(crate) mod reconcile;
 pub mod replica;
+pub mod snapshot;
 pub mod zfs;
 pub mod zpool;
 
@@ -205,6 +206,7 @@ pub async fn run(
     let ours = watcher::Config::default().labels(&replica::selector(&config.cspi_uid));
     let watched_cvrs = watched.clone();
     let replicas = tokio::spawn(replica::run(ctx.clone(), stop_rx.clone()));
+    let snapshots = tokio::spawn(snapshot::run(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx.clone();
     Controller::new(cspis, watcher::Config::default())
         .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
@@ -228,6 +230,9 @@ pub async fn run(
         .await;
     if let Err(e) = replicas.await {
         tracing::warn!(error = %e, "replica controller task");
+    }
+    if let Err(e) = snapshots.await {
+        tracing::warn!(error = %e, "snapshot task");
     }
     reconcile::mark_offline(&ctx).await
 }

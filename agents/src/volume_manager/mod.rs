@@ -9,6 +9,7 @@ pub mod fuse;
 pub mod gate;
 pub mod quorum;
 pub mod reconcile;
+pub mod snapshot;
 pub mod status;
 pub mod tgt;
 pub mod worker;

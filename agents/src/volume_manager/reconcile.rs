@@ -25,10 +25,12 @@ use tokio::sync::watch;
 
 use super::fanout::{Fanout, Replica, ReplicaState, ResyncStats};
 use super::fuse::{self, Mounted};
+use super::snapshot;
 use super::status::{self, KnownPlan};
 use super::tgt::{Tgt, Tgtadm};
 use super::{Config, Error};
 use crate::runner::Runner;
+use cstor_api::snapshot as snap;
 
 /// How often the fan-out's replica states are looked at (a degraded replica shows up in the
 /// CV status within this).
@@ -46,6 +48,11 @@ const IO_QUIET: Duration = Duration::from_millis(250);
 /// I/O still in flight after this gives up the re-open (tried again next pass) rather than
 /// stall the volume longer.
 const IO_HOLD_DEADLINE: Duration = Duration::from_secs(5);
+/// A snapshot's writes wait at most this long for I/O in flight to finish.
+const SNAPSHOT_HOLD_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a snapshot waits for the pool-managers' answers (writes held meanwhile).
+const SNAPSHOT_ANSWER_DEADLINE: Duration = Duration::from_secs(15);
+const SNAPSHOT_ANSWER_POLL: Duration = Duration::from_millis(25);
 const REBUILD_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -190,6 +197,8 @@ struct Volume {
     served_size: u64,
     /// The settling of refused writes' ranges, while it runs.
     settling: Option<tokio::task::JoinHandle<usize>>,
+    /// A snapshot request waits for a resync or settling to end: passes run every poll.
+    snapshot_waiting: bool,
 }
 
 /// Runs the volume-manager for CV `config.volume_uid` until `shutdown` resolves (or the CV is
@@ -265,6 +274,7 @@ pub async fn run(
         resize_error: None,
         refused_seen: 0,
         settling: None,
+        snapshot_waiting: false,
         served_size: size,
     };
     let result = vol.serve_and_follow(size, stop_rx).await;
@@ -536,7 +546,7 @@ impl Volume {
             let due = self
                 .last_apply
                 .is_none_or(|t| t.elapsed() >= self.config.resync);
-            if dirty || due || self.fanout_changed() {
+            if dirty || due || self.snapshot_waiting || self.fanout_changed() {
                 // A stop is honoured even while a pass waits on the API.
                 let pass = tokio::select! {
                     r = self.reconcile() => r,
@@ -652,6 +662,7 @@ impl Volume {
         }
         let cv = self.follow_known(cv).await?;
         self.follow_resize(&cv).await;
+        self.follow_snapshot(&cv).await;
         self.report(&cv).await?;
         self.finish_recovery(&cv).await;
         Ok(true)
@@ -676,6 +687,166 @@ impl Volume {
         {
             tracing::warn!(error = %e, "recovery annotation not removed; tried again next pass");
         }
+    }
+
+    /// A snapshot asked on the CStorVolume (docs/backup-restore.md, "Snapshots"): taken now,
+    /// later (while a resync or settling could still change a replica), or refused.
+    async fn follow_snapshot(&mut self, cv: &CStorVolume) {
+        let busy = if self.resync.is_some() {
+            Some("a resync after a restart is running")
+        } else if self.settling.is_some() || self.fanout.unsettled_ranges() > 0 {
+            Some("refused writes are being settled on the replicas")
+        } else {
+            None
+        };
+        self.snapshot_waiting = false;
+        let outcome = match snapshot::next(cv.annotations(), busy) {
+            snapshot::Next::Nothing => return,
+            snapshot::Next::Later(why) => {
+                tracing::info!(volume = %self.name, "snapshot waits: {why}");
+                self.snapshot_waiting = true;
+                return;
+            }
+            snapshot::Next::Refuse(request, why) => snapshot::refused(&request, &why),
+            snapshot::Next::Take(request) => self.take_snapshot(request).await,
+        };
+        let (type_, reason) = match (
+            outcome.failed.is_empty() && outcome.refused.is_empty(),
+            outcome.op,
+        ) {
+            (true, snap::Op::Create) => (EventType::Normal, reasons::SNAPSHOT_TAKEN),
+            (true, snap::Op::Destroy) => (EventType::Normal, reasons::SNAPSHOT_DESTROYED),
+            (false, _) => (EventType::Warning, reasons::SNAPSHOT_FAILED),
+        };
+        let note = if !outcome.refused.is_empty() {
+            format!(
+                "snapshot {} not attempted: {}",
+                outcome.snapshot, outcome.refused
+            )
+        } else if outcome.failed.is_empty() && outcome.op == snap::Op::Create {
+            format!(
+                "snapshot {} taken on replicas {} (writes held {} ms)",
+                outcome.snapshot,
+                outcome.done.join(", "),
+                outcome.held_ms
+            )
+        } else if outcome.failed.is_empty() {
+            format!(
+                "snapshot {} destroyed on replicas {}",
+                outcome.snapshot,
+                outcome.done.join(", ")
+            )
+        } else {
+            let failed: Vec<String> = outcome
+                .failed
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect();
+            format!(
+                "snapshot {} done on replicas [{}], failed on {}",
+                outcome.snapshot,
+                outcome.done.join(", "),
+                failed.join("; ")
+            )
+        };
+        let value = serde_json::to_string(&outcome).unwrap_or_default();
+        let patch =
+            json!({"metadata": {"annotations": {snap::BARRIER: null, snap::OUTCOME: value}}});
+        if let Err(e) = self
+            .cvs
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            // The request stays without an outcome: taken again at the next pass (the
+            // pool-managers answer a repeated snapshot as done).
+            tracing::warn!(error = %e, "snapshot outcome not written; tried again next pass");
+            return;
+        }
+        event(&self.recorder, cv, type_, reason, note).await;
+    }
+
+    /// Writes held (create), the barrier on the CStorVolume, every named replica's answer
+    /// awaited, writes released: the outcome.
+    async fn take_snapshot(&mut self, request: snap::Request) -> snap::Outcome {
+        let replicas: Vec<String> = self
+            .fanout
+            .replicas()
+            .into_iter()
+            .filter(|r| r.state == ReplicaState::Healthy)
+            .map(|r| r.id)
+            .collect();
+        if replicas.is_empty() {
+            return snapshot::refused(&request, "no replica is Healthy");
+        }
+        let mut hold = None;
+        if request.op == snap::Op::Create {
+            let Some(gate) = self.mounted.as_ref().map(|m| m.gate().clone()) else {
+                return snapshot::refused(&request, "the volume is not served yet");
+            };
+            let held = tokio::task::spawn_blocking(move || {
+                gate.hold(Duration::ZERO, SNAPSHOT_HOLD_DEADLINE)
+            })
+            .await;
+            match held {
+                Ok(Ok(h)) => hold = Some(h),
+                Ok(Err(e)) => {
+                    return snapshot::refused(&request, &format!("writes did not pause: {e}"));
+                }
+                Err(e) => {
+                    return snapshot::refused(&request, &format!("writes did not pause: {e}"));
+                }
+            }
+            // What the replicas acknowledged reaches their pools before the snapshot.
+            let fanout = self.fanout.clone();
+            let flushed = tokio::task::spawn_blocking(move || fanout.fsync()).await;
+            match flushed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return snapshot::refused(&request, &format!("flush failed: {e}")),
+                Err(e) => return snapshot::refused(&request, &format!("flush failed: {e}")),
+            }
+        }
+        let barrier = snap::Barrier {
+            id: request.id.clone(),
+            snapshot: request.snapshot.clone(),
+            op: request.op,
+            replicas,
+        };
+        let value = serde_json::to_string(&barrier).unwrap_or_default();
+        let patch = json!({"metadata": {"annotations": {snap::BARRIER: value}}});
+        if let Err(e) = self
+            .cvs
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            return snapshot::refused(&request, &format!("barrier not written: {e}"));
+        }
+        let until = Instant::now() + SNAPSHOT_ANSWER_DEADLINE;
+        let mut answers = BTreeMap::new();
+        loop {
+            match self.cvrs.list(&cvr_params(&self.name)).await {
+                Ok(list) => {
+                    answers = list
+                        .items
+                        .iter()
+                        .filter_map(|c| {
+                            let id = status::replica_id(c)?;
+                            let a = snap::parse::<snap::Answer>(c.annotations().get(snap::ANSWER))?;
+                            Some((id, a))
+                        })
+                        .collect();
+                }
+                Err(e) => tracing::debug!(error = %e, "replicas not listed for the snapshot"),
+            }
+            if snapshot::all_answered(&barrier, &answers) || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(SNAPSHOT_ANSWER_POLL).await;
+        }
+        let held_ms = hold
+            .map(|h| u64::try_from(h.held_for().as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        tracing::info!(volume = %self.name, snapshot = %barrier.snapshot, held_ms, "snapshot barrier released");
+        snapshot::outcome(&barrier, &answers, held_ms)
     }
 
     /// Reports a finished resync (an Event with what it repaired).

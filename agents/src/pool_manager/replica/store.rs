@@ -272,6 +272,21 @@ pub fn replica_id_argv(dataset: &str) -> Vec<String> {
     ]
 }
 
+/// `zfs snapshot DS@SNAP`.
+pub fn snapshot_argv(dataset: &str, snapshot: &str) -> Vec<String> {
+    vec![s("zfs"), s("snapshot"), format!("{dataset}@{snapshot}")]
+}
+
+/// `zfs destroy DS@SNAP` (fails, and says so, while a clone depends on it).
+pub fn snapshot_destroy_argv(dataset: &str, snapshot: &str) -> Vec<String> {
+    vec![s("zfs"), s("destroy"), format!("{dataset}@{snapshot}")]
+}
+
+/// zfs refused a snapshot because it exists already (a repeated request): done.
+pub fn snapshot_exists(text: &str) -> bool {
+    text.contains("cannot create snapshot") && text.contains("dataset already exists")
+}
+
 /// `zfs mount DS`.
 pub fn mount_argv(dataset: &str) -> Vec<String> {
     vec![s("zfs"), s("mount"), s(dataset)]
@@ -372,6 +387,28 @@ async fn exists(runner: &Runner, dataset: &str) -> Result<bool, StoreError> {
 async fn destroy(runner: &Runner, dataset: &str) -> Result<(), StoreError> {
     run_unless_missing(runner, &destroy_argv(dataset)).await?;
     Ok(())
+}
+
+/// Takes or destroys snapshot `snapshot` of `dataset`; one that exists already (create) or is
+/// gone already (destroy) is success, so a repeated request is harmless.
+pub async fn snapshot(
+    runner: &Runner,
+    dataset: &str,
+    snapshot: &str,
+    op: cstor_api::snapshot::Op,
+) -> Result<(), StoreError> {
+    use cstor_api::snapshot::Op;
+    match op {
+        Op::Create => match run(runner, &snapshot_argv(dataset, snapshot)).await {
+            Ok(_) => Ok(()),
+            Err(RunError::Failed { stderr, .. }) if snapshot_exists(&stderr) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Op::Destroy => {
+            run_unless_missing(runner, &snapshot_destroy_argv(dataset, snapshot)).await?;
+            Ok(())
+        }
+    }
 }
 
 async fn read_replica_id(runner: &Runner, dataset: &str) -> Result<Option<String>, StoreError> {
