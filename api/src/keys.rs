@@ -152,6 +152,8 @@ pub mod env {
     pub const CSTOR_ZFS_DIALECT: &str = "CSTOR_ZFS_DIALECT";
     /// Set by the local runner only: where the volume-manager mounts its FUSE fan-out.
     pub const CSTOR_FANOUT_DIR: &str = "CSTOR_FANOUT_DIR";
+    /// cvc-operator: where the backup REST API listens (`host:port`; empty: not served).
+    pub const CSTOR_BACKUP_API_BIND: &str = "CSTOR_BACKUP_API_BIND";
     /// Set by the local runner only: the management port of the machine's tgtd.
     pub const CSTOR_TGT_CONTROL_PORT: &str = "CSTOR_TGT_CONTROL_PORT";
     /// Set by the local runner only: `node=root,…`, each local node's root directory.

@@ -53,6 +53,10 @@ pub struct CvcOperatorArgs {
     pub resync_seconds: u64,
     #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
+    /// Where the velero-plugin's backup/restore REST API listens (plain HTTP; empty: not
+    /// served). Every replica serves it, leader or not: it only reads and writes the API.
+    #[arg(long, env = env::CSTOR_BACKUP_API_BIND, default_value = "0.0.0.0:5757")]
+    pub backup_api_bind: String,
 }
 
 pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
@@ -73,9 +77,29 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
         base_dir: args.base_dir.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
     };
-    cstor_reconcilers::cvc_operator::run(client, config, crate::common::terminated())
-        .await
-        .context("cvc-operator")
+    let operator =
+        cstor_reconcilers::cvc_operator::run(client.clone(), config, crate::common::terminated());
+    if args.backup_api_bind.trim().is_empty() {
+        return operator.await.context("cvc-operator");
+    }
+    let addr: std::net::SocketAddr = args.backup_api_bind.trim().parse().with_context(|| {
+        format!(
+            "--backup-api-bind {:?} is not host:port",
+            args.backup_api_bind
+        )
+    })?;
+    let apis = cstor_reconcilers::backup::Apis {
+        client,
+        config: cstor_reconcilers::backup::RestConfig::new(&args.namespace),
+    };
+    // The API stops with the operator (whose own stop waits for the termination signal).
+    tokio::select! {
+        r = operator => r.context("cvc-operator"),
+        r = cstor_reconcilers::backup::rest::serve(apis, addr, std::future::pending()) => {
+            r.with_context(|| format!("backup REST API on {addr}"))?;
+            anyhow::bail!("the backup REST API on {addr} stopped")
+        }
+    }
 }
 
 /// Flags of `cstor volume-manager` (env names as in the target Deployment).

@@ -730,3 +730,289 @@ async fn snapshots_taken_under_writes_are_identical_on_every_replica() {
     }
     delete_volume(&client, "vol-snap").await;
 }
+
+/// One HTTP/1.1 call as the velero-plugin's Go client makes it (`Content-Type:
+/// application/json` and a body on POST and GET alike); returns the status code and body.
+fn plugin_call(method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let port = *volume_stack()
+        .ports
+        .of("cstor-cvc-operator", "backup-api")
+        .first()
+        .expect("the cvc-operator's backup-api port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(90)))
+        .expect("timeout");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    // axum answers with Content-Length (no chunking) when the body is known.
+    (code, rest.to_string())
+}
+
+fn backup_body(
+    ns: &str,
+    backup: &str,
+    volume: &str,
+    snap: &str,
+    dest: &str,
+    local: bool,
+) -> String {
+    json!({"metadata": {"namespace": ns, "creationTimestamp": null},
+           "spec": {"backupName": backup, "volumeName": volume, "snapName": snap,
+                    "prevSnapName": "", "backupDest": dest, "localSnap": local},
+           "status": ""})
+    .to_string()
+}
+
+fn snapshots_on_replicas(cvrs: &[CStorVolumeReplica], dataset: &str) -> Vec<String> {
+    cvrs.iter()
+        .map(|c| {
+            node_of(c)
+                .zfs(&["list", "-H", "-o", "name", "-t", "snapshot"])
+                .expect("zfs list")
+                .lines()
+                .filter(|l| l.starts_with(&format!("{dataset}@")))
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// The backup REST API as the velero-plugin sees it: discovery by the Service label, the
+/// validation messages and codes, a local snapshot, a remote backup's CStorBackup and
+/// last-backup record, a GET for a backup that does not exist, the clean-up DELETE, and a
+/// remote restore's CStorRestores and status. (Streams come with the pool-manager's backup
+/// controller.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_api_answers_the_plugin_as_its_contract_says() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    // Discovery: the Service the plugin lists, API port first.
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), NS);
+    let found = services
+        .list(&ListParams::default().labels("openebs.io/component-name=cvc-operator-svc"))
+        .await
+        .expect("services")
+        .items;
+    assert_eq!(found.len(), 1);
+    let port = found[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .map(|p| p.port);
+    assert_eq!(port, Some(5757));
+
+    cstor(&[
+        "volume",
+        "create",
+        "vol-bk",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-bk", 3).await;
+    qemu_io("vol-bk", &["write -P 0x42 0 1M"]);
+    let (ok, out) = kubectl(&["create", "namespace", "app-bk"], None);
+    assert!(ok || out.contains("AlreadyExists"), "{out}");
+    let cvrs = cvrs_of(&client, "vol-bk").await;
+    let dataset = format!("{}/vol-bk", zpool_of(&client, CSPC).await);
+
+    // Validation, in the Go order and words; nothing is snapshotted.
+    for (body, code, message) in [
+        (backup_body("app-bk", "", "vol-bk", "b1", "127.0.0.1:9001", false), 400,
+         "Failed to create backup: missing backup name ".to_string()),
+        (backup_body("app-bk", "b1", "vol-bk", "b1", "", false), 400,
+         "Failed to create backup 'b1': missing backupIP".to_string()),
+        (backup_body("app-bk", "b1", "vol-bk", "b1", "10.0.0.5", false), 400,
+         "Failed to create backup 'b1': backupIP '10.0.0.5' is not <ip>:<port>".to_string()),
+        (backup_body("app-bk", "b1", "vol-bk", "", "127.0.0.1:9001", false), 400,
+         "Failed to create backup 'b1': missing snapName".to_string()),
+        (backup_body("app-bk", "b1", "nosuch", "b1", "127.0.0.1:9001", false), 400,
+         "Failed to create snapshot 'failed to get CStor volumeIP: CStorVolume nosuch not found'".to_string()),
+    ] {
+        assert_eq!(plugin_call("POST", "/latest/backups/", Some(&body)), (code, message));
+    }
+    let (code, said) = plugin_call("POST", "/latest/backups/", Some("{not json"));
+    assert_eq!(code, 500, "{said}");
+    assert_eq!(
+        plugin_call("PUT", "/latest/backups/", Some("{}")),
+        (405, "Invalid http method".into())
+    );
+    assert_eq!(
+        snapshots_on_replicas(&cvrs, &dataset),
+        vec![String::new(); 3]
+    );
+
+    // Local snapshot mode: the snapshot only.
+    let body = backup_body("app-bk", "b-local", "vol-bk", "b-local", "", true);
+    assert_eq!(
+        plugin_call("POST", "/latest/backups/", Some(&body)),
+        (200, "\"\"".into())
+    );
+    for s in snapshots_on_replicas(&cvrs, &dataset) {
+        assert_eq!(s, format!("{dataset}@b-local"));
+    }
+
+    // A remote (scheduled) backup: its CStorBackup, Pending, and the schedule's record.
+    let snap = "sched-20261205101010";
+    let body = backup_body("app-bk", "sched", "vol-bk", snap, "127.0.0.1:9", false);
+    assert_eq!(
+        plugin_call("POST", "/latest/backups/", Some(&body)),
+        (200, "\"\"".into())
+    );
+    let backups: Api<cstor_api::cstor_v1::backup::CStorBackup> =
+        Api::namespaced(client.clone(), "app-bk");
+    let b = backups
+        .get(&format!("{snap}-vol-bk"))
+        .await
+        .expect("CStorBackup");
+    assert_eq!(b.status, "Pending");
+    assert_eq!(b.spec.prev_snap_name, "");
+    let l = b.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        l.get("openebs.io/backup").map(String::as_str),
+        Some("sched")
+    );
+    assert_eq!(
+        l.get("openebs.io/persistent-volume").map(String::as_str),
+        Some("vol-bk")
+    );
+    assert!(cvrs.iter().any(|c| {
+        c.metadata
+            .labels
+            .as_ref()
+            .and_then(|x| x.get("cstorpoolinstance.openebs.io/uid"))
+            == l.get("cstorpoolinstance.openebs.io/uid")
+    }));
+    let records: Api<cstor_api::cstor_v1::backup::CStorCompletedBackup> =
+        Api::namespaced(client.clone(), "app-bk");
+    let r = records.get("sched-vol-bk").await.expect("record");
+    assert_eq!(
+        (r.spec.backup_name.as_str(), r.spec.last_snap_name.as_str()),
+        ("sched", "")
+    );
+    for s in snapshots_on_replicas(&cvrs, &dataset) {
+        assert!(s.contains(&format!("@{snap}")), "{s}");
+    }
+    // The same backup again is refused (and no snapshot is taken for it).
+    let (code, said) = plugin_call("POST", "/latest/backups/", Some(&body));
+    assert_eq!(code, 500, "{said}");
+    assert!(
+        said.starts_with(&format!("failed to create backup {snap}-vol-bk: ")),
+        "{said}"
+    );
+    // GET: the CR as JSON; one that does not exist reads Failed (the plugin then finishes).
+    let (code, said) = plugin_call("GET", "/latest/backups/", Some(&body));
+    assert_eq!(code, 200, "{said}");
+    let got: serde_json::Value = serde_json::from_str(&said).expect("json");
+    assert_eq!(got["status"], "Pending");
+    let missing = backup_body(
+        "app-bk",
+        "sched",
+        "vol-bk",
+        "sched-20261205111111",
+        "127.0.0.1:9",
+        false,
+    );
+    let (code, said) = plugin_call("GET", "/latest/backups/", Some(&missing));
+    assert_eq!(code, 200, "{said}");
+    let got: serde_json::Value = serde_json::from_str(&said).expect("json");
+    assert_eq!(got["status"], "Failed");
+
+    // DELETE: all four values or 405; then the CR, the record (its last is empty) and the
+    // snapshot go.
+    assert_eq!(
+        plugin_call("DELETE", &format!("/latest/backups/{snap}?namespace=app-bk&volume=vol-bk"), None),
+        (405, "failed to delete backup: Insufficient info -- required values volume_name, backup_name, namespace, schedule_name".into())
+    );
+    assert_eq!(
+        plugin_call(
+            "DELETE",
+            &format!("/latest/backups/{snap}?namespace=app-bk&schedule=sched&volume=vol-bk"),
+            None
+        ),
+        (200, "\"\"".into())
+    );
+    assert!(
+        backups
+            .get_opt(&format!("{snap}-vol-bk"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        records
+            .get_opt("sched-vol-bk")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    for s in snapshots_on_replicas(&cvrs, &dataset) {
+        assert_eq!(s, format!("{dataset}@b-local"));
+    }
+
+    // A remote restore into a Bound volume: one CStorRestore per replica, Pending; the
+    // answer is the volume's iSCSI source.
+    let restore = json!({"metadata": {"namespace": NS, "creationTimestamp": null},
+        "spec": {"restoreName": "bk1", "volumeName": "vol-bk", "restoreSrc": "127.0.0.1:9000",
+                 "maxretrycount": 0, "retrycount": 0, "storageClass": "cstor-csi", "size": "0"},
+        "status": ""})
+    .to_string();
+    let (code, said) = plugin_call("POST", "/latest/restore/", Some(&restore));
+    assert_eq!(code, 200, "{said}");
+    let src: serde_json::Value = serde_json::from_str(&said).expect("json");
+    assert_eq!(src["iqn"], "iqn.2016-09.com.openebs.cstor:vol-bk");
+    let restores: Api<cstor_api::cstor_v1::backup::CStorRestore> =
+        Api::namespaced(client.clone(), NS);
+    let made = restores
+        .list(
+            &ListParams::default()
+                .labels("openebs.io/restore=bk1,openebs.io/persistent-volume=vol-bk"),
+        )
+        .await
+        .expect("restores")
+        .items;
+    assert_eq!(made.len(), 3);
+    assert!(made.iter().all(|r| r.status == "Pending"));
+    assert_eq!(
+        plugin_call("GET", "/latest/restore/", Some(&restore)),
+        (200, "\"Pending\"".into())
+    );
+    let bad = json!({"metadata": {"namespace": NS}, "spec": {"restoreName": "bk1", "volumeName": "vol-bk", "restoreSrc": "127.0.0.1"}}).to_string();
+    assert_eq!(
+        plugin_call("POST", "/latest/restore/", Some(&bad)),
+        (400, "restore create validation failed error: {failed to create restore '': restoreSrc '127.0.0.1' is not <ip>:<port>}".into())
+    );
+    let _ = restores
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels("openebs.io/restore=bk1"),
+        )
+        .await;
+    let _ = kubectl(&["delete", "namespace", "app-bk", "--wait=false"], None);
+    delete_volume(&client, "vol-bk").await;
+}

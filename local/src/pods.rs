@@ -45,6 +45,45 @@ pub struct PodEnv {
     pub extra_env: BTreeMap<String, String>,
     /// Per-pod scratch directories (the volume-manager's FUSE mount point).
     pub scratch: PathBuf,
+    /// Host ports given to the pods' named container ports.
+    pub ports: PortTable,
+}
+
+/// The container port of the cvc-operator's backup REST API (deploy/cvc-operator); locally
+/// each pod gets a free port on 127.0.0.1 instead, in `CSTOR_BACKUP_API_BIND`.
+pub const BACKUP_API_PORT_NAME: &str = "backup-api";
+
+/// Host ports of pods' named container ports (`<pod>/<port name>` → port), kept for the
+/// pod's life so its plan does not change; what a Service would route to.
+#[derive(Clone, Debug, Default)]
+pub struct PortTable(Arc<Mutex<BTreeMap<String, u16>>>);
+
+impl PortTable {
+    fn get_or_give(&self, pod: &str, name: &str) -> Result<u16, String> {
+        let key = format!("{pod}/{name}");
+        let mut t = self.0.lock().map_err(|e| e.to_string())?;
+        if let Some(p) = t.get(&key) {
+            return Ok(*p);
+        }
+        let port = components::free_port().map_err(|e| e.to_string())?;
+        t.insert(key, port);
+        Ok(port)
+    }
+
+    /// The host ports of port `name` of Deployment `deployment`'s pods.
+    pub fn of(&self, deployment: &str, name: &str) -> Vec<u16> {
+        let prefix = format!("{deployment}-local-");
+        let suffix = format!("/{name}");
+        self.0
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && k.ends_with(&suffix))
+                    .map(|(_, p)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The running processes, by pod name (`<deployment>-local-<i>`): pid and restart count.
@@ -220,6 +259,18 @@ impl PodEnv {
         }
         for (k, v) in &self.extra_env {
             env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let api_port = container
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some(BACKUP_API_PORT_NAME));
+        if api_port {
+            let port = self.ports.get_or_give(pod, BACKUP_API_PORT_NAME)?;
+            env.insert(
+                env::CSTOR_BACKUP_API_BIND.into(),
+                format!("127.0.0.1:{port}"),
+            );
         }
         // A target's FUSE fan-out is mounted in a directory of its own.
         env.insert(

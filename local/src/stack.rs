@@ -15,7 +15,7 @@ use crate::Error;
 use crate::cluster;
 use crate::components::{self, Access, OPERATOR_NAMESPACE, WEBHOOK_ACCOUNT};
 use crate::node::{self, DiskLayout, LocalNode};
-use crate::pods::{self, PodEnv, PodTable};
+use crate::pods::{self, PodEnv, PodTable, PortTable};
 use crate::process::Supervisor;
 
 /// deploy/operator/operator.yaml: the cspc-operator's ServiceAccount, RBAC and Deployment.
@@ -50,6 +50,8 @@ pub struct Stack {
     pub nodes: Vec<LocalNode>,
     /// The processes run for Deployments (operator, pool-managers).
     pub pods: PodTable,
+    /// Host ports of the pods' named ports (the cvc-operators' backup REST API).
+    pub ports: PortTable,
     /// The webhook's port on 127.0.0.1.
     pub webhook_port: u16,
     /// The iSCSI portal of the machine's tgtd (`127.0.0.1:PORT`).
@@ -136,6 +138,7 @@ pub async fn start(
     components::apply(admin, &operator).await?;
 
     let pods = PodTable::default();
+    let ports = PortTable::default();
     let env = PodEnv {
         namespace: OPERATOR_NAMESPACE.into(),
         exe: opts.exe.clone(),
@@ -182,6 +185,7 @@ pub async fn start(
         ]
         .into(),
         scratch: dir.join("pods"),
+        ports: ports.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(pods::run(admin.clone(), env, pods.clone(), async move {
@@ -195,6 +199,7 @@ pub async fn start(
     Ok(Stack {
         nodes,
         pods,
+        ports,
         webhook_port,
         iscsi_port,
         tgt_control_port,

@@ -91,6 +91,8 @@ pub async fn env(prefix: &str) -> TestEnv {
 pub struct TestStack {
     pub nodes: Vec<crate::node::LocalNode>,
     pub pods: crate::pods::PodTable,
+    /// Host ports of the pods' named ports (the cvc-operators' backup REST API).
+    pub ports: crate::pods::PortTable,
     pub webhook_port: u16,
     pub iscsi_port: u16,
     pub tgt_control_port: u16,
@@ -131,6 +133,7 @@ pub fn stack(opts: crate::stack::StackOptions) -> &'static TestStack {
                         let _ = tx.send(Ok(TestStack {
                             nodes: stack.nodes.clone(),
                             pods: stack.pods.clone(),
+                            ports: stack.ports.clone(),
                             webhook_port: stack.webhook_port,
                             iscsi_port: stack.iscsi_port,
                             tgt_control_port: stack.tgt_control_port,

@@ -4,6 +4,7 @@
 //! come with later issues.
 
 pub mod agent_identity;
+pub mod backup;
 pub mod claim_binding;
 pub mod cspc;
 pub mod cspc_operator;
