@@ -23,6 +23,17 @@ pub enum RunError {
         stderr: String,
         stdout: String,
     },
+    /// A streamed command's data could not be moved (the peer went away, no progress).
+    #[error("`{argv}`: {message}")]
+    Stream { argv: String, message: String },
+}
+
+/// Which end of a streamed command the data flows through.
+enum Flow<'a> {
+    /// The command's stdout into this writer.
+    Out(&'a mut (dyn tokio::io::AsyncWrite + Unpin + Send)),
+    /// This reader into the command's stdin.
+    In(&'a mut (dyn tokio::io::AsyncRead + Unpin + Send)),
 }
 
 /// A finished command's output.
@@ -91,5 +102,151 @@ impl Runner {
             });
         }
         Ok(Output { stdout, stderr })
+    }
+
+    /// Runs `program args…` with its stdout copied into `sink` (a `zfs send`); Ok (the bytes
+    /// moved) only when the copy finished and the command exited 0. No overall timeout: a
+    /// stream takes as long as it takes; `idle` without a byte moving kills it.
+    pub async fn stream_out(
+        &self,
+        program: &str,
+        args: &[&str],
+        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        idle: Duration,
+    ) -> Result<u64, RunError> {
+        self.stream(program, args, Flow::Out(sink), idle).await
+    }
+
+    /// Runs `program args…` with `source` copied into its stdin (a `zfs recv`); Ok only when
+    /// the source ended, the command read it all and exited 0.
+    pub async fn stream_in(
+        &self,
+        program: &str,
+        args: &[&str],
+        source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        idle: Duration,
+    ) -> Result<u64, RunError> {
+        self.stream(program, args, Flow::In(source), idle).await
+    }
+
+    async fn stream(
+        &self,
+        program: &str,
+        args: &[&str],
+        flow: Flow<'_>,
+        idle: Duration,
+    ) -> Result<u64, RunError> {
+        use std::process::Stdio;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let argv = shown_argv(program, args);
+        let started = Instant::now();
+        tracing::info!(%argv, "streaming");
+        let (stdin, stdout) = match flow {
+            Flow::Out(_) => (Stdio::null(), Stdio::piped()),
+            Flow::In(_) => (Stdio::piped(), Stdio::null()),
+        };
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                argv: argv.clone(),
+                source,
+            })?;
+        let mut stderr_pipe = child.stderr.take();
+        let stderr_task = tokio::spawn(async move {
+            let mut text = String::new();
+            if let Some(e) = stderr_pipe.as_mut() {
+                let _ = e.read_to_string(&mut text).await;
+            }
+            text
+        });
+        let stream_err = |message: String| RunError::Stream {
+            argv: argv.clone(),
+            message,
+        };
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut moved = 0u64;
+        let copied: Result<(), RunError> = async {
+            match flow {
+                Flow::Out(sink) => {
+                    let Some(mut out) = child.stdout.take() else {
+                        return Err(stream_err("no stdout".into()));
+                    };
+                    loop {
+                        let n = tokio::time::timeout(idle, out.read(&mut buf))
+                            .await
+                            .map_err(|_| stream_err(format!("no data for {idle:?}")))?
+                            .map_err(|e| stream_err(format!("reading its output: {e}")))?;
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::timeout(idle, sink.write_all(&buf[..n]))
+                            .await
+                            .map_err(|_| {
+                                stream_err(format!("the receiver took nothing for {idle:?}"))
+                            })?
+                            .map_err(|e| stream_err(format!("sending: {e}")))?;
+                        moved += n as u64;
+                    }
+                    tokio::time::timeout(idle, sink.shutdown())
+                        .await
+                        .map_err(|_| stream_err("closing the connection timed out".into()))?
+                        .map_err(|e| stream_err(format!("closing the connection: {e}")))?;
+                }
+                Flow::In(source) => {
+                    let Some(mut input) = child.stdin.take() else {
+                        return Err(stream_err("no stdin".into()));
+                    };
+                    loop {
+                        let n = tokio::time::timeout(idle, source.read(&mut buf))
+                            .await
+                            .map_err(|_| stream_err(format!("no data for {idle:?}")))?
+                            .map_err(|e| stream_err(format!("receiving: {e}")))?;
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::timeout(idle, input.write_all(&buf[..n]))
+                            .await
+                            .map_err(|_| {
+                                stream_err(format!("the command took nothing for {idle:?}"))
+                            })?
+                            .map_err(|e| stream_err(format!("writing its input: {e}")))?;
+                        moved += n as u64;
+                    }
+                    // End of input: the command sees EOF.
+                    drop(input);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = child.kill().await;
+            let _ = stderr_task.await;
+            tracing::warn!(error = %e, "stream failed");
+            return Err(e);
+        }
+        let status = tokio::time::timeout(self.timeout, child.wait())
+            .await
+            .map_err(|_| RunError::Timeout {
+                argv: argv.clone(),
+                millis: self.timeout.as_millis(),
+            })?
+            .map_err(|e| stream_err(format!("waiting for it: {e}")))?;
+        let stderr = stderr_task.await.unwrap_or_default();
+        tracing::info!(%argv, %status, bytes = moved, ms = started.elapsed().as_millis(), "stream finished");
+        if !status.success() {
+            return Err(RunError::Failed {
+                argv,
+                status: status.to_string(),
+                stderr: stderr.trim().to_string(),
+                stdout: String::new(),
+            });
+        }
+        Ok(moved)
     }
 }

@@ -77,3 +77,76 @@ fn a_chap_password_never_reaches_a_log_or_an_error() {
         "tgtadm --mode account --op new --user alice --password <redacted>"
     );
 }
+
+/// Streams: a command's output into a writer, a reader into a command's input; a command that
+/// fails is a failed stream even when every byte moved (a `zfs send` that dies half-way must
+/// not count as a backup); no progress for the idle time kills it.
+#[tokio::test]
+async fn streams_succeed_only_when_the_command_does() {
+    let r = Runner::default();
+    let mut sink: Vec<u8> = Vec::new();
+    let n = r
+        .stream_out(
+            "sh",
+            &["-c", "printf stream-bytes"],
+            &mut sink,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("streamed");
+    assert_eq!((n, sink.as_slice()), (12, b"stream-bytes".as_slice()));
+
+    let mut sink: Vec<u8> = Vec::new();
+    match r
+        .stream_out(
+            "sh",
+            &[
+                "-c",
+                "printf partial; echo 'could not send x@s: does not exist' >&2; exit 1",
+            ],
+            &mut sink,
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Err(RunError::Failed { stderr, .. }) => {
+            assert_eq!(stderr, "could not send x@s: does not exist");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(sink, b"partial");
+
+    let mut source: &[u8] = b"into-stdin";
+    let n = r
+        .stream_in(
+            "sh",
+            &["-c", "cat > /dev/null"],
+            &mut source,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("streamed in");
+    assert_eq!(n, 10);
+    let mut source: &[u8] = b"x";
+    assert!(matches!(
+        r.stream_in(
+            "sh",
+            &["-c", "cat >/dev/null; exit 2"],
+            &mut source,
+            Duration::from_secs(5)
+        )
+        .await,
+        Err(RunError::Failed { .. })
+    ));
+
+    let started = Instant::now();
+    let mut sink: Vec<u8> = Vec::new();
+    match r
+        .stream_out("sleep", &["30"], &mut sink, Duration::from_millis(300))
+        .await
+    {
+        Err(RunError::Stream { message, .. }) => assert_eq!(message, "no data for 300ms"),
+        other => panic!("expected an idle failure, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -3,6 +3,7 @@
 //! properties, and reports the pool in the CSPI status (docs/pools.md, with our changes
 //! and docs/pools.md). Decisions are pure ([`decide`], [`zfs`]); [`reconcile`] runs them.
 
+pub mod backup;
 pub mod commands;
 pub(crate) mod decide;
 pub(crate) mod kube_ops;
@@ -207,6 +208,7 @@ pub async fn run(
     let watched_cvrs = watched.clone();
     let replicas = tokio::spawn(replica::run(ctx.clone(), stop_rx.clone()));
     let snapshots = tokio::spawn(snapshot::run(ctx.clone(), stop_rx.clone()));
+    let backups = tokio::spawn(backup::run(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx.clone();
     Controller::new(cspis, watcher::Config::default())
         .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
@@ -233,6 +235,9 @@ pub async fn run(
     }
     if let Err(e) = snapshots.await {
         tracing::warn!(error = %e, "snapshot task");
+    }
+    if let Err(e) = backups.await {
+        tracing::warn!(error = %e, "backup controller task");
     }
     reconcile::mark_offline(&ctx).await
 }
