@@ -732,57 +732,6 @@ async fn snapshots_taken_under_writes_are_identical_on_every_replica() {
     delete_volume(&client, "vol-snap").await;
 }
 
-/// One HTTP/1.1 call as the velero-plugin's Go client makes it (`Content-Type:
-/// application/json` and a body on POST and GET alike); returns the status code and body.
-fn plugin_call(method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let port = *volume_stack()
-        .ports
-        .of("cstor-cvc-operator", "backup-api")
-        .first()
-        .expect("the cvc-operator's backup-api port");
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(90)))
-        .expect("timeout");
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ));
-    } else {
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    // axum answers with Content-Length (no chunking) when the body is known.
-    (code, rest.to_string())
-}
-
-fn backup_body(
-    ns: &str,
-    backup: &str,
-    volume: &str,
-    snap: &str,
-    dest: &str,
-    local: bool,
-) -> String {
-    json!({"metadata": {"namespace": ns, "creationTimestamp": null},
-           "spec": {"backupName": backup, "volumeName": volume, "snapName": snap,
-                    "prevSnapName": "", "backupDest": dest, "localSnap": local},
-           "status": ""})
-    .to_string()
-}
-
 fn snapshots_on_replicas(cvrs: &[CStorVolumeReplica], dataset: &str) -> Vec<String> {
     cvrs.iter()
         .map(|c| {
