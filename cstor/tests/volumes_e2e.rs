@@ -1129,3 +1129,190 @@ async fn a_schedule_streams_a_full_then_an_incremental_backup_that_restore_the_d
     let _ = kubectl(&["delete", "namespace", "app-rb", "--wait=false"], None);
     delete_volume(&client, "vol-rb").await;
 }
+
+/// The plugin's restore listener: every connection gets the whole stream, then is closed.
+fn serving_listener(stream: Vec<u8>) -> u16 {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let stream = std::sync::Arc::new(stream);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let stream = stream.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_nodelay(true);
+                let _ = c.write_all(&stream);
+            });
+        }
+    });
+    port
+}
+
+/// A remote restore as the plugin drives it: a new volume made through a claim annotated
+/// `openebs.io/created-through: restore` waits with its replicas in Error (never Offline, which
+/// the plugin would wait on forever); the restore's stream is received on every replica; the
+/// plugin's `openebs.io/restore-completed` then hands the replicas to the target and the volume
+/// becomes Healthy with the backed-up bytes. A restore into a volume in use is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_restore_fills_a_new_volume_that_then_serves_the_backed_up_data() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-rsrc",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-rsrc", 3).await;
+    qemu_io("vol-rsrc", &["write -P 0x3c 0 2M", "write -P 0xc3 30M 1M"]);
+    let listener = plugin_listener();
+    let backup = "bk-restore";
+    let body = backup_body(
+        NS,
+        backup,
+        "vol-rsrc",
+        backup,
+        &format!("127.0.0.1:{}", listener.port),
+        false,
+    );
+    assert_eq!(back_up(&body).await, "Done");
+    let stream = listener.streams.lock().expect("streams")[0].clone();
+
+    // The claim the plugin makes, as cstor-csi turns it into a CVC.
+    let cvc = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": "vol-rdst", "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
+                     "annotations": {"openebs.io/volumeID": "vol-rdst", "openebs.io/volume-policy": "",
+                                     "openebs.io/created-through": "restore"},
+                     "finalizers": ["cvc.openebs.io/finalizer"]},
+        "spec": {"capacity": {"storage": "64Mi"},
+                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
+    });
+    kubectl_apply(&cvc);
+    // The plugin's wait: as many CVRs as the CV's replicationFactor, each Healthy, Degraded or Error.
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "restore replicas waiting",
+        Duration::from_secs(180),
+        || async {
+            let rf = cvs
+                .get_opt("vol-rdst")
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|cv| cv.spec.replication_factor)
+                .unwrap_or(0);
+            let phases: Vec<String> = cvrs_of(&client, "vol-rdst")
+                .await
+                .iter()
+                .map(|c| {
+                    c.status
+                        .as_ref()
+                        .map(|s| s.phase.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if rf == 3
+                && phases.len() == 3
+                && phases
+                    .iter()
+                    .all(|p| ["Healthy", "Degraded", "Error"].contains(&p.as_str()))
+            {
+                Ok(())
+            } else {
+                Err(format!("rf {rf}, phases {phases:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        cvrs_of(&client, "vol-rdst")
+            .await
+            .iter()
+            .all(|c| c.status.as_ref().is_some_and(|s| s.phase == "Error"))
+    );
+
+    let port = serving_listener(stream);
+    let restore = json!({"metadata": {"namespace": NS, "creationTimestamp": null},
+        "spec": {"restoreName": backup, "volumeName": "vol-rdst", "restoreSrc": format!("127.0.0.1:{port}"),
+                 "maxretrycount": 0, "retrycount": 0, "storageClass": "cstor-csi", "size": "0"},
+        "status": ""}).to_string();
+    let (code, said) = plugin_call("POST", "/latest/restore/", Some(&restore));
+    assert_eq!(code, 200, "{said}");
+    let mut status = String::new();
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (code, said) = plugin_call("GET", "/latest/restore/", Some(&restore));
+        assert_eq!(code, 200, "{said}");
+        status = serde_json::from_str(&said).expect("json string");
+        if ["Done", "Failed", "Invalid"].contains(&status.as_str()) {
+            break;
+        }
+    }
+    assert_eq!(status, "Done");
+    // autoSetTargetIP: the plugin marks every replica.
+    for c in cvrs_of(&client, "vol-rdst").await {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let (ok, out) = kubectl(
+            &[
+                "annotate",
+                "cvr",
+                &name,
+                "openebs.io/restore-completed=true",
+            ],
+            None,
+        );
+        assert!(ok, "{out}");
+    }
+    wait_healthy(&client, "vol-rdst", 3).await;
+    qemu_io(
+        "vol-rdst",
+        &[
+            "read -P 0x3c 0 2M",
+            "read -P 0xc3 30M 1M",
+            "read -P 0 4M 1M",
+        ],
+    );
+    assert_replicas_identical(&client, "vol-rdst", 3).await;
+    assert!(cvrs_of(&client, "vol-rdst").await.iter().all(|c| {
+        let a = c.metadata.annotations.clone().unwrap_or_default();
+        !a.contains_key("isRestoreVol") && !a.contains_key("openebs.io/restore-completed")
+    }));
+
+    // A restore into a volume in use: every replica's restore fails, nothing is received.
+    let into_live = json!({"metadata": {"namespace": NS},
+        "spec": {"restoreName": "bk-live", "volumeName": "vol-rsrc", "restoreSrc": format!("127.0.0.1:{port}")}}).to_string();
+    assert_eq!(
+        plugin_call("POST", "/latest/restore/", Some(&into_live)).0,
+        200
+    );
+    let mut status = String::new();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        status = serde_json::from_str(&plugin_call("GET", "/latest/restore/", Some(&into_live)).1)
+            .expect("json");
+        if status == "Failed" {
+            break;
+        }
+    }
+    assert_eq!(status, "Failed");
+    qemu_io("vol-rsrc", &["read -P 0x3c 0 2M"]);
+
+    let restores: Api<cstor_api::cstor_v1::backup::CStorRestore> =
+        Api::namespaced(client.clone(), NS);
+    let _ = restores
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels("openebs.io/restore"),
+        )
+        .await;
+    delete_volume(&client, "vol-rdst").await;
+    delete_volume(&client, "vol-rsrc").await;
+}

@@ -9,6 +9,7 @@ pub(crate) mod decide;
 pub(crate) mod kube_ops;
 pub(crate) mod reconcile;
 pub mod replica;
+pub mod restore;
 pub mod snapshot;
 pub mod zfs;
 pub mod zpool;
@@ -209,6 +210,7 @@ pub async fn run(
     let replicas = tokio::spawn(replica::run(ctx.clone(), stop_rx.clone()));
     let snapshots = tokio::spawn(snapshot::run(ctx.clone(), stop_rx.clone()));
     let backups = tokio::spawn(backup::run(ctx.clone(), stop_rx.clone()));
+    let restores = tokio::spawn(restore::run(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx.clone();
     Controller::new(cspis, watcher::Config::default())
         .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
@@ -238,6 +240,9 @@ pub async fn run(
     }
     if let Err(e) = backups.await {
         tracing::warn!(error = %e, "backup controller task");
+    }
+    if let Err(e) = restores.await {
+        tracing::warn!(error = %e, "restore controller task");
     }
     reconcile::mark_offline(&ctx).await
 }

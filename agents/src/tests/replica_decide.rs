@@ -142,6 +142,37 @@ fn lun_annotation_patch() {
 }
 
 #[test]
+fn the_plugins_restore_completed_mark_ends_the_restore() {
+    let mut c = good();
+    assert_eq!(decide::restore_completed_ops(&c), None);
+    c.metadata.annotations = Some(BTreeMap::from([
+        ("isRestoreVol".to_string(), "true".to_string()),
+        (
+            "openebs.io/restore-completed".to_string(),
+            "true".to_string(),
+        ),
+    ]));
+    assert!(c.awaiting_restore());
+    assert_eq!(
+        decide::restore_completed_ops(&c),
+        Some(json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
+            {"op": "remove", "path": "/metadata/annotations/openebs.io~1restore-completed"},
+            {"op": "remove", "path": "/metadata/annotations/isRestoreVol"}
+        ]))
+    );
+    // Only "true" is the mark.
+    c.metadata.annotations = Some(BTreeMap::from([
+        ("isRestoreVol".to_string(), "true".to_string()),
+        (
+            "openebs.io/restore-completed".to_string(),
+            "false".to_string(),
+        ),
+    ]));
+    assert_eq!(decide::restore_completed_ops(&c), None);
+}
+
+#[test]
 fn validation_as_b_3_3() {
     assert_eq!(decide::validate(&good()), Ok(1 << 30));
     let mut no_ip = good();
@@ -229,6 +260,7 @@ fn input<'a>(current: &'a str, mode: Option<&'a str>) -> PhaseInput<'a> {
         created_before: true,
         mode,
         known: false,
+        awaiting_restore: false,
     }
 }
 
@@ -320,6 +352,36 @@ fn phase_mapping_table() {
             "{current:?} {mode:?} known={known}"
         );
     }
+}
+
+#[test]
+fn a_replica_awaiting_its_restore_reports_error_not_offline() {
+    // The velero-plugin restores only once every replica is Healthy, Degraded or Error.
+    for (current, mode) in [
+        ("", None),
+        ("Init", None),
+        ("Error", None),
+        ("Healthy", Some("Healthy")),
+    ] {
+        let i = PhaseInput {
+            awaiting_restore: true,
+            ..input(current, mode)
+        };
+        assert_eq!(
+            decide::replica_phase(&i),
+            out(
+                phase::ERROR,
+                "waiting for its restore: the target uses it once the restore is complete"
+            )
+        );
+    }
+    // The pool comes first: a lost pool is still Offline.
+    let lost = PhaseInput {
+        awaiting_restore: true,
+        pool_state: PoolState::Absent,
+        ..input("Error", None)
+    };
+    assert_eq!(decide::replica_phase(&lost).phase, phase::OFFLINE);
 }
 
 #[test]

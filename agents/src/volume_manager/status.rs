@@ -143,8 +143,8 @@ pub fn admitted(cv: &CStorVolume, id: &str) -> bool {
 }
 
 /// The replica ids (with their files' paths) that belong in the fan-out now: CVRs not being
-/// deleted, with an id and an acceptable lun path ([`replica_path`]), admitted by
-/// [`admitted`].
+/// deleted nor awaiting a restore, with an id and an acceptable lun path ([`replica_path`]),
+/// admitted by [`admitted`].
 pub fn wanted_replicas(
     cv: &CStorVolume,
     cvrs: &[CStorVolumeReplica],
@@ -153,7 +153,7 @@ pub fn wanted_replicas(
 ) -> BTreeMap<String, (PathBuf, bool)> {
     let volume = cv.name_any();
     cvrs.iter()
-        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| c.metadata.deletion_timestamp.is_none() && !c.awaiting_restore())
         .filter_map(|c| {
             let id = replica_id(c)?;
             let path = match replica_path(c, &volume, node_roots, replica_roots) {

@@ -127,6 +127,19 @@ pub struct CStorSnapshotInfo {
 }
 
 /// Values of `status.phase`.
+impl CStorVolumeReplica {
+    /// The replica of a volume being restored (`isRestoreVol: "true"`, set by the cvc-operator
+    /// from the CVC's `openebs.io/created-through: restore`): its data comes from `zfs recv`,
+    /// so the target does not use it until the restore is complete (docs/backup-restore.md).
+    pub fn awaiting_restore(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::keys::annotations::IS_RESTORE_VOL))
+            .is_some_and(|v| v == "true")
+    }
+}
+
 pub mod phase {
     /// Just created; not yet looked at by the pool manager.
     pub const EMPTY: &str = "";

@@ -131,6 +131,8 @@ pub struct PhaseInput<'a> {
     pub mode: Option<&'a str>,
     /// The CV lists our id in `replicaDetails.knownReplicas` (it has been Healthy).
     pub known: bool,
+    /// The replica waits for its restore (`isRestoreVol`): the target leaves it alone.
+    pub awaiting_restore: bool,
 }
 
 /// The phase and its message (the reason of Offline/Error; empty otherwise).
@@ -203,6 +205,14 @@ pub fn replica_phase(input: &PhaseInput<'_>) -> PhaseOutcome {
         } else {
             PhaseOutcome::new(initial_phase(current), "replica store not created yet")
         };
+    }
+    // What uZFS reports for a replica with no target IP; the velero-plugin waits for
+    // Healthy, Degraded or Error before it restores, never for Offline or Init.
+    if input.awaiting_restore {
+        return PhaseOutcome::new(
+            phase::ERROR,
+            "waiting for its restore: the target uses it once the restore is complete",
+        );
     }
     let new_replica = !input.known
         && (current.eq_ignore_ascii_case(phase::RECREATE)
@@ -386,6 +396,28 @@ pub fn replica_id_ops(cvr: &CStorVolumeReplica, id: &str) -> Option<Value> {
         {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
         {"op": "add", "path": "/spec/replicaid", "value": id}
     ]))
+}
+
+/// JSON patch ending a restore: `openebs.io/restore-completed: "true"` (the velero-plugin's mark)
+/// removes it and `isRestoreVol`, so the target starts using the replica; `None` without the
+/// mark. Guarded by `resourceVersion`.
+pub fn restore_completed_ops(cvr: &CStorVolumeReplica) -> Option<Value> {
+    use cstor_api::keys::annotations::{IS_RESTORE_VOL, RESTORE_COMPLETED};
+    let annotations = cvr.annotations();
+    if annotations.get(RESTORE_COMPLETED).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let rv = cvr.resource_version().unwrap_or_default();
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+    for key in [RESTORE_COMPLETED, IS_RESTORE_VOL] {
+        if annotations.contains_key(key) {
+            ops.push(json!({
+                "op": "remove",
+                "path": format!("/metadata/annotations/{}", super::super::kube_ops::pointer_segment(key)),
+            }));
+        }
+    }
+    Some(Value::Array(ops))
 }
 
 /// JSON patch setting annotation `key=value`, guarded by `resourceVersion`; `None` when it

@@ -298,6 +298,15 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
             return Ok(resync);
         }
     };
+    // The plugin marked the restore complete: the replica is the target's from now on.
+    if decide::restore_completed_ops(cvr).is_some() {
+        kube_ops::patch_metadata(&ctx.base.client, &ctx.cvrs(), &name, |c| {
+            decide::restore_completed_ops(c)
+        })
+        .await?;
+        tracing::info!(cvr = %name, "restore complete; the target may use the replica");
+        return Ok(Action::requeue(Duration::ZERO));
+    }
     let pv = decide::volume_of(cvr).unwrap_or_default();
     let dataset = decide::dataset_name(&ctx.base.pool, &pv);
     let lun_annotated = cvr.annotations().contains_key(decide::LUN_ANNOTATION);
@@ -314,6 +323,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
             created_before,
             mode: None,
             known: false,
+            awaiting_restore: false,
         });
         ctx.write_phase(cvr, &reference, &current, &outcome, None)
             .await?;
@@ -505,6 +515,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
         created_before: created_before || present,
         mode,
         known,
+        awaiting_restore: cvr.awaiting_restore(),
     });
     if outcome.message.is_empty() {
         outcome.message = resize_message;
