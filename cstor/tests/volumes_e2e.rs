@@ -1152,8 +1152,9 @@ fn serving_listener(stream: Vec<u8>) -> u16 {
 /// A remote restore as the plugin drives it: a new volume made through a claim annotated
 /// `openebs.io/created-through: restore` waits with its replicas in Error (never Offline, which
 /// the plugin would wait on forever); the restore's stream is received on every replica; the
-/// plugin's `openebs.io/restore-completed` then hands the replicas to the target and the volume
-/// becomes Healthy with the backed-up bytes. A restore into a volume in use is refused.
+/// plugin's `openebs.io/restore-completed` then hands the replicas to the target, or, with no
+/// mark, they go to it by themselves once the restores are over; either way the volume becomes
+/// Healthy with the backed-up bytes. A restore into a volume in use is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_restore_fills_a_new_volume_that_then_serves_the_backed_up_data() {
     let _one = SERIAL.lock().await;
@@ -1185,106 +1186,11 @@ async fn a_remote_restore_fills_a_new_volume_that_then_serves_the_backed_up_data
     assert_eq!(back_up(&body).await, "Done");
     let stream = listener.streams.lock().expect("streams")[0].clone();
 
-    // The claim the plugin makes, as cstor-csi turns it into a CVC.
-    let cvc = json!({
-        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
-        "metadata": {"name": "vol-rdst", "namespace": NS,
-                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
-                     "annotations": {"openebs.io/volumeID": "vol-rdst", "openebs.io/volume-policy": "",
-                                     "openebs.io/created-through": "restore"},
-                     "finalizers": ["cvc.openebs.io/finalizer"]},
-        "spec": {"capacity": {"storage": "64Mi"},
-                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
-    });
-    kubectl_apply(&cvc);
-    // The plugin's wait: as many CVRs as the CV's replicationFactor, each Healthy, Degraded or Error.
-    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
-    wait_for(
-        "restore replicas waiting",
-        Duration::from_secs(180),
-        || async {
-            let rf = cvs
-                .get_opt("vol-rdst")
-                .await
-                .map_err(|e| e.to_string())?
-                .and_then(|cv| cv.spec.replication_factor)
-                .unwrap_or(0);
-            let phases: Vec<String> = cvrs_of(&client, "vol-rdst")
-                .await
-                .iter()
-                .map(|c| {
-                    c.status
-                        .as_ref()
-                        .map(|s| s.phase.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            if rf == 3
-                && phases.len() == 3
-                && phases
-                    .iter()
-                    .all(|p| ["Healthy", "Degraded", "Error"].contains(&p.as_str()))
-            {
-                Ok(())
-            } else {
-                Err(format!("rf {rf}, phases {phases:?}"))
-            }
-        },
-    )
-    .await;
-    assert!(
-        cvrs_of(&client, "vol-rdst")
-            .await
-            .iter()
-            .all(|c| c.status.as_ref().is_some_and(|s| s.phase == "Error"))
-    );
-
     let port = serving_listener(stream);
-    let restore = json!({"metadata": {"namespace": NS, "creationTimestamp": null},
-        "spec": {"restoreName": backup, "volumeName": "vol-rdst", "restoreSrc": format!("127.0.0.1:{port}"),
-                 "maxretrycount": 0, "retrycount": 0, "storageClass": "cstor-csi", "size": "0"},
-        "status": ""}).to_string();
-    let (code, said) = plugin_call("POST", "/latest/restore/", Some(&restore));
-    assert_eq!(code, 200, "{said}");
-    let mut status = String::new();
-    for _ in 0..90 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let (code, said) = plugin_call("GET", "/latest/restore/", Some(&restore));
-        assert_eq!(code, 200, "{said}");
-        status = serde_json::from_str(&said).expect("json string");
-        if ["Done", "Failed", "Invalid"].contains(&status.as_str()) {
-            break;
-        }
-    }
-    assert_eq!(status, "Done");
-    // autoSetTargetIP: the plugin marks every replica.
-    for c in cvrs_of(&client, "vol-rdst").await {
-        let name = c.metadata.name.clone().unwrap_or_default();
-        let (ok, out) = kubectl(
-            &[
-                "annotate",
-                "cvr",
-                &name,
-                "openebs.io/restore-completed=true",
-            ],
-            None,
-        );
-        assert!(ok, "{out}");
-    }
-    wait_healthy(&client, "vol-rdst", 3).await;
-    qemu_io(
-        "vol-rdst",
-        &[
-            "read -P 0x3c 0 2M",
-            "read -P 0xc3 30M 1M",
-            "read -P 0 4M 1M",
-        ],
-    );
-    assert_replicas_identical(&client, "vol-rdst", 3).await;
-    assert!(cvrs_of(&client, "vol-rdst").await.iter().all(|c| {
-        let a = c.metadata.annotations.clone().unwrap_or_default();
-        !a.contains_key("isRestoreVol") && !a.contains_key("openebs.io/restore-completed")
-    }));
+    // With autoSetTargetIP: the plugin marks every replica once the restore is Done.
+    restore_into_new_volume(&client, "vol-rdst", backup, port, true).await;
+    // Without it: the volume goes to the target by itself once its restores are over.
+    restore_into_new_volume(&client, "vol-rdst2", backup, port, false).await;
 
     // A restore into a volume in use: every replica's restore fails, nothing is received.
     let into_live = json!({"metadata": {"namespace": NS},
@@ -1314,5 +1220,117 @@ async fn a_remote_restore_fills_a_new_volume_that_then_serves_the_backed_up_data
         )
         .await;
     delete_volume(&client, "vol-rdst").await;
+    delete_volume(&client, "vol-rdst2").await;
     delete_volume(&client, "vol-rsrc").await;
+}
+
+/// The plugin's remote restore of `backup` (served on `port`) into new volume `volume`, then
+/// the check that it serves the backed-up bytes; `mark`: the plugin's autoSetTargetIP.
+async fn restore_into_new_volume(
+    client: &kube::Client,
+    volume: &str,
+    backup: &str,
+    port: u16,
+    mark: bool,
+) {
+    // The claim the plugin makes, as cstor-csi turns it into a CVC.
+    let cvc = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": volume, "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
+                     "annotations": {"openebs.io/volumeID": volume, "openebs.io/volume-policy": "",
+                                     "openebs.io/created-through": "restore"},
+                     "finalizers": ["cvc.openebs.io/finalizer"]},
+        "spec": {"capacity": {"storage": "64Mi"},
+                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
+    });
+    kubectl_apply(&cvc);
+    // The plugin's wait: as many CVRs as the CV's replicationFactor, each Healthy, Degraded or Error.
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "restore replicas waiting",
+        Duration::from_secs(180),
+        || async {
+            let rf = cvs
+                .get_opt(volume)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|cv| cv.spec.replication_factor)
+                .unwrap_or(0);
+            let phases: Vec<String> = cvrs_of(client, volume)
+                .await
+                .iter()
+                .map(|c| {
+                    c.status
+                        .as_ref()
+                        .map(|s| s.phase.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if rf == 3
+                && phases.len() == 3
+                && phases
+                    .iter()
+                    .all(|p| ["Healthy", "Degraded", "Error"].contains(&p.as_str()))
+            {
+                Ok(())
+            } else {
+                Err(format!("rf {rf}, phases {phases:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        cvrs_of(client, volume)
+            .await
+            .iter()
+            .all(|c| c.status.as_ref().is_some_and(|s| s.phase == "Error"))
+    );
+
+    let restore = json!({"metadata": {"namespace": NS, "creationTimestamp": null},
+        "spec": {"restoreName": backup, "volumeName": volume, "restoreSrc": format!("127.0.0.1:{port}"),
+                 "maxretrycount": 0, "retrycount": 0, "storageClass": "cstor-csi", "size": "0"},
+        "status": ""}).to_string();
+    let (code, said) = plugin_call("POST", "/latest/restore/", Some(&restore));
+    assert_eq!(code, 200, "{said}");
+    let mut status = String::new();
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (code, said) = plugin_call("GET", "/latest/restore/", Some(&restore));
+        assert_eq!(code, 200, "{said}");
+        status = serde_json::from_str(&said).expect("json string");
+        if ["Done", "Failed", "Invalid"].contains(&status.as_str()) {
+            break;
+        }
+    }
+    assert_eq!(status, "Done");
+    if mark {
+        for c in cvrs_of(client, volume).await {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let (ok, out) = kubectl(
+                &[
+                    "annotate",
+                    "cvr",
+                    &name,
+                    "openebs.io/restore-completed=true",
+                ],
+                None,
+            );
+            assert!(ok, "{out}");
+        }
+    }
+    wait_healthy(client, volume, 3).await;
+    qemu_io(
+        volume,
+        &[
+            "read -P 0x3c 0 2M",
+            "read -P 0xc3 30M 1M",
+            "read -P 0 4M 1M",
+        ],
+    );
+    assert_replicas_identical(client, volume, 3).await;
+    assert!(cvrs_of(client, volume).await.iter().all(|c| {
+        let a = c.metadata.annotations.clone().unwrap_or_default();
+        !a.contains_key("isRestoreVol") && !a.contains_key("openebs.io/restore-completed")
+    }));
 }

@@ -122,6 +122,9 @@ pub struct Context {
     /// Pool properties known to hold their desired value (the Go operators' cache).
     pub(crate) properties: Mutex<BTreeMap<String, String>>,
     pub(crate) labelclear_logged: AtomicBool,
+    /// Volumes whose replica on this pool is receiving a restore: the replica controller
+    /// leaves their dataset alone meanwhile (`zfs recv -F` unmounts and mounts it).
+    pub(crate) receiving: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Startup gate: `zpool list` answering means the ZFS daemon (zrepl or zfs-fuse) is up.
@@ -198,6 +201,7 @@ pub async fn run(
         failures: cstor_runtime::Backoff::default(),
         properties: Mutex::new(BTreeMap::new()),
         labelclear_logged: AtomicBool::new(false),
+        receiving: Mutex::new(std::collections::HashSet::new()),
         config: config.clone(),
     });
     let cspis: Api<CStorPoolInstance> = Api::namespaced(client.clone(), &config.namespace);

@@ -24,6 +24,50 @@ use super::backup::{RETRY_PAUSE, TRIES};
 use super::replica::decide::dataset_name;
 
 const IDLE: Duration = Duration::from_secs(60);
+/// CStorRestore: when its receive finished (RFC 3339), for [`settled`].
+pub const FINISHED_ANNOTATION: &str = "cstor.openebs.io/restore-finished";
+/// A restored replica with no `restore-completed` mark goes to the target once its volume's
+/// restores on this pool have all finished, the last this long ago: the plugin posts the next
+/// restore of a chain within seconds of seeing one Done (docs/backup-restore.md).
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// Whether the restores of one replica (`restores`: its volume's on its pool) are over, so the
+/// replica can be handed to the target without the plugin's mark: at least one Done, none
+/// still to run or running, and the last finished `settle` ago or more.
+pub fn settled(
+    restores: &[CStorRestore],
+    now: k8s_openapi::jiff::Timestamp,
+    settle: Duration,
+) -> bool {
+    let running = restores.iter().any(|r| {
+        matches!(
+            r.status.as_str(),
+            st::EMPTY | st::PENDING | st::INIT | st::IN_PROGRESS
+        )
+    });
+    if running {
+        return false;
+    }
+    let finished: Vec<Option<k8s_openapi::jiff::Timestamp>> = restores
+        .iter()
+        .filter(|r| r.status == st::DONE)
+        .map(|r| {
+            r.annotations()
+                .get(FINISHED_ANNOTATION)
+                .and_then(|t| t.parse().ok())
+        })
+        .collect();
+    if finished.is_empty() || finished.iter().any(Option::is_none) {
+        return false;
+    }
+    let Some(last) = finished.into_iter().flatten().max() else {
+        return false;
+    };
+    let Ok(settle) = k8s_openapi::jiff::SignedDuration::try_from(settle) else {
+        return false;
+    };
+    now.duration_since(last) >= settle
+}
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to do with a CStorRestore in `status`; `running`: its transfer runs in this process.
@@ -208,31 +252,78 @@ async fn receive_once(ctx: &Ctx, r: &CStorRestore, dataset: &str) -> Result<u64,
         .map_err(|e| e.to_string())
 }
 
+/// Whether `dataset@snap` exists: a receive that got the data but failed after (its mount)
+/// has it, and trying again would be refused.
+async fn received(ctx: &Ctx, dataset: &str, snap: &str) -> bool {
+    let name = format!("{dataset}@{snap}");
+    ctx.base
+        .runner
+        .run(
+            "zfs",
+            &["list", "-H", "-o", "name", "-t", "snapshot", &name],
+        )
+        .await
+        .is_ok()
+}
+
+/// Mounts the dataset unless zfs-fuse already has (a receive that failed at its mount).
+async fn mounted(ctx: &Ctx, dataset: &str) -> Result<(), String> {
+    let out = ctx
+        .base
+        .runner
+        .run("zfs", &["get", "-H", "-o", "value", "mounted", dataset])
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.stdout.trim() == "yes" {
+        return Ok(());
+    }
+    ctx.base
+        .runner
+        .run("zfs", &["mount", dataset])
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 async fn transfer(ctx: &Ctx, r: &CStorRestore) {
-    let dataset = dataset_name(&ctx.base.pool, &r.spec.volume_name);
-    let outcome = match restorable_replica(ctx, &r.spec.volume_name).await {
-        Err(e) => Err(e),
-        Ok(()) => {
-            let mut last = String::new();
-            let mut got = None;
-            for attempt in 1..=TRIES {
-                match receive_once(ctx, r, &dataset).await {
-                    Ok(bytes) => {
-                        got = Some(bytes);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(restore = %r.name_any(), attempt, error = %e, "restore try failed");
-                        last = e;
-                        if attempt < TRIES {
-                            tokio::time::sleep(RETRY_PAUSE).await;
-                        }
-                    }
+    let volume = r.spec.volume_name.clone();
+    if let Ok(mut set) = ctx.base.receiving.lock() {
+        set.insert(volume.clone());
+    }
+    let dataset = dataset_name(&ctx.base.pool, &volume);
+    let outcome = receive(ctx, r, &dataset).await;
+    if let Ok(mut set) = ctx.base.receiving.lock() {
+        set.remove(&volume);
+    }
+    report(ctx, r, &dataset, outcome).await;
+}
+
+async fn receive(ctx: &Ctx, r: &CStorRestore, dataset: &str) -> Result<u64, String> {
+    let snap = r.spec.restore_name.trim();
+    restorable_replica(ctx, &r.spec.volume_name).await?;
+    let mut last = String::new();
+    for attempt in 1..=TRIES {
+        match receive_once(ctx, r, dataset).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => {
+                // The data may be in already (the mount after the receive failed).
+                if !snap.is_empty() && received(ctx, dataset, snap).await {
+                    tracing::warn!(restore = %r.name_any(), error = %e, "received, then failed; mounting");
+                    mounted(ctx, dataset).await?;
+                    return Ok(0);
+                }
+                tracing::warn!(restore = %r.name_any(), attempt, error = %e, "restore try failed");
+                last = e;
+                if attempt < TRIES {
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
-            got.ok_or_else(|| format!("{TRIES} tries failed, the last: {last}"))
         }
-    };
+    }
+    Err(format!("{TRIES} tries failed, the last: {last}"))
+}
+
+async fn report(ctx: &Ctx, r: &CStorRestore, dataset: &str, outcome: Result<u64, String>) {
     let (status, t, reason, note) = match &outcome {
         Ok(bytes) => (
             st::DONE,
@@ -247,7 +338,23 @@ async fn transfer(ctx: &Ctx, r: &CStorRestore) {
             format!("restore failed: {e}"),
         ),
     };
-    if let Err(e) = set_status(ctx, r, status).await {
+    let written = if status == st::DONE {
+        let finished = k8s_openapi::jiff::Timestamp::now().to_string();
+        api(ctx, &r.namespace().unwrap_or_default())
+            .patch(
+                &r.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({
+                    "status": status,
+                    "metadata": {"annotations": {FINISHED_ANNOTATION: finished}}
+                })),
+            )
+            .await
+            .map(|_| ())
+    } else {
+        set_status(ctx, r, status).await
+    };
+    if let Err(e) = written {
         tracing::warn!(restore = %r.name_any(), error = %e, "restore status not written");
     }
     event(ctx, r, t, reason, note).await;
@@ -256,6 +363,41 @@ async fn transfer(ctx: &Ctx, r: &CStorRestore) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn restore(status: &str, finished: Option<&str>) -> CStorRestore {
+        let mut r = CStorRestore {
+            status: status.into(),
+            ..CStorRestore::default()
+        };
+        if let Some(f) = finished {
+            r.annotations_mut()
+                .insert(FINISHED_ANNOTATION.into(), f.into());
+        }
+        r
+    }
+
+    #[test]
+    fn a_replica_settles_once_every_restore_finished_long_enough_ago() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-12-05T10:01:00Z".parse().expect("time");
+        let settle = Duration::from_secs(30);
+        let done_early = restore("Done", Some("2026-12-05T10:00:00Z"));
+        let done_late = restore("Done", Some("2026-12-05T10:00:45Z"));
+        assert!(settled(std::slice::from_ref(&done_early), now, settle));
+        // The last of the chain counts.
+        assert!(!settled(&[done_early.clone(), done_late], now, settle));
+        // One still to run or running: not over.
+        for s in ["", "Pending", "Init", "InProgress"] {
+            assert!(
+                !settled(&[done_early.clone(), restore(s, None)], now, settle),
+                "{s}"
+            );
+        }
+        // Failed ones do not hand over a replica by themselves; a Done one with no time waits.
+        assert!(!settled(&[restore("Failed", None)], now, settle));
+        assert!(!settled(&[], now, settle));
+        assert!(!settled(&[restore("Done", None)], now, settle));
+        assert!(settled(&[done_early, restore("Failed", None)], now, settle));
+    }
 
     #[test]
     fn steps_follow_the_state_machine() {

@@ -298,6 +298,14 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
             return Ok(resync);
         }
     };
+    // Awaiting its restore with no mark from the plugin: handed to the target once the
+    // volume's restores on this pool are over (no manual step; docs/backup-restore.md).
+    if cvr.awaiting_restore()
+        && decide::restore_completed_ops(cvr).is_none()
+        && let Some(action) = settle_restore(cvr, ctx, &reference).await?
+    {
+        return Ok(action);
+    }
     // The plugin marked the restore complete: the replica is the target's from now on.
     if decide::restore_completed_ops(cvr).is_some() {
         kube_ops::patch_metadata(&ctx.base.client, &ctx.cvrs(), &name, |c| {
@@ -308,6 +316,15 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
         return Ok(Action::requeue(Duration::ZERO));
     }
     let pv = decide::volume_of(cvr).unwrap_or_default();
+    let receiving = ctx
+        .base
+        .receiving
+        .lock()
+        .map(|r| r.contains(&pv))
+        .unwrap_or(false);
+    if receiving {
+        return Ok(Action::requeue(RESTORE_LOOK));
+    }
     let dataset = decide::dataset_name(&ctx.base.pool, &pv);
     let lun_annotated = cvr.annotations().contains_key(decide::LUN_ANNOTATION);
     let has_lun = matches!(ctx.store, AnyStore::Dataset(_));
@@ -525,7 +542,68 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
         .map(|p| decide::capacity_info(p.stats.used, p.stats.referenced));
     ctx.write_phase(cvr, &reference, &current, &outcome, capacity)
         .await?;
+    if cvr.awaiting_restore() {
+        return Ok(Action::requeue(RESTORE_LOOK));
+    }
     Ok(resync)
+}
+
+/// How often a replica awaiting its restore looks whether its restores are over.
+const RESTORE_LOOK: Duration = Duration::from_secs(10);
+
+/// For a replica awaiting its restore: once [`super::restore::settled`], `isRestoreVol` is
+/// removed (Some: reconcile again now); else None and the caller goes on, looking again
+/// within [`RESTORE_LOOK`].
+async fn settle_restore(
+    cvr: &CStorVolumeReplica,
+    ctx: &Context,
+    reference: &ObjectReference,
+) -> Result<Option<Action>, Error> {
+    use cstor_api::cstor_v1::backup::CStorRestore;
+    let pv = decide::volume_of(cvr).unwrap_or_default();
+    let restores: Api<CStorRestore> = Api::all(ctx.base.client.clone());
+    let lp = ListParams::default().labels(&format!(
+        "{}={},{}={pv}",
+        labels::CSPI_UID,
+        ctx.base.config.cspi_uid,
+        labels::PERSISTENT_VOLUME
+    ));
+    let list = match restores.list(&lp).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            tracing::warn!(error = %e, "restores not listed");
+            return Ok(None);
+        }
+    };
+    if !super::restore::settled(
+        &list,
+        k8s_openapi::jiff::Timestamp::now(),
+        super::restore::SETTLE,
+    ) {
+        return Ok(None);
+    }
+    let name = cvr.name_any();
+    kube_ops::patch_metadata(&ctx.base.client, &ctx.cvrs(), &name, |c| {
+        c.annotations().contains_key(annotations::IS_RESTORE_VOL).then(|| {
+            serde_json::json!([
+                {"op": "test", "path": "/metadata/resourceVersion", "value": c.resource_version().unwrap_or_default()},
+                {"op": "remove", "path": "/metadata/annotations/isRestoreVol"}
+            ])
+        })
+    })
+    .await?;
+    ctx.event(
+        reference,
+        EventType::Normal,
+        "Restored",
+        format!(
+            "every restore of volume {pv} on this pool finished {} s ago or more; the target may use the replica",
+            super::restore::SETTLE.as_secs()
+        ),
+        reasons::action::UPDATE,
+    )
+    .await;
+    Ok(Some(Action::requeue(Duration::ZERO)))
 }
 
 /// Deletion: destroy the store, then drop only our finalizer.
