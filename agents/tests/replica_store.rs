@@ -26,6 +26,7 @@ fn spec() -> ReplicaSpec {
         thick: false,
         quorum: true,
         zvol_workers: String::new(),
+        clone_from: None,
     }
 }
 
@@ -417,4 +418,31 @@ fn snapshot_commands_and_their_answers() {
     assert!(!store::is_missing(&fixture(
         "replica-zfs-snapshot-destroy-clone.txt"
     )));
+}
+
+#[test]
+fn dataset_clone_is_create_with_the_source() {
+    assert_eq!(
+        store::dataset_clone_argv(
+            &spec(),
+            Path::new("/var/openebs/cstor-pool/replicas/pvc-1"),
+            "cstor-abc/pvc-0@b1"
+        ),
+        argv(&[
+            "zfs",
+            "clone",
+            "-o",
+            "quota=69206016",
+            "-o",
+            "mountpoint=/var/openebs/cstor-pool/replicas/pvc-1",
+            "-o",
+            "io.openebs:zvol_replica_id=14605127560351622684",
+            "-o",
+            "io.openebs:volname=pvc-1-cspi-a",
+            "-o",
+            "io.openebs:targetip=10.96.0.10",
+            "cstor-abc/pvc-0@b1",
+            "cstor-abc/pvc-1",
+        ])
+    );
 }

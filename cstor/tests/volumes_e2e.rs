@@ -1334,3 +1334,92 @@ async fn restore_into_new_volume(
         !a.contains_key("isRestoreVol") && !a.contains_key("openebs.io/restore-completed")
     }));
 }
+
+/// Local mode: a snapshot only (no stream), then a local restore makes a new volume cloned
+/// from it on the same pools, through the StorageClass the plugin names; the clone serves the
+/// snapshot's bytes, writes to it leave the source alone, and the source is removable once
+/// the clone is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_restore_clones_the_snapshot_into_a_new_volume() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-lsrc",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-lsrc", 3).await;
+    qemu_io("vol-lsrc", &["write -P 0x71 0 2M"]);
+    let body = backup_body("default", "bk-local", "vol-lsrc", "bk-local", "", true);
+    assert_eq!(
+        plugin_call("POST", "/latest/backups/", Some(&body)),
+        (200, "\"\"".into())
+    );
+    // Written after the snapshot: not in the clone.
+    qemu_io("vol-lsrc", &["write -P 0x72 0 1M"]);
+    kubectl_apply(&json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "cstor-local-bk"},
+        "provisioner": "cstor.csi.openebs.io",
+        "parameters": {"cstorPoolCluster": CSPC, "replicaCount": "3", "cas-type": "cstor"}
+    }));
+    let restore = json!({"metadata": {"namespace": NS, "creationTimestamp": null},
+        "spec": {"restoreName": "bk-local", "volumeName": "cstor-clone-1234", "restoreSrc": "vol-lsrc",
+                 "maxretrycount": 0, "retrycount": 0, "storageClass": "cstor-local-bk", "size": "64Mi",
+                 "localRestore": true},
+        "status": ""}).to_string();
+    let (code, said) = plugin_call("POST", "/latest/restore/", Some(&restore));
+    assert_eq!(code, 200, "{said}");
+    let src: serde_json::Value = serde_json::from_str(&said).expect("json");
+    assert_eq!(src["iqn"], "iqn.2016-09.com.openebs.cstor:cstor-clone-1234");
+    wait_healthy(&client, "cstor-clone-1234", 3).await;
+    let pools_of = |cvrs: Vec<CStorVolumeReplica>| {
+        let mut p: Vec<String> = cvrs
+            .iter()
+            .filter_map(|c| {
+                c.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("cstorpoolinstance.openebs.io/name"))
+                    .cloned()
+            })
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        pools_of(cvrs_of(&client, "cstor-clone-1234").await),
+        pools_of(cvrs_of(&client, "vol-lsrc").await)
+    );
+    qemu_io(
+        "cstor-clone-1234",
+        &["read -P 0x71 0 2M", "write -P 0x73 1M 1M"],
+    );
+    qemu_io("vol-lsrc", &["read -P 0x72 0 1M", "read -P 0x71 1M 1M"]);
+    // A StorageClass without a pool cluster is refused with the Go words.
+    kubectl_apply(&json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "cstor-no-cspc"}, "provisioner": "cstor.csi.openebs.io",
+        "parameters": {"replicaCount": "3"}
+    }));
+    let bad = restore
+        .replace("cstor-local-bk", "cstor-no-cspc")
+        .replace("cstor-clone-1234", "cstor-clone-5678");
+    assert_eq!(
+        plugin_call("POST", "/latest/restore/", Some(&bad)),
+        (400, "Failed to create resources for volume: {storageclass cstor-no-cspc doesn't have cstorPoolCluster details}".into())
+    );
+    delete_volume(&client, "cstor-clone-1234").await;
+    delete_volume(&client, "vol-lsrc").await;
+    let _ = kubectl(
+        &["delete", "storageclass", "cstor-local-bk", "cstor-no-cspc"],
+        None,
+    );
+}

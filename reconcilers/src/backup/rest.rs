@@ -462,10 +462,12 @@ async fn restore_create(apis: &Apis, req: RestoreRequest) -> Response {
     }
     let spec = &req.spec;
     let volume = spec.volume_name.trim();
-    if spec.local_restore {
+    if spec.local_restore
+        && let Err(e) = clone_volume(apis, &req).await
+    {
         return fail(
-            500,
-            "Failed to create resources for volume: {local restore (a clone of a local snapshot) is not supported by this cvc-operator yet}".into(),
+            400,
+            format!("Failed to create resources for volume: {{{e}}}"),
         );
     }
     let ns = req.metadata.namespace.trim();
@@ -482,6 +484,10 @@ async fn restore_create(apis: &Apis, req: RestoreRequest) -> Response {
         }
     }
     if !bound {
+        // Ours: a clone that did not bind is not left behind for a plugin that gave up.
+        if spec.local_restore {
+            let _ = apis.cvcs().delete(volume, &DeleteParams::default()).await;
+        }
         return fail(
             400,
             format!(
@@ -489,6 +495,9 @@ async fn restore_create(apis: &Apis, req: RestoreRequest) -> Response {
                 apis.config.namespace
             ),
         );
+    }
+    if spec.local_restore {
+        return iscsi_source(apis, volume).await;
     }
     let lp = ListParams::default().labels(&format!("{}={volume}", labels::PERSISTENT_VOLUME));
     let cvrs = match apis.cvrs().list(&lp).await {
@@ -549,6 +558,63 @@ async fn restore_create(apis: &Apis, req: RestoreRequest) -> Response {
             );
         }
     }
+    iscsi_source(apis, volume).await
+}
+
+/// A local restore: the CVC of a volume cloned from `<restoreSrc>@<restoreName>`, on the
+/// source's pools (the cvc-operator places clones there), as the StorageClass says.
+async fn clone_volume(apis: &Apis, req: &RestoreRequest) -> Result<(), String> {
+    use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
+    use cstor_api::keys::{annotations, finalizers};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let spec = &req.spec;
+    let sc_name = spec.storage_class.trim();
+    let scs: kube::Api<StorageClass> = kube::Api::all(apis.client.clone());
+    let sc = scs.get(sc_name).await.map_err(|e| e.to_string())?;
+    let params = sc.parameters.unwrap_or_default();
+    let cspc = params
+        .get("cstorPoolCluster")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("storageclass {sc_name} doesn't have cstorPoolCluster details"))?;
+    let count = params
+        .get("replicaCount")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("storageclass {sc_name} doesn't have replica count"))?;
+    let replicas: i64 = count
+        .parse()
+        .map_err(|e| format!("failed to convert replica count {count} into integer: {e}"))?;
+    let volume = spec.volume_name.trim();
+    let size = spec.size.trim();
+    let cvc: CStorVolumeConfig = serde_json::from_value(json!({
+        "apiVersion": "cstor.openebs.io/v1",
+        "kind": "CStorVolumeConfig",
+        "metadata": {
+            "name": volume,
+            "namespace": apis.config.namespace,
+            "labels": {labels::CSTOR_POOL_CLUSTER: cspc, labels::SOURCE_VOLUME: spec.restore_src.trim()},
+            "annotations": {
+                annotations::VOLUME_ID: volume,
+                annotations::VOLUME_POLICY: params.get("cstorVolumePolicy").cloned().unwrap_or_default(),
+            },
+            "finalizers": [finalizers::CVC],
+        },
+        "spec": {
+            "capacity": {"storage": size},
+            "provision": {"capacity": {"storage": size}, "replicaCount": replicas},
+            "cstorVolumeSource": format!("{}@{}", spec.restore_src.trim(), spec.restore_name.trim()),
+            "policy": {},
+        },
+    }))
+    .map_err(|e| e.to_string())?;
+    match apis.cvcs().create(&PostParams::default(), &cvc).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(ae)) if ae.code == 409 => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The answer of a restore POST: the volume's iSCSI source.
+async fn iscsi_source(apis: &Apis, volume: &str) -> Response {
     match apis.cvs().get_opt(volume).await {
         Ok(Some(cv)) => json_ok(
             json!({

@@ -49,6 +49,19 @@ pub fn concerns(cvr: &CStorVolumeReplica, cv_name: &str) -> bool {
         || l.get(labels::CSTOR_VOLUME_NAME).map(String::as_str) == Some(cv_name)
 }
 
+/// A clone replica's source (volume, snapshot): label `openebs.io/cloned: "true"` with the
+/// annotations `openebs.io/source-volume` and `openebs.io/snapshot` the cvc-operator sets.
+pub fn clone_source(cvr: &CStorVolumeReplica) -> Option<(String, String)> {
+    use cstor_api::keys::annotations::{SNAPSHOT, SOURCE_VOLUME};
+    if cvr.labels().get(labels::CLONED).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let a = cvr.annotations();
+    let src = a.get(SOURCE_VOLUME).filter(|v| !v.is_empty())?;
+    let snap = a.get(SNAPSHOT).filter(|v| !v.is_empty())?;
+    Some((src.clone(), snap.clone()))
+}
+
 /// `cstor-<CSPC UID>/<pv>`.
 pub fn dataset_name(pool: &str, pv: &str) -> String {
     format!("{pool}/{pv}")

@@ -393,6 +393,8 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
         thick: ctx.thick(cvr).await,
         quorum: !current.eq_ignore_ascii_case(phase::RECREATE),
         zvol_workers: cvr.spec.zvol_workers.clone(),
+        clone_from: decide::clone_source(cvr)
+            .map(|(src, snap)| format!("{}@{snap}", decide::dataset_name(&ctx.base.pool, &src))),
     };
 
     if !created_before {

@@ -32,6 +32,9 @@ pub struct ReplicaSpec {
     pub quorum: bool,
     /// `spec.zvolWorkers` (zvol only).
     pub zvol_workers: String,
+    /// A clone's source snapshot, `<pool>/<source volume>@<snapshot>` (CVR label
+    /// `openebs.io/cloned`): the store is made with `zfs clone` of it.
+    pub clone_from: Option<String>,
 }
 
 /// Exact figures of an existing store.
@@ -146,6 +149,18 @@ pub fn dataset_create_argv(spec: &ReplicaSpec, mountpoint: &Path) -> Vec<String>
         opt(format!("io.openebs:targetip={ip}"));
     }
     argv.push(spec.dataset.clone());
+    argv
+}
+
+/// `zfs clone` of a dataset store from `source` (`<pool>/<volume>@<snap>`): the clone's own
+/// quota, reservation, mountpoint and user properties, as [`dataset_create_argv`] sets them;
+/// its lun file is the snapshot's.
+pub fn dataset_clone_argv(spec: &ReplicaSpec, mountpoint: &Path, source: &str) -> Vec<String> {
+    let mut argv = dataset_create_argv(spec, mountpoint);
+    argv[1] = s("clone");
+    let dataset = argv.pop().unwrap_or_default();
+    argv.push(source.to_string());
+    argv.push(dataset);
     argv
 }
 
@@ -511,7 +526,10 @@ impl ReplicaStore for DatasetStore {
         let stats = match self.stats(&spec.dataset).await? {
             Some(s) => s,
             None => {
-                let argv = dataset_create_argv(spec, &self.mountpoint(&spec.pv));
+                let argv = match &spec.clone_from {
+                    Some(source) => dataset_clone_argv(spec, &self.mountpoint(&spec.pv), source),
+                    None => dataset_create_argv(spec, &self.mountpoint(&spec.pv)),
+                };
                 run(&self.runner, &argv).await?;
                 ensured = Ensured::Created;
                 self.stats(&spec.dataset)
@@ -631,7 +649,13 @@ impl ReplicaStore for ZvolStore {
         if exists(&self.runner, &spec.dataset).await? {
             return Ok(Ensured::AlreadyPresent);
         }
-        run(&self.runner, &zvol_create_argv(spec)).await?;
+        let argv = match &spec.clone_from {
+            Some(source) => {
+                zvol_clone_argv(spec, spec.target_ip.as_deref().unwrap_or_default(), source)
+            }
+            None => zvol_create_argv(spec),
+        };
+        run(&self.runner, &argv).await?;
         Ok(Ensured::Created)
     }
 
