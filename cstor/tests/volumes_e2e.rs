@@ -1423,3 +1423,245 @@ async fn a_local_restore_clones_the_snapshot_into_a_new_volume() {
         None,
     );
 }
+
+/// A listener that takes a connection and then reads nothing (a stalled plugin): the sender
+/// blocks once the socket's buffers are full.
+fn stalled_listener() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    port
+}
+
+/// SIGKILL of the pool-manager of `cspi`, as a crash would; the local runner restarts it.
+fn kill_pool_manager(cspi: &str) {
+    let pids = volume_stack().pods.pids_of(cspi);
+    assert!(!pids.is_empty(), "no pool-manager for {cspi}");
+    for pid in pids {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
+    }
+}
+
+/// A pool-manager killed while it sends a backup, or receives a restore, ends that backup or
+/// restore Failed (judged from the record, or as a partial receive), never stuck InProgress;
+/// after the failed base of a schedule and the plugin's clean-up, the next backup is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_manager_killed_mid_backup_or_mid_restore_never_leaves_it_in_progress() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-kb",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-kb", 3).await;
+    // More than the socket buffers hold, so the send blocks on the stalled listener.
+    qemu_io("vol-kb", &["write -P 0x44 0 48M"]);
+    let stalled = stalled_listener();
+    let first = "kb-20261205100000";
+    let body = backup_body(
+        NS,
+        "kb",
+        "vol-kb",
+        first,
+        &format!("127.0.0.1:{stalled}"),
+        false,
+    );
+    assert_eq!(
+        plugin_call("POST", "/latest/backups/", Some(&body)),
+        (200, "\"\"".into())
+    );
+    let backups: Api<cstor_api::cstor_v1::backup::CStorBackup> =
+        Api::namespaced(client.clone(), NS);
+    let name = format!("{first}-vol-kb");
+    wait_for("backup in progress", Duration::from_secs(60), || async {
+        let b = backups.get(&name).await.map_err(|e| e.to_string())?;
+        if b.status == "InProgress" {
+            Ok(b)
+        } else {
+            Err(b.status)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cspi = backups
+        .get(&name)
+        .await
+        .expect("backup")
+        .metadata
+        .labels
+        .unwrap_or_default()["cstorpoolinstance.openebs.io/name"]
+        .clone();
+    kill_pool_manager(&cspi);
+    wait_for(
+        "backup failed after the kill",
+        Duration::from_secs(120),
+        || async {
+            let (code, said) = plugin_call("GET", "/latest/backups/", Some(&body));
+            let v: serde_json::Value =
+                serde_json::from_str(&said).map_err(|e| format!("{code} {said}: {e}"))?;
+            if v["status"] == "Failed" {
+                Ok(())
+            } else {
+                Err(said)
+            }
+        },
+    )
+    .await;
+    // The plugin's clean-up of a failed scheduled backup: this snapshot (and the empty record).
+    assert_eq!(
+        plugin_call(
+            "DELETE",
+            &format!("/latest/backups/{first}?namespace={NS}&schedule=kb&volume=vol-kb"),
+            None
+        ),
+        (200, "\"\"".into())
+    );
+    let listener = plugin_listener();
+    let second = "kb-20261205110000";
+    let body2 = backup_body(
+        NS,
+        "kb",
+        "vol-kb",
+        second,
+        &format!("127.0.0.1:{}", listener.port),
+        false,
+    );
+    assert_eq!(back_up(&body2).await, "Done");
+    assert_eq!(
+        backups
+            .get(&format!("{second}-vol-kb"))
+            .await
+            .expect("b2")
+            .spec
+            .prev_snap_name,
+        "",
+        "the next backup is full"
+    );
+    let stream = listener.streams.lock().expect("streams")[0].clone();
+
+    // Mid-restore: the stream is served in part, then stalls; the receiving pool-manager dies.
+    let cvc = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": "vol-kr", "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
+                     "annotations": {"openebs.io/volumeID": "vol-kr", "openebs.io/volume-policy": "",
+                                     "openebs.io/created-through": "restore"},
+                     "finalizers": ["cvc.openebs.io/finalizer"]},
+        "spec": {"capacity": {"storage": "64Mi"},
+                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
+    });
+    kubectl_apply(&cvc);
+    wait_for(
+        "restore replicas waiting",
+        Duration::from_secs(180),
+        || async {
+            let phases: Vec<String> = cvrs_of(&client, "vol-kr")
+                .await
+                .iter()
+                .map(|c| {
+                    c.status
+                        .as_ref()
+                        .map(|s| s.phase.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if phases.len() == 3 && phases.iter().all(|p| p == "Error") {
+                Ok(())
+            } else {
+                Err(format!("{phases:?}"))
+            }
+        },
+    )
+    .await;
+    let half = stream[..stream.len() / 2].to_vec();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut held = Vec::new();
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(&half);
+            held.push(c);
+        }
+    });
+    let restore = json!({"metadata": {"namespace": NS},
+        "spec": {"restoreName": second, "volumeName": "vol-kr", "restoreSrc": format!("127.0.0.1:{port}")}}).to_string();
+    assert_eq!(
+        plugin_call("POST", "/latest/restore/", Some(&restore)).0,
+        200
+    );
+    let restores: Api<cstor_api::cstor_v1::backup::CStorRestore> =
+        Api::namespaced(client.clone(), NS);
+    let victim = wait_for("a restore in progress", Duration::from_secs(60), || async {
+        let list = restores
+            .list(&ListParams::default().labels(&format!("openebs.io/restore={second}")))
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        list.iter()
+            .find(|r| r.status == "InProgress")
+            .and_then(|r| {
+                r.metadata
+                    .labels
+                    .as_ref()?
+                    .get("cstorpoolinstance.openebs.io/name")
+                    .cloned()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{:?}",
+                    list.iter().map(|r| r.status.clone()).collect::<Vec<_>>()
+                )
+            })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kill_pool_manager(&victim);
+    wait_for(
+        "restore failed after the kill",
+        Duration::from_secs(120),
+        || async {
+            let (_, said) = plugin_call("GET", "/latest/restore/", Some(&restore));
+            if said == "\"Failed\"" {
+                Ok(())
+            } else {
+                Err(said)
+            }
+        },
+    )
+    .await;
+    let _ = restores
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels(&format!("openebs.io/restore={second}")),
+        )
+        .await;
+    assert_eq!(
+        plugin_call(
+            "DELETE",
+            &format!("/latest/backups/{second}?namespace={NS}&schedule=kb&volume=vol-kb"),
+            None
+        )
+        .0,
+        200
+    );
+    delete_volume(&client, "vol-kr").await;
+    delete_volume(&client, "vol-kb").await;
+}
