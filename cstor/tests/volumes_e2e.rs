@@ -1665,3 +1665,150 @@ async fn a_pool_manager_killed_mid_backup_or_mid_restore_never_leaves_it_in_prog
     delete_volume(&client, "vol-kr").await;
     delete_volume(&client, "vol-kb").await;
 }
+
+/// `restoreAllIncrementalSnapshots`: three backups of a schedule (data changed between them,
+/// the plugin's clean-up after each), then the chain restored into a new volume in order (the
+/// full stream, then each increment), the replicas marked complete: the volume holds exactly
+/// the data of the third backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedules_chain_restores_in_order_to_the_last_backups_data() {
+    let _one = SERIAL.lock().await;
+    let client = admin().await;
+    pools(&client).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-ch",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        CSPC,
+    ]);
+    wait_healthy(&client, "vol-ch", 3).await;
+    let listener = plugin_listener();
+    let dest = format!("127.0.0.1:{}", listener.port);
+    let snaps = [
+        "ch-20261205100000",
+        "ch-20261205110000",
+        "ch-20261205120000",
+    ];
+    let writes = [
+        ["write -P 0x01 0 4M", "write -P 0x0a 40M 1M"],
+        ["write -P 0x02 4M 4M", "write -P 0x0b 40M 1M"],
+        ["write -P 0x03 8M 4M", "write -P 0x0c 41M 1M"],
+    ];
+    let mut prev: Option<&str> = None;
+    for (snap, w) in snaps.iter().zip(writes) {
+        qemu_io("vol-ch", &w);
+        let body = backup_body(NS, "ch", "vol-ch", snap, &dest, false);
+        assert_eq!(back_up(&body).await, "Done");
+        // The plugin's clean-up of a Done scheduled backup: the previous snapshot.
+        if let Some(p) = prev {
+            assert_eq!(
+                plugin_call(
+                    "DELETE",
+                    &format!("/latest/backups/{p}?namespace={NS}&schedule=ch&volume=vol-ch"),
+                    None
+                )
+                .0,
+                200
+            );
+        }
+        prev = Some(snap);
+    }
+    let streams = listener.streams.lock().expect("streams").clone();
+    assert_eq!(streams.len(), 3);
+
+    let cvc = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": "vol-chr", "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
+                     "annotations": {"openebs.io/volumeID": "vol-chr", "openebs.io/volume-policy": "",
+                                     "openebs.io/created-through": "restore"},
+                     "finalizers": ["cvc.openebs.io/finalizer"]},
+        "spec": {"capacity": {"storage": "64Mi"},
+                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
+    });
+    kubectl_apply(&cvc);
+    wait_for(
+        "restore replicas waiting",
+        Duration::from_secs(180),
+        || async {
+            let phases: Vec<String> = cvrs_of(&client, "vol-chr")
+                .await
+                .iter()
+                .map(|c| {
+                    c.status
+                        .as_ref()
+                        .map(|s| s.phase.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if phases.len() == 3 && phases.iter().all(|p| p == "Error") {
+                Ok(())
+            } else {
+                Err(format!("{phases:?}"))
+            }
+        },
+    )
+    .await;
+    for (snap, stream) in snaps.iter().zip(streams) {
+        let port = serving_listener(stream);
+        let restore = json!({"metadata": {"namespace": NS},
+            "spec": {"restoreName": snap, "volumeName": "vol-chr", "restoreSrc": format!("127.0.0.1:{port}"),
+                     "storageClass": "cstor-csi", "size": "0"}}).to_string();
+        assert_eq!(
+            plugin_call("POST", "/latest/restore/", Some(&restore)).0,
+            200
+        );
+        let mut status = String::new();
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            status =
+                serde_json::from_str(&plugin_call("GET", "/latest/restore/", Some(&restore)).1)
+                    .expect("json");
+            if ["Done", "Failed", "Invalid"].contains(&status.as_str()) {
+                break;
+            }
+        }
+        assert_eq!(status, "Done", "restore of {snap}");
+    }
+    // restoreAllIncrementalSnapshots implies autoSetTargetIP: the plugin marks the replicas.
+    for c in cvrs_of(&client, "vol-chr").await {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let (ok, out) = kubectl(
+            &[
+                "annotate",
+                "cvr",
+                &name,
+                "openebs.io/restore-completed=true",
+            ],
+            None,
+        );
+        assert!(ok, "{out}");
+    }
+    wait_healthy(&client, "vol-chr", 3).await;
+    qemu_io(
+        "vol-chr",
+        &[
+            "read -P 0x01 0 4M",
+            "read -P 0x02 4M 4M",
+            "read -P 0x03 8M 4M",
+            "read -P 0x0b 40M 1M",
+            "read -P 0x0c 41M 1M",
+        ],
+    );
+    assert_replicas_identical(&client, "vol-chr", 3).await;
+    let restores: Api<cstor_api::cstor_v1::backup::CStorRestore> =
+        Api::namespaced(client.clone(), NS);
+    let _ = restores
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels("openebs.io/persistent-volume=vol-chr"),
+        )
+        .await;
+    delete_volume(&client, "vol-chr").await;
+    delete_volume(&client, "vol-ch").await;
+}
