@@ -1,7 +1,9 @@
 //! Backup load run, in one run: a 1 GiB volume filled with data is backed up through the
 //! REST API to a listener that counts the bytes (as the plugin's would store them), beside a raw
-//! `zfs send` of the same snapshot on the same node read to the end, and the ratio; then the
-//! write hold of snapshots taken while a logged-in initiator writes (p50 and max).
+//! `zfs send` of the same snapshot on the same node read to the end, and the ratio; the stream
+//! restored through the API into a new 3-replica volume (every pool receives it), beside a raw
+//! `zfs recv` of it on one node; then the write hold of snapshots taken while a logged-in
+//! initiator writes (p50 and max).
 //! `BENCH_ROUNDS` (default 3) rounds of the backup; the median is reported.
 //!
 //! cargo bench --profile dev -p cstor --bench backup_throughput
@@ -134,6 +136,101 @@ fn main() {
         let (o, r) = (median(&mut ours), median(&mut raw));
         println!("backup median {o:.1} MB/s, raw zfs send median {r:.1} MB/s, ratio {:.2}", o / r);
 
+        // Restore: the stream stored, then served to every pool of a new volume.
+        let stream = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = l.local_addr().expect("addr").port();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                if let Some(Ok(mut c)) = l.incoming().next() {
+                    let mut data = Vec::new();
+                    let _ = c.read_to_end(&mut data);
+                    let _ = tx.send(data);
+                }
+            });
+            let body = backup_body(NS, "bench-rs", VOLUME, "bench-rs", &format!("127.0.0.1:{port}"), false);
+            backup_done(&body).await;
+            rx.recv_timeout(Duration::from_secs(60)).expect("stream")
+        };
+        let stream_bytes = stream.len();
+        let file = std::env::temp_dir().join(format!("bench-stream-{}", std::process::id()));
+        std::fs::write(&file, &stream).expect("stream file");
+        let serve_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = l.local_addr().expect("addr").port();
+            let stream = std::sync::Arc::new(stream);
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for c in l.incoming().flatten() {
+                    let stream = stream.clone();
+                    std::thread::spawn(move || {
+                        let mut c = c;
+                        let _ = c.write_all(&stream);
+                    });
+                }
+            });
+            port
+        };
+        kubectl_apply(&serde_json::json!({
+            "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+            "metadata": {"name": "vol-bench-rs", "namespace": NS,
+                         "labels": {"openebs.io/cstor-pool-cluster": CSPC},
+                         "annotations": {"openebs.io/volumeID": "vol-bench-rs", "openebs.io/volume-policy": "",
+                                         "openebs.io/created-through": "restore"},
+                         "finalizers": ["cvc.openebs.io/finalizer"]},
+            "spec": {"capacity": {"storage": "1Gi"},
+                     "provision": {"capacity": {"storage": "1Gi"}, "replicaCount": 3}, "policy": {}}
+        }));
+        wait_for("restore replicas waiting", Duration::from_secs(180), || async {
+            let n = cvrs_of(&client, "vol-bench-rs")
+                .await
+                .iter()
+                .filter(|c| c.status.as_ref().is_some_and(|s| s.phase == "Error"))
+                .count();
+            if n == 3 { Ok(()) } else { Err(format!("{n} waiting")) }
+        })
+        .await;
+        let restore = serde_json::json!({"metadata": {"namespace": NS},
+            "spec": {"restoreName": "bench-rs", "volumeName": "vol-bench-rs",
+                     "restoreSrc": format!("127.0.0.1:{serve_port}")}})
+        .to_string();
+        let started = Instant::now();
+        assert_eq!(plugin_call("POST", "/latest/restore/", Some(&restore)).0, 200);
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let said = plugin_call("GET", "/latest/restore/", Some(&restore)).1;
+            if said == "\"Done\"" {
+                break;
+            }
+            assert!(said != "\"Failed\"", "restore failed");
+            assert!(started.elapsed() < Duration::from_secs(900), "restore too slow");
+        }
+        let restore_secs = started.elapsed().as_secs_f64();
+        let node = &volume_stack().nodes[0];
+        let started = Instant::now();
+        let out = node
+            .command("zfs")
+            .args(["recv", "-F", &format!("{pool}/bench-raw-recv")])
+            .stdin(std::fs::File::open(&file).expect("stream file"))
+            .output()
+            .expect("zfs recv");
+        let raw_secs = started.elapsed().as_secs_f64();
+        assert!(out.status.success(), "{out:?}");
+        let _ = std::fs::remove_file(&file);
+        let mb = stream_bytes as f64 / 1e6;
+        println!(
+            "restore of {mb:.0} MB into 3 replicas (POST to Done): {restore_secs:.2} s ({:.1} MB/s per replica); raw zfs recv on one node: {raw_secs:.2} s ({:.1} MB/s); ratio {:.2}",
+            mb / restore_secs,
+            mb / raw_secs,
+            raw_secs / restore_secs
+        );
+        for _ in 0..20 {
+            if node.zfs(&["destroy", "-r", &format!("{pool}/bench-raw-recv")]).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+
         // The write hold of snapshots under a writer.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
@@ -170,6 +267,7 @@ fn main() {
             held[held.len() / 2],
             held[held.len() - 1]
         );
+        delete_volume(&client, "vol-bench-rs").await;
         delete_volume(&client, VOLUME).await;
     });
 }
