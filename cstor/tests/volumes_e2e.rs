@@ -956,11 +956,40 @@ async fn the_backup_api_answers_the_plugin_as_its_contract_says() {
         .expect("restores")
         .items;
     assert_eq!(made.len(), 3);
-    assert!(made.iter().all(|r| r.status == "Pending"));
-    assert_eq!(
-        plugin_call("GET", "/latest/restore/", Some(&restore)),
-        (200, "\"Pending\"".into())
-    );
+    // Pending as made; vol-bk is in use, so each pool-manager then fails its restore (a
+    // restore never overwrites a live volume), and the GET says so.
+    let cvr_pools: std::collections::BTreeSet<String> = cvrs
+        .iter()
+        .filter_map(|c| {
+            c.metadata
+                .labels
+                .as_ref()?
+                .get("cstorpoolinstance.openebs.io/name")
+                .cloned()
+        })
+        .collect();
+    let restore_pools: std::collections::BTreeSet<String> = made
+        .iter()
+        .filter_map(|r| {
+            r.metadata
+                .labels
+                .as_ref()?
+                .get("cstorpoolinstance.openebs.io/name")
+                .cloned()
+        })
+        .collect();
+    assert_eq!(restore_pools, cvr_pools, "one restore per replica's pool");
+    wait_for(
+        "the restore into a live volume failed",
+        Duration::from_secs(60),
+        || async {
+            match plugin_call("GET", "/latest/restore/", Some(&restore)) {
+                (200, s) if s == "\"Failed\"" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
     let bad = json!({"metadata": {"namespace": NS}, "spec": {"restoreName": "bk1", "volumeName": "vol-bk", "restoreSrc": "127.0.0.1"}}).to_string();
     assert_eq!(
         plugin_call("POST", "/latest/restore/", Some(&bad)),
