@@ -213,6 +213,22 @@ async fn status_from_record(ctx: &Ctx, b: &CStorBackup) -> &'static str {
     )
 }
 
+/// Resolves once the CStorBackup is gone or being deleted (the plugin's clean-up, Velero's
+/// deletion): dropping the send then kills `zfs send`, so the snapshot can be destroyed.
+async fn cancelled(ctx: &Ctx, b: &CStorBackup) -> String {
+    let ns = b.namespace().unwrap_or_default();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match api(ctx, &ns).get_opt(&b.name_any()).await {
+            Ok(None) => return "cancelled: the CStorBackup was deleted".into(),
+            Ok(Some(live)) if live.meta().deletion_timestamp.is_some() => {
+                return "cancelled: the CStorBackup is being deleted".into();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One try: connect, stream `zfs send` into the connection.
 async fn send_once(ctx: &Ctx, b: &CStorBackup, dataset: &str) -> Result<u64, String> {
     let dest = b.spec.backup_dest.trim();
@@ -237,7 +253,14 @@ async fn transfer(ctx: &Ctx, b: &CStorBackup) {
     let mut last = String::new();
     let mut sent = None;
     for attempt in 1..=TRIES {
-        match send_once(ctx, b, &dataset).await {
+        let attempt_result = tokio::select! {
+            sent = send_once(ctx, b, &dataset) => sent,
+            why = cancelled(ctx, b) => {
+                last = why;
+                break;
+            }
+        };
+        match attempt_result {
             Ok(bytes) => {
                 sent = Some(bytes);
                 break;

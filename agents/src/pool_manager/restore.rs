@@ -234,6 +234,46 @@ async fn restorable_replica(ctx: &Ctx, volume: &str) -> Result<(), String> {
     }
 }
 
+/// How often a running restore checks that it is still wanted.
+const WANTED_LOOK: Duration = Duration::from_secs(2);
+
+/// Resolves (with the reason) once the restore is no longer wanted: its CStorRestore or the
+/// replica it fills is gone or being deleted. Dropping the receive then kills `zfs recv`, so a
+/// stalled stream never holds up deleting the volume.
+async fn cancelled(ctx: &Ctx, r: &CStorRestore) -> String {
+    let ns = r.namespace().unwrap_or_default();
+    let cvrs: Api<CStorVolumeReplica> =
+        Api::namespaced(ctx.base.client.clone(), &ctx.base.config.namespace);
+    let ours = ListParams::default().labels(&format!(
+        "{}={},{}={}",
+        labels::CSPI_UID,
+        ctx.base.config.cspi_uid,
+        labels::PERSISTENT_VOLUME,
+        r.spec.volume_name
+    ));
+    loop {
+        tokio::time::sleep(WANTED_LOOK).await;
+        match api(ctx, &ns).get_opt(&r.name_any()).await {
+            Ok(None) => return "cancelled: the CStorRestore was deleted".into(),
+            Ok(Some(live)) if live.meta().deletion_timestamp.is_some() => {
+                return "cancelled: the CStorRestore is being deleted".into();
+            }
+            _ => {}
+        }
+        if let Ok(list) = cvrs.list(&ours).await
+            && list
+                .items
+                .iter()
+                .all(|c| c.meta().deletion_timestamp.is_some())
+        {
+            return format!(
+                "cancelled: the replica of volume {} is being deleted",
+                r.spec.volume_name
+            );
+        }
+    }
+}
+
 async fn receive_once(ctx: &Ctx, r: &CStorRestore, dataset: &str) -> Result<u64, String> {
     let src = r.spec.restore_src.trim();
     let addr: std::net::SocketAddr = src
@@ -303,7 +343,11 @@ async fn receive(ctx: &Ctx, r: &CStorRestore, dataset: &str) -> Result<u64, Stri
     restorable_replica(ctx, &r.spec.volume_name).await?;
     let mut last = String::new();
     for attempt in 1..=TRIES {
-        match receive_once(ctx, r, dataset).await {
+        let attempt_result = tokio::select! {
+            got = receive_once(ctx, r, dataset) => got,
+            why = cancelled(ctx, r) => return Err(why),
+        };
+        match attempt_result {
             Ok(bytes) => return Ok(bytes),
             Err(e) => {
                 // The data may be in already (the mount after the receive failed).
