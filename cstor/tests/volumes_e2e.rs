@@ -1096,7 +1096,9 @@ async fn a_schedule_streams_a_full_then_an_incremental_backup_that_restore_the_d
     let listener = plugin_listener();
     let dest = format!("127.0.0.1:{}", listener.port);
 
-    qemu_io("vol-rb", &["write -P 0x11 0 4M"]);
+    // More data in the base than in the increment, so the increment is smaller whatever the
+    // stream headers weigh.
+    qemu_io("vol-rb", &["write -P 0x11 0 16M"]);
     let first = "rb-20261205100000";
     let body1 = backup_body("app-rb", "rb", "vol-rb", first, &dest, false);
     assert_eq!(back_up(&body1).await, "Done");
