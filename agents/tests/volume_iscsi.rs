@@ -401,7 +401,10 @@ async fn reopens_under_a_logged_in_writer_hold_io_and_fail_none() {
         fanout.resize((32 + reopens + 1) * MIB).unwrap();
         let gate = m.gate().clone();
         let hold = tokio::task::spawn_blocking(move || {
-            gate.hold(Duration::from_millis(50), Duration::from_secs(5))
+            gate.hold(
+                cstor_agents::volume_manager::gate::REOPEN_QUIET,
+                Duration::from_secs(5),
+            )
         })
         .await
         .unwrap()

@@ -5,6 +5,10 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How long a held gate must see no new I/O before tgt re-opens the LUN file: a command tgt
+/// handed a worker thread just before reaches the gate well within it (decision 020).
+pub const REOPEN_QUIET: Duration = Duration::from_millis(250);
+
 /// Shared by the FUSE handlers (who pass through it) and the daemon (who holds it).
 #[derive(Debug, Default)]
 pub struct IoGate {

@@ -42,9 +42,6 @@ const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 /// How long a write waits for the status recording a lost replica before failing with EIO.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// First and longest wait between rebuild attempts of one replica.
-/// A resize's re-open of the LUN file waits this long with no I/O arriving at the held gate
-/// (a command tgt handed a worker thread just before reaches the gate within it).
-const IO_QUIET: Duration = Duration::from_millis(250);
 /// I/O still in flight after this gives up the re-open (tried again next pass) rather than
 /// stall the volume longer.
 const IO_HOLD_DEADLINE: Duration = Duration::from_secs(5);
@@ -1096,10 +1093,12 @@ impl Volume {
         let lun = m.lun_path().display().to_string();
         // I/O waits at the gate while tgt re-opens the file: held, not failed.
         let gate = m.gate().clone();
-        let held = tokio::task::spawn_blocking(move || gate.hold(IO_QUIET, IO_HOLD_DEADLINE))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let held = tokio::task::spawn_blocking(move || {
+            gate.hold(super::gate::REOPEN_QUIET, IO_HOLD_DEADLINE)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
         let hold = match held {
             Ok(h) => h,
             Err(e) => {
