@@ -168,68 +168,58 @@ impl Runner {
             argv: argv.clone(),
             message,
         };
-        let mut buf = vec![0u8; 128 * 1024];
-        let mut moved = 0u64;
-        let copied: Result<(), RunError> = async {
+        let copied: Result<u64, RunError> = async {
             match flow {
                 Flow::Out(sink) => {
                     let Some(mut out) = child.stdout.take() else {
                         return Err(stream_err("no stdout".into()));
                     };
-                    loop {
-                        let n = tokio::time::timeout(idle, out.read(&mut buf))
-                            .await
-                            .map_err(|_| stream_err(format!("no data for {idle:?}")))?
-                            .map_err(|e| stream_err(format!("reading its output: {e}")))?;
-                        if n == 0 {
-                            break;
-                        }
-                        tokio::time::timeout(idle, sink.write_all(&buf[..n]))
-                            .await
-                            .map_err(|_| {
-                                stream_err(format!("the receiver took nothing for {idle:?}"))
-                            })?
-                            .map_err(|e| stream_err(format!("sending: {e}")))?;
-                        moved += n as u64;
-                    }
+                    let n = copy_idle(
+                        &mut out,
+                        sink,
+                        idle,
+                        "reading its output",
+                        "the receiver",
+                        "sending",
+                    )
+                    .await
+                    .map_err(stream_err)?;
                     tokio::time::timeout(idle, sink.shutdown())
                         .await
                         .map_err(|_| stream_err("closing the connection timed out".into()))?
                         .map_err(|e| stream_err(format!("closing the connection: {e}")))?;
+                    Ok(n)
                 }
                 Flow::In(source) => {
                     let Some(mut input) = child.stdin.take() else {
                         return Err(stream_err("no stdin".into()));
                     };
-                    loop {
-                        let n = tokio::time::timeout(idle, source.read(&mut buf))
-                            .await
-                            .map_err(|_| stream_err(format!("no data for {idle:?}")))?
-                            .map_err(|e| stream_err(format!("receiving: {e}")))?;
-                        if n == 0 {
-                            break;
-                        }
-                        tokio::time::timeout(idle, input.write_all(&buf[..n]))
-                            .await
-                            .map_err(|_| {
-                                stream_err(format!("the command took nothing for {idle:?}"))
-                            })?
-                            .map_err(|e| stream_err(format!("writing its input: {e}")))?;
-                        moved += n as u64;
-                    }
+                    let n = copy_idle(
+                        source,
+                        &mut input,
+                        idle,
+                        "receiving",
+                        "the command",
+                        "writing its input",
+                    )
+                    .await
+                    .map_err(stream_err)?;
                     // End of input: the command sees EOF.
                     drop(input);
+                    Ok(n)
                 }
             }
-            Ok(())
         }
         .await;
-        if let Err(e) = copied {
-            let _ = child.kill().await;
-            let _ = stderr_task.await;
-            tracing::warn!(error = %e, "stream failed");
-            return Err(e);
-        }
+        let moved = match copied {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = child.kill().await;
+                let _ = stderr_task.await;
+                tracing::warn!(error = %e, "stream failed");
+                return Err(e);
+            }
+        };
         let status = tokio::time::timeout(self.timeout, child.wait())
             .await
             .map_err(|_| RunError::Timeout {
@@ -248,5 +238,35 @@ impl Runner {
             });
         }
         Ok(moved)
+    }
+}
+
+/// Copies `from` into `to` until `from` ends; `idle` without progress on either side fails.
+/// The words name the sides in the error: what reading `from` is, who `to` is when it takes
+/// nothing, what writing to it is.
+async fn copy_idle(
+    from: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    to: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    idle: Duration,
+    reading: &str,
+    taker: &str,
+    writing: &str,
+) -> Result<u64, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut moved = 0u64;
+    loop {
+        let n = tokio::time::timeout(idle, from.read(&mut buf))
+            .await
+            .map_err(|_| format!("no data for {idle:?}"))?
+            .map_err(|e| format!("{reading}: {e}"))?;
+        if n == 0 {
+            return Ok(moved);
+        }
+        tokio::time::timeout(idle, to.write_all(&buf[..n]))
+            .await
+            .map_err(|_| format!("{taker} took nothing for {idle:?}"))?
+            .map_err(|e| format!("{writing}: {e}"))?;
+        moved += n as u64;
     }
 }
