@@ -171,25 +171,8 @@ fn main() {
             });
             port
         };
-        kubectl_apply(&serde_json::json!({
-            "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
-            "metadata": {"name": "vol-bench-rs", "namespace": NS,
-                         "labels": {"openebs.io/cstor-pool-cluster": CSPC},
-                         "annotations": {"openebs.io/volumeID": "vol-bench-rs", "openebs.io/volume-policy": "",
-                                         "openebs.io/created-through": "restore"},
-                         "finalizers": ["cvc.openebs.io/finalizer"]},
-            "spec": {"capacity": {"storage": "1Gi"},
-                     "provision": {"capacity": {"storage": "1Gi"}, "replicaCount": 3}, "policy": {}}
-        }));
-        wait_for("restore replicas waiting", Duration::from_secs(180), || async {
-            let n = cvrs_of(&client, "vol-bench-rs")
-                .await
-                .iter()
-                .filter(|c| c.status.as_ref().is_some_and(|s| s.phase == "Error"))
-                .count();
-            if n == 3 { Ok(()) } else { Err(format!("{n} waiting")) }
-        })
-        .await;
+        apply_restore_volume("vol-bench-rs", CSPC, "1Gi");
+        wait_awaiting_restore(&client, "vol-bench-rs").await;
         let restore = serde_json::json!({"metadata": {"namespace": NS},
             "spec": {"restoreName": "bench-rs", "volumeName": "vol-bench-rs",
                      "restoreSrc": format!("127.0.0.1:{serve_port}")}})

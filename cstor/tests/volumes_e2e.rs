@@ -1265,17 +1265,7 @@ async fn restore_into_new_volume(
     mark: bool,
 ) {
     // The claim the plugin makes, as cstor-csi turns it into a CVC.
-    let cvc = json!({
-        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
-        "metadata": {"name": volume, "namespace": NS,
-                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
-                     "annotations": {"openebs.io/volumeID": volume, "openebs.io/volume-policy": "",
-                                     "openebs.io/created-through": "restore"},
-                     "finalizers": ["cvc.openebs.io/finalizer"]},
-        "spec": {"capacity": {"storage": "64Mi"},
-                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
-    });
-    kubectl_apply(&cvc);
+    apply_restore_volume(volume, CSPC, "64Mi");
     // The plugin's wait: as many CVRs as the CV's replicationFactor, each Healthy, Degraded or Error.
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
     wait_for(
@@ -1588,39 +1578,8 @@ async fn a_pool_manager_killed_mid_backup_or_mid_restore_never_leaves_it_in_prog
     let stream = listener.streams.lock().expect("streams")[0].clone();
 
     // Mid-restore: the stream is served in part, then stalls; the receiving pool-manager dies.
-    let cvc = json!({
-        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
-        "metadata": {"name": "vol-kr", "namespace": NS,
-                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
-                     "annotations": {"openebs.io/volumeID": "vol-kr", "openebs.io/volume-policy": "",
-                                     "openebs.io/created-through": "restore"},
-                     "finalizers": ["cvc.openebs.io/finalizer"]},
-        "spec": {"capacity": {"storage": "64Mi"},
-                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
-    });
-    kubectl_apply(&cvc);
-    wait_for(
-        "restore replicas waiting",
-        Duration::from_secs(180),
-        || async {
-            let phases: Vec<String> = cvrs_of(&client, "vol-kr")
-                .await
-                .iter()
-                .map(|c| {
-                    c.status
-                        .as_ref()
-                        .map(|s| s.phase.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            if phases.len() == 3 && phases.iter().all(|p| p == "Error") {
-                Ok(())
-            } else {
-                Err(format!("{phases:?}"))
-            }
-        },
-    )
-    .await;
+    apply_restore_volume("vol-kr", CSPC, "64Mi");
+    wait_awaiting_restore(&client, "vol-kr").await;
     let half = stream[..stream.len() / 2].to_vec();
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
@@ -1752,39 +1711,8 @@ async fn a_schedules_chain_restores_in_order_to_the_last_backups_data() {
     let streams = listener.streams.lock().expect("streams").clone();
     assert_eq!(streams.len(), 3);
 
-    let cvc = json!({
-        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
-        "metadata": {"name": "vol-chr", "namespace": NS,
-                     "labels": {"openebs.io/cstor-pool-cluster": CSPC},
-                     "annotations": {"openebs.io/volumeID": "vol-chr", "openebs.io/volume-policy": "",
-                                     "openebs.io/created-through": "restore"},
-                     "finalizers": ["cvc.openebs.io/finalizer"]},
-        "spec": {"capacity": {"storage": "64Mi"},
-                 "provision": {"capacity": {"storage": "64Mi"}, "replicaCount": 3}, "policy": {}}
-    });
-    kubectl_apply(&cvc);
-    wait_for(
-        "restore replicas waiting",
-        Duration::from_secs(180),
-        || async {
-            let phases: Vec<String> = cvrs_of(&client, "vol-chr")
-                .await
-                .iter()
-                .map(|c| {
-                    c.status
-                        .as_ref()
-                        .map(|s| s.phase.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            if phases.len() == 3 && phases.iter().all(|p| p == "Error") {
-                Ok(())
-            } else {
-                Err(format!("{phases:?}"))
-            }
-        },
-    )
-    .await;
+    apply_restore_volume("vol-chr", CSPC, "64Mi");
+    wait_awaiting_restore(&client, "vol-chr").await;
     for (snap, stream) in snaps.iter().zip(streams) {
         let port = serving_listener(stream);
         let restore = json!({"metadata": {"namespace": NS},

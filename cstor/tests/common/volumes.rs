@@ -215,3 +215,44 @@ pub fn backup_body(
            "status": ""})
     .to_string()
 }
+
+/// The CVC cstor-csi makes from the velero-plugin's restore claim (annotation
+/// `openebs.io/created-through: restore`), 3 replicas on `cspc`, applied.
+pub fn apply_restore_volume(volume: &str, cspc: &str, size: &str) {
+    super::kubectl_apply(&serde_json::json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": "CStorVolumeConfig",
+        "metadata": {"name": volume, "namespace": NS,
+                     "labels": {"openebs.io/cstor-pool-cluster": cspc},
+                     "annotations": {"openebs.io/volumeID": volume, "openebs.io/volume-policy": "",
+                                     "openebs.io/created-through": "restore"},
+                     "finalizers": ["cvc.openebs.io/finalizer"]},
+        "spec": {"capacity": {"storage": size},
+                 "provision": {"capacity": {"storage": size}, "replicaCount": 3}, "policy": {}}
+    }));
+}
+
+/// Waits until the volume's 3 replicas all await their restore (phase Error).
+pub async fn wait_awaiting_restore(client: &kube::Client, volume: &str) {
+    wait_for(
+        "restore replicas waiting",
+        Duration::from_secs(180),
+        || async {
+            let phases: Vec<String> = cvrs_of(client, volume)
+                .await
+                .iter()
+                .map(|c| {
+                    c.status
+                        .as_ref()
+                        .map(|s| s.phase.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if phases.len() == 3 && phases.iter().all(|p| p == "Error") {
+                Ok(())
+            } else {
+                Err(format!("{phases:?}"))
+            }
+        },
+    )
+    .await;
+}
