@@ -84,18 +84,34 @@ fn invalid_method() -> Response {
     fail(405, "Invalid http method".into())
 }
 
+/// The body of a POST or a GET (the plugin sends one with both), or the refusal: 405 for
+/// another method, 500 with the decoder's words.
+fn post_or_get<T: serde::de::DeserializeOwned>(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Refusal> {
+    if *method != Method::POST && *method != Method::GET {
+        return Err(Refusal {
+            code: 405,
+            message: "Invalid http method".into(),
+        });
+    }
+    backup_rest::decode(body, content_type(headers)).map_err(|e| Refusal {
+        code: 500,
+        message: e.to_string(),
+    })
+}
+
 async fn backups(
     State(apis): State<Arc<Apis>>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST && method != Method::GET {
-        return invalid_method();
-    }
-    let req: BackupRequest = match backup_rest::decode(&body, content_type(&headers)) {
+    let req: BackupRequest = match post_or_get(&method, &headers, &body) {
         Ok(r) => r,
-        Err(e) => return fail(500, e.to_string()),
+        Err(r) => return refused(r),
     };
     if method == Method::POST {
         backup_create(&apis, req).await
@@ -426,12 +442,9 @@ async fn restores(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST && method != Method::GET {
-        return invalid_method();
-    }
-    let req: RestoreRequest = match backup_rest::decode(&body, content_type(&headers)) {
+    let req: RestoreRequest = match post_or_get(&method, &headers, &body) {
         Ok(r) => r,
-        Err(e) => return fail(500, e.to_string()),
+        Err(r) => return refused(r),
     };
     if method == Method::POST {
         restore_create(&apis, req).await
