@@ -216,7 +216,10 @@ pub fn plan(facts: &SpcFacts, cspc_name: &str, namespace: &str) -> Plan {
                 )),
                 Some(claim) => {
                     let owner = label(&claim.metadata, labels::STORAGE_POOL_CLAIM).unwrap_or_default();
-                    if owner != spc_name {
+                    // A claim this migration already re-labelled (it resumes) is as good.
+                    let relabelled = label(&claim.metadata, labels::CSTOR_POOL_CLUSTER)
+                        == Some(cspc_name);
+                    if owner != spc_name && !relabelled {
                         problems.push(format!(
                             "blockdevice {name} of csp {csp_name} is claimed for spc {owner:?}, not {spc_name}"
                         ));

@@ -1,7 +1,7 @@
 //! Cluster-scope controllers on kube::runtime: the CSPC controller (CSPC → CSPIs, claims and
 //! pool-manager Deployments), claim binding (the part of NDM cStor needs) and the leader-elected
-//! operator entry point, and the CVC controller (volumes). Backup/restore, upgrade and migration
-//! come with later issues.
+//! operator entry point, the CVC controller (volumes), the backup/restore API and the
+//! MigrationTask controller (SPC pools to CSPC). Upgrade tasks come with a later issue.
 
 pub mod agent_identity;
 pub mod backup;
@@ -13,6 +13,7 @@ pub mod cvc_operator;
 mod elected;
 pub mod error;
 pub mod meta;
+pub mod migrate;
 pub mod podspec;
 pub mod snapshot;
 

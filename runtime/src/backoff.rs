@@ -62,6 +62,14 @@ impl Backoff {
         result
     }
 
+    /// How many times in a row `key` has failed.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.0
+            .lock()
+            .map(|f| f.get(key).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     /// `key` failed once more: its failure count and how long to wait before retrying.
     pub fn failed(&self, key: &str) -> (u32, Duration) {
         let n = match self.0.lock() {

@@ -155,6 +155,8 @@ pub mod cvc {
 /// wire, typos included ("Succeess").
 pub mod cspi {
     pub const POOL_LOST: &str = "PoolLost";
+    /// A migrated pool to import under our name is on none of the node's disks.
+    pub const POOL_NOT_FOUND: &str = "PoolNotFound";
     pub const POOL_CREATION_FAILED: &str = "PoolCreationFailed";
     pub const POOL_CREATED: &str = "PoolCreated";
     pub const POOL_IMPORTED: &str = "PoolImported";

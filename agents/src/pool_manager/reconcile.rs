@@ -213,11 +213,51 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
 
-    if !import(cspi, ctx, &paths, &reference).await {
-        let may_create = matches!(
-            live_phase,
-            phase::EMPTY | phase::PENDING | phase::INIT | phase::POOL_CREATION_FAILED
-        );
+    // A CSPI made by a migration imports the old pool under our name and never creates one:
+    // a failed import must never put an empty pool over the data (docs/migration.md).
+    let existing = cspi
+        .annotations()
+        .get(annotations::EXISTING_POOL_NAME)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    let mut imported = import(cspi, ctx, &paths, &reference).await;
+    let mut not_found = None;
+    if !imported && let Some(old) = existing.as_deref() {
+        match import_renamed(cspi, ctx, &paths, &reference, old).await {
+            Ok(()) => imported = true,
+            Err(why) => not_found = why,
+        }
+    }
+    if !imported {
+        let may_create = existing.is_none()
+            && matches!(
+                live_phase,
+                phase::EMPTY | phase::PENDING | phase::INIT | phase::POOL_CREATION_FAILED
+            );
+        if let (Some(old), Some(why)) = (existing.as_deref(), not_found) {
+            let wanted = Wanted::new(
+                condition_type::POOL_LOST,
+                ConditionStatus::True,
+                cspi_reasons::POOL_NOT_FOUND,
+                why.clone(),
+            );
+            if decide::set_condition(&mut conditions, wanted, generation, &now()) {
+                ctx.event(
+                    &reference,
+                    EventType::Warning,
+                    cspi_reasons::POOL_NOT_FOUND,
+                    why,
+                    reasons::action::IMPORT,
+                )
+                .await;
+            }
+            tracing::warn!(old, pool = %ctx.pool, "pool to import is not on this node's disks");
+            let mut status = cspi.status.clone().unwrap_or_default();
+            status.phase = phase::OFFLINE.into();
+            status.conditions = conditions;
+            ctx.write_status(cspi, &status).await?;
+            return Ok(Action::requeue(LOST_POLL.min(ctx.config.resync)));
+        }
         if !may_create {
             let already_lost = decide::condition(&conditions, condition_type::POOL_LOST)
                 .is_some_and(|c| c.status == ConditionStatus::True)
@@ -434,6 +474,68 @@ async fn import(
         .await;
     }
     imported
+}
+
+/// Imports `old` (a migrated pool) as our pool. An `old` imported in this daemon (the local
+/// stack's shared zfs-fuse; the migration has already stopped its pool pod) is exported first.
+/// `Err(Some(why))` when no disk of this node holds `old`; `Err(None)` on any other failure
+/// (retried: the daemon may be restarting).
+async fn import_renamed(
+    cspi: &CStorPoolInstance,
+    ctx: &Context,
+    paths: &HashMap<String, Vec<String>>,
+    reference: &ObjectReference,
+    old: &str,
+) -> Result<(), Option<String>> {
+    if ctx.run_owned(&commands::presence(old)).await.is_ok()
+        && let Err(e) = ctx.run(&["zpool", "export", old]).await
+    {
+        tracing::warn!(error = %e, old, "could not export the old pool before its rename");
+        return Err(None);
+    }
+    let cache = ctx.config.cache_file.to_string_lossy().into_owned();
+    let cache_opt = format!("cachefile={cache}");
+    let dir = first_path(cspi, paths).and_then(|p| decide::import_dir(&p));
+    let mut argv = vec!["zpool", "import", "-o", &cache_opt];
+    if let Some(dir) = dir.as_deref() {
+        argv.extend(["-d", dir]);
+    }
+    argv.extend([old, ctx.pool.as_str()]);
+    match ctx.run(&argv).await {
+        Ok(_) => {
+            ctx.event(
+                reference,
+                EventType::Normal,
+                reasons::POOL_IMPORTED,
+                format!("Pool Import successful: {old} imported as {}", ctx.pool),
+                reasons::action::IMPORT,
+            )
+            .await;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::info!(error = %e, old, "rename import failed");
+            let listing = match dir.as_deref() {
+                Some(dir) => ctx.run(&["zpool", "import", "-d", dir]).await,
+                None => ctx.run(&["zpool", "import"]).await,
+            };
+            let text = match &listing {
+                Ok(o) => format!("{}{}", o.stdout, o.stderr),
+                Err(RunError::Failed { stdout, stderr, .. }) => format!("{stdout}{stderr}"),
+                // No listing, no verdict: retry.
+                Err(_) => return Err(None),
+            };
+            if zfs::listing_has_pool(&text, old) {
+                Err(None)
+            } else {
+                Err(Some(format!(
+                    "pool {old} to import as {} is not on the disks of this node: {}",
+                    ctx.pool,
+                    command_message(&e)
+                )))
+            }
+        }
+    }
 }
 
 /// Create, as in the Go operators: refuse when the pool is importable, then create + adds in spec order; on a

@@ -1,0 +1,808 @@
+//! SPC → CSPC migration on the local stack, with an SPC-era installation made for real: a
+//! zfs-fuse pool `cstor-<CSP UID>` on each node's sparse disks holding a replica dataset of
+//! known (seeded) data, and the SPC / CSP / BDC / old CVR objects and the old pool Deployment
+//! and pod as the Go operators left them. The test plays the kubelet for the old pods: when a
+//! migration scales an old pool Deployment to 0, its pod object goes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{NS, admin, bd, cspis_of, node, stack, wait_for, zpool_of};
+use cstor_api::cstor_v1::CStorPoolCluster;
+use cstor_api::keys::{annotations, finalizers, labels};
+use cstor_api::openebs_v1alpha1::{
+    BlockDeviceClaim, CStorPool, LegacyCStorVolumeReplica, MigrationTask, StoragePoolClaim,
+};
+use cstor_local::components;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+/// A small seeded generator (xorshift64*): the seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env_or_clock(what: &str) -> Rng {
+        let seed = std::env::var("CSTOR_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{what}: seed {seed} (replay with CSTOR_TEST_SEED={seed})");
+        Rng(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+}
+
+/// One old pool: a CSP on `node` with `groups` of disk numbers.
+struct OldCsp {
+    name: String,
+    uid: String,
+    node: usize,
+}
+
+/// What an SPC-era installation left for one SPC.
+struct OldInstall {
+    spc: String,
+    pv: String,
+    csps: Vec<OldCsp>,
+    /// sha256 of the replica's data on each node.
+    sums: BTreeMap<usize, String>,
+}
+
+fn host(n: usize) -> String {
+    format!("cstor-node-{n}")
+}
+
+fn sha256(n: usize, path: &str) -> String {
+    let out = node(n)
+        .command("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(
+        out.status.success(),
+        "sha256sum {path} on node {n}: {out:?}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn mountpoint(n: usize, spc: &str, pv: &str) -> String {
+    node(n)
+        .dir
+        .join("old-replicas")
+        .join(spc)
+        .join(pv)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Makes SPC `spc` of `kind` (`striped` / `mirrored`) as maya did: per `(node, groups)` one CSP
+/// and its zpool `cstor-<CSP UID>` (with a replica dataset of seeded data), its claims bound,
+/// its pool Deployment and pod, and an old volume replica. `manual` lists the BDs in the SPC;
+/// otherwise it is an auto SPC with maxPools.
+async fn make_old_install(
+    client: &Client,
+    rng: &mut Rng,
+    spc: &str,
+    kind: &str,
+    layout: &[(usize, Vec<Vec<usize>>)],
+    manual: bool,
+    ro_threshold: i64,
+) -> OldInstall {
+    let pv = format!("pvc-{spc}");
+    let bd_names: Vec<String> = layout
+        .iter()
+        .flat_map(|(n, groups)| groups.iter().flatten().map(move |d| bd(*n, *d)))
+        .collect();
+    let bds: Api<cstor_api::openebs_v1alpha1::BlockDevice> = Api::namespaced(client.clone(), NS);
+    let mut bd_uids = BTreeMap::new();
+    for name in &bd_names {
+        let found = wait_for(
+            &format!("BlockDevice {name}"),
+            Duration::from_secs(60),
+            || async {
+                bds.get_opt(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| "not yet".to_string())
+            },
+        )
+        .await;
+        bd_uids.insert(name.clone(), found.uid().unwrap_or_default());
+    }
+    let spcs: Api<StoragePoolClaim> = Api::all(client.clone());
+    let spc_obj: StoragePoolClaim = serde_json::from_value(json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "StoragePoolClaim",
+        "metadata": {"name": spc, "finalizers": [finalizers::SPC],
+                     "annotations": {"cas.openebs.io/config": ""}},
+        "spec": {"name": spc, "type": "disk",
+                 "maxPools": if manual { Value::Null } else { json!(layout.len()) },
+                 "blockDevices": {"blockDeviceList": if manual { json!(bd_names) } else { Value::Null }},
+                 "poolSpec": {"poolType": kind, "cacheFile": "", "overProvisioning": false,
+                              "thickProvisioning": false, "roThresholdLimit": ro_threshold}},
+    }))
+    .expect("spc");
+    let spc_obj = spcs
+        .create(&PostParams::default(), &spc_obj)
+        .await
+        .expect("create SPC");
+    let spc_uid = spc_obj.uid().unwrap_or_default();
+    let spc_owner = json!({"apiVersion": "openebs.io/v1alpha1", "kind": "StoragePoolClaim",
+                           "name": spc, "uid": spc_uid, "controller": true, "blockOwnerDeletion": true});
+
+    let csps_api: Api<CStorPool> = Api::all(client.clone());
+    let mut csps = Vec::new();
+    let mut sums = BTreeMap::new();
+    for (i, (n, groups)) in layout.iter().enumerate() {
+        let csp_name = format!("{spc}-{}", ["x7kq", "m2bz", "p9dw"][i % 3]);
+        let csp: CStorPool = serde_json::from_value(json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "CStorPool",
+            "metadata": {"name": csp_name,
+                         "labels": {labels::STORAGE_POOL_CLAIM: spc, labels::HOSTNAME: host(*n),
+                                    "openebs.io/cas-type": "cstor", "openebs.io/version": "2.12.0"},
+                         "ownerReferences": [spc_owner],
+                         "finalizers": ["openebs.io/storagepoolclaim-protection"]},
+            "spec": {"group": groups.iter().map(|g| json!({"blockDevice": g.iter().map(|d| json!({
+                        "name": bd(*n, *d), "deviceID": node(*n).disk(*d).to_string_lossy(), "inUseByPool": true
+                     })).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                     "poolSpec": {"poolType": kind, "cacheFile": "", "overProvisioning": false,
+                                  "thickProvisioning": false, "roThresholdLimit": ro_threshold}},
+            "status": {"phase": "Healthy"},
+        }))
+        .expect("csp");
+        let csp = csps_api
+            .create(&PostParams::default(), &csp)
+            .await
+            .expect("create CSP");
+        let uid = csp.uid().unwrap_or_default();
+        let csp_owner = json!({"apiVersion": "openebs.io/v1alpha1", "kind": "CStorPool",
+                               "name": csp_name, "uid": uid, "controller": true, "blockOwnerDeletion": true});
+        let mut objects = Vec::new();
+        for d in groups.iter().flatten() {
+            let name = bd(*n, *d);
+            objects.push(json!({
+                "apiVersion": "openebs.io/v1alpha1", "kind": "BlockDeviceClaim",
+                "metadata": {"name": format!("bdc-{}", bd_uids[&name]), "namespace": NS,
+                             "labels": {labels::STORAGE_POOL_CLAIM: spc},
+                             "ownerReferences": [spc_owner], "finalizers": [finalizers::SPC]},
+                "spec": {"blockDeviceName": name, "hostName": host(*n),
+                         "resources": {"requests": {"storage": "256Mi"}}},
+            }));
+        }
+        objects.push(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": csp_name, "namespace": NS,
+                         "labels": {labels::CSTOR_POOL: csp_name, "app": "cstor-pool"},
+                         "ownerReferences": [csp_owner]},
+            "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                     "selector": {"matchLabels": {"app": "cstor-pool", labels::CSTOR_POOL: csp_name}},
+                     "template": {"metadata": {"labels": {"app": "cstor-pool", labels::CSTOR_POOL: csp_name}},
+                                  "spec": {"nodeSelector": {labels::HOSTNAME: host(*n)},
+                                           "containers": [
+                                             {"name": "cstor-pool", "image": "openebs/cstor-pool:2.12.0",
+                                              "resources": {"limits": {"memory": "2Gi"}}},
+                                             {"name": "cstor-pool-mgmt", "image": "openebs/cstor-pool-mgmt:2.12.0"}]}}},
+        }));
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{csp_name}-6d9f8-abcde"), "namespace": NS,
+                         "labels": {"app": "cstor-pool", labels::CSTOR_POOL: csp_name}},
+            "spec": {"nodeName": host(*n), "automountServiceAccountToken": false,
+                     "containers": [{"name": "cstor-pool", "image": "openebs/cstor-pool:2.12.0"}]},
+        }));
+        objects.push(json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "CStorVolumeReplica",
+            "metadata": {"name": format!("{pv}-{csp_name}"), "namespace": NS,
+                         "labels": {labels::CSP_NAME: csp_name, labels::CSP_UID: uid,
+                                    labels::PERSISTENT_VOLUME: pv, "cstorvolume.openebs.io/name": pv},
+                         "annotations": {annotations::CSP_HOSTNAME: host(*n)},
+                         "finalizers": [finalizers::CVR]},
+            "spec": {"targetIP": "10.0.0.1", "capacity": "64Mi", "replicaid": format!("R{i}")},
+        }));
+        components::apply(client, &objects)
+            .await
+            .expect("SPC-era objects");
+
+        // The pool as the old pool pod made it, with one replica dataset of known data.
+        let pool = format!("cstor-{uid}");
+        let mut argv = vec!["create".to_string(), "-f".into(), pool.clone()];
+        for g in groups {
+            if kind == "mirrored" {
+                argv.push("mirror".into());
+            }
+            argv.extend(
+                g.iter()
+                    .map(|d| node(*n).disk(*d).to_string_lossy().into_owned()),
+            );
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        node(*n).zpool(&argv).expect("zpool create of the old pool");
+        let mp = mountpoint(*n, spc, &pv);
+        node(*n)
+            .zfs(&[
+                "create",
+                "-o",
+                &format!("mountpoint={mp}"),
+                &format!("{pool}/{pv}"),
+            ])
+            .expect("old replica dataset");
+        let data = rng.bytes(3 << 20);
+        let lun = format!("{mp}/lun");
+        let mut child = node(*n)
+            .command("sh")
+            .args(["-c", &format!("cat > {lun} && sync")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("write lun");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(&data).expect("write data");
+        }
+        assert!(child.wait().expect("wait").success(), "writing {lun}");
+        sums.insert(*n, sha256(*n, &lun));
+        csps.push(OldCsp {
+            name: csp_name,
+            uid,
+            node: *n,
+        });
+    }
+    // Claim binding (ours, as NDM's) binds the old claims.
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), NS);
+    wait_for("old claims Bound", Duration::from_secs(60), || async {
+        let list = bdcs
+            .list(&ListParams::default().labels(&format!("{}={spc}", labels::STORAGE_POOL_CLAIM)))
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let bound = list.iter().filter(|c| c.status.phase == "Bound").count();
+        if bound == bd_names.len() {
+            Ok(())
+        } else {
+            Err(format!("{bound} of {} Bound", bd_names.len()))
+        }
+    })
+    .await;
+    OldInstall {
+        spc: spc.into(),
+        pv,
+        csps,
+        sums,
+    }
+}
+
+/// Plays the kubelet for the old pool pods: a pod whose Deployment is scaled to 0 goes.
+fn old_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client, NS);
+        loop {
+            if let Ok(list) = deployments
+                .list(&ListParams::default().labels(labels::CSTOR_POOL))
+                .await
+            {
+                for d in list.items {
+                    if d.spec.replicas != Some(0) {
+                        continue;
+                    }
+                    let csp = d
+                        .labels()
+                        .get(labels::CSTOR_POOL)
+                        .cloned()
+                        .unwrap_or_default();
+                    let sel = format!("{}={csp}", labels::CSTOR_POOL);
+                    let _ = pods
+                        .delete_collection(
+                            &DeleteParams::default().grace_period(0),
+                            &ListParams::default().labels(&sel),
+                        )
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+fn task_name(spc: &str) -> String {
+    format!("migrate-cstor-pool-{spc}")
+}
+
+async fn start_task(client: &Client, spc: &str, rename: Option<&str>) {
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let mut pool = json!({"spcName": spc});
+    if let Some(r) = rename {
+        pool["rename"] = json!(r);
+    }
+    let task: MigrationTask = serde_json::from_value(json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+        "metadata": {"name": task_name(spc), "namespace": NS},
+        "spec": {"cstorPool": pool},
+    }))
+    .expect("task");
+    tasks
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("create MigrationTask");
+}
+
+fn steps_of(task: &MigrationTask) -> String {
+    task.status
+        .migration_detailed_statuses
+        .iter()
+        .map(|s| format!("[{} {} {} {}]", s.step, s.phase, s.reason, s.message))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Waits until the task ends; returns it (phase Success or Error).
+async fn wait_ended(client: &Client, spc: &str, within: Duration) -> MigrationTask {
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let name = task_name(spc);
+    wait_for(&format!("MigrationTask {name} to end"), within, || async {
+        let t = tasks.get(&name).await.map_err(|e| e.to_string())?;
+        match t.status.phase.as_str() {
+            "Success" | "Error" => Ok(t),
+            _ => Err(format!(
+                "phase {:?}; steps {}",
+                t.status.phase,
+                steps_of(&t)
+            )),
+        }
+    })
+    .await
+}
+
+/// Everything a finished pool migration must show.
+async fn verify_migrated(
+    client: &Client,
+    old: &OldInstall,
+    cspc_name: &str,
+    bdc_uids: &BTreeMap<String, String>,
+) {
+    let cspcs: Api<CStorPoolCluster> = Api::namespaced(client.clone(), NS);
+    let cspc = cspcs.get(cspc_name).await.expect("the CSPC");
+    assert_eq!(
+        cspc.annotations().get(annotations::MIGRATED_FROM),
+        Some(&old.spc),
+        "migrated-from annotation"
+    );
+    assert!(
+        !cspc
+            .annotations()
+            .contains_key(annotations::RECONCILE_DISABLE_DEPENDANTS),
+        "disable-dependants is removed"
+    );
+    let pool = zpool_of(client, cspc_name).await;
+    let cspis = common::wait_online(client, cspc_name, old.csps.len()).await;
+    for csp in &old.csps {
+        let n = csp.node;
+        assert!(common::has_zpool(n, &pool), "node {n} has {pool}");
+        assert!(
+            !common::has_zpool(n, &format!("cstor-{}", csp.uid)),
+            "the old name is gone on node {n}"
+        );
+        let mp = node(n)
+            .zfs(&[
+                "get",
+                "-H",
+                "-o",
+                "value",
+                "mountpoint",
+                &format!("{pool}/{}", old.pv),
+            ])
+            .expect("the replica dataset followed the rename");
+        let lun = format!("{}/lun", mp.trim());
+        assert_eq!(sha256(n, &lun), old.sums[&n], "data of node {n} unchanged");
+        let cspi = cspis
+            .iter()
+            .find(|c| c.spec.host_name == host(n))
+            .expect("a CSPI on the node");
+        let cvrs: Api<LegacyCStorVolumeReplica> = Api::namespaced(client.clone(), NS);
+        let cvr = cvrs
+            .get(&format!("{}-{}", old.pv, csp.name))
+            .await
+            .expect("old CVR kept");
+        assert_eq!(cvr.labels().get(labels::CSPI_NAME), Some(&cspi.name_any()));
+        assert_eq!(cvr.labels().get(labels::CSPI_UID), cspi.uid().as_ref());
+        assert!(!cvr.labels().contains_key(labels::CSP_NAME));
+        assert_eq!(
+            cvr.annotations().get(annotations::CSPI_HOSTNAME),
+            Some(&host(n))
+        );
+    }
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), NS);
+    for (name, uid) in bdc_uids {
+        let c = bdcs.get(name).await.expect("claim kept");
+        assert_eq!(
+            c.uid().as_ref(),
+            Some(uid),
+            "claim {name} is the same object"
+        );
+        assert_eq!(
+            c.labels()
+                .get(labels::CSTOR_POOL_CLUSTER)
+                .map(String::as_str),
+            Some(cspc_name)
+        );
+        assert!(!c.labels().contains_key(labels::STORAGE_POOL_CLAIM));
+        assert!(
+            c.finalizers().iter().any(|f| f == finalizers::CSPC),
+            "{:?}",
+            c.finalizers()
+        );
+        assert!(
+            !c.finalizers().iter().any(|f| f == finalizers::SPC),
+            "{:?}",
+            c.finalizers()
+        );
+        let owner = c.owner_references().first().expect("an owner");
+        assert_eq!(
+            (owner.kind.as_str(), Some(&owner.uid)),
+            ("CStorPoolCluster", cspc.uid().as_ref())
+        );
+        assert_eq!(c.status.phase, "Bound");
+    }
+    let spcs: Api<StoragePoolClaim> = Api::all(client.clone());
+    assert!(
+        spcs.get_opt(&old.spc).await.expect("get spc").is_none(),
+        "SPC gone"
+    );
+    let csps: Api<CStorPool> = Api::all(client.clone());
+    for csp in &old.csps {
+        assert!(
+            csps.get_opt(&csp.name).await.expect("get csp").is_none(),
+            "CSP {} gone",
+            csp.name
+        );
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+        assert!(
+            deployments
+                .get_opt(&csp.name)
+                .await
+                .expect("get deployment")
+                .is_none(),
+            "old pool Deployment {} gone",
+            csp.name
+        );
+    }
+}
+
+async fn claim_uids(client: &Client, spc: &str) -> BTreeMap<String, String> {
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), NS);
+    bdcs.list(&ListParams::default().labels(&format!("{}={spc}", labels::STORAGE_POOL_CLAIM)))
+        .await
+        .expect("claims")
+        .items
+        .into_iter()
+        .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
+    stack();
+    let client = admin().await;
+    let mut rng = Rng::from_env_or_clock("replica data");
+    let kubelet = old_kubelet(client.clone());
+    // Striped, auto (maxPools), an old-style CSP with one group per disk, roThresholdLimit 0.
+    let striped = make_old_install(
+        &client,
+        &mut rng,
+        "sparse-claim-auto",
+        "striped",
+        &[(1, vec![vec![1], vec![2]]), (2, vec![vec![1], vec![2]])],
+        false,
+        0,
+    )
+    .await;
+    // Mirrored, manual (a BD list), renamed.
+    let mirrored = make_old_install(
+        &client,
+        &mut rng,
+        "mirror-claim",
+        "mirrored",
+        &[
+            (1, vec![vec![3, 4]]),
+            (2, vec![vec![3, 4]]),
+            (3, vec![vec![3, 4]]),
+        ],
+        true,
+        80,
+    )
+    .await;
+    let striped_claims = claim_uids(&client, &striped.spc).await;
+    let mirrored_claims = claim_uids(&client, &mirrored.spc).await;
+    let started = std::time::Instant::now();
+    start_task(&client, &striped.spc, None).await;
+    start_task(&client, &mirrored.spc, Some("mirror-pool")).await;
+    let a = wait_ended(&client, &striped.spc, Duration::from_secs(300)).await;
+    let b = wait_ended(&client, &mirrored.spc, Duration::from_secs(300)).await;
+    eprintln!(
+        "both migrations ended after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(a.status.phase, "Success", "striped: {}", steps_of(&a));
+    assert_eq!(b.status.phase, "Success", "mirrored: {}", steps_of(&b));
+    for t in [&a, &b] {
+        assert!(
+            t.status
+                .migration_detailed_statuses
+                .iter()
+                .all(|s| s.phase == "Completed" && s.is_valid()),
+            "every step Completed: {}",
+            steps_of(t)
+        );
+        assert!(t.status.completed_time.is_some());
+    }
+    // roThresholdLimit 0 (off for the old pool manager) became 85, and the step says so.
+    let cspcs: Api<CStorPoolCluster> = Api::namespaced(client.clone(), NS);
+    let cspc = cspcs.get(&striped.spc).await.expect("striped CSPC");
+    assert_eq!(cspc.spec.pools.len(), 2);
+    for p in &cspc.spec.pools {
+        assert_eq!(p.data_raid_groups.len(), 1, "a stripe is one group");
+        assert_eq!(p.data_raid_groups[0].block_devices.len(), 2);
+        let config = p.pool_config.as_ref().expect("poolConfig");
+        assert_eq!(config.data_raid_group_type, "stripe");
+        assert_eq!(config.ro_threshold_limit, Some(85));
+    }
+    assert!(
+        steps_of(&a).contains("roThresholdLimit 0"),
+        "the change is noted: {}",
+        steps_of(&a)
+    );
+    let cspc = cspcs.get("mirror-pool").await.expect("mirrored CSPC");
+    assert_eq!(cspc.spec.pools.len(), 3);
+    assert!(cspc.spec.pools.iter().all(|p| {
+        p.pool_config
+            .as_ref()
+            .is_some_and(|c| c.data_raid_group_type == "mirror" && c.ro_threshold_limit == Some(80))
+    }));
+    verify_migrated(&client, &striped, &striped.spc, &striped_claims).await;
+    verify_migrated(&client, &mirrored, "mirror-pool", &mirrored_claims).await;
+
+    // A finished task changes nothing when looked at again.
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let before = tasks.get(&task_name(&striped.spc)).await.expect("task");
+    let cspis_before: Vec<(String, Option<String>)> = cspis_of(&client, &striped.spc)
+        .await
+        .iter()
+        .map(|c| (c.name_any(), c.resource_version()))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = tasks.get(&task_name(&striped.spc)).await.expect("task");
+    assert_eq!(before.status, after.status, "a finished task is left alone");
+    assert_eq!(
+        cspis_before.len(),
+        cspis_of(&client, &striped.spc).await.len()
+    );
+    kubelet.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_end_in_errored_with_the_reason_and_leave_the_old_pool_importable() {
+    stack();
+    let client = admin().await;
+    let mut rng = Rng::from_env_or_clock("replica data");
+    let kubelet = old_kubelet(client.clone());
+
+    // A BD the CSP names is on another node: refused before anything changes.
+    let wrong = make_old_install(
+        &client,
+        &mut rng,
+        "wrong-node",
+        "striped",
+        &[(1, vec![vec![5]])],
+        false,
+        85,
+    )
+    .await;
+    let csps: Api<CStorPool> = Api::all(client.clone());
+    let csp = &wrong.csps[0].name;
+    let mut obj = csps.get(csp).await.expect("csp");
+    obj.spec.group[0].block_device[0].name = bd(2, 5);
+    csps.replace(csp, &PostParams::default(), &obj)
+        .await
+        .expect("edit CSP");
+    start_task(&client, &wrong.spc, None).await;
+    let t = wait_ended(&client, &wrong.spc, Duration::from_secs(60)).await;
+    assert_eq!(t.status.phase, "Error", "{}", steps_of(&t));
+    let last = t.status.migration_detailed_statuses.last().expect("a step");
+    assert_eq!(
+        (
+            last.step.as_str(),
+            last.phase.as_str(),
+            last.reason.as_str()
+        ),
+        ("Pre-migration", "Errored", "ValidationFailed")
+    );
+    assert!(
+        last.message.contains(&format!(
+            "blockdevice {} of csp {csp} is on node \"cstor-node-2\", not \"cstor-node-1\"",
+            bd(2, 5)
+        )),
+        "{}",
+        last.message
+    );
+    let cspcs: Api<CStorPoolCluster> = Api::namespaced(client.clone(), NS);
+    assert!(
+        cspcs.get_opt(&wrong.spc).await.expect("get").is_none(),
+        "no CSPC made"
+    );
+    assert!(
+        common::has_zpool(1, &format!("cstor-{}", wrong.csps[0].uid)),
+        "old pool untouched"
+    );
+
+    // The old pool is not on the node's disks: the import fails and nothing is created.
+    let missing = make_old_install(
+        &client,
+        &mut rng,
+        "lost-pool",
+        "striped",
+        &[(3, vec![vec![6]])],
+        false,
+        85,
+    )
+    .await;
+    let old_pool = format!("cstor-{}", missing.csps[0].uid);
+    node(3)
+        .zpool(&["destroy", "-f", &old_pool])
+        .expect("destroy the old pool");
+    start_task(&client, &missing.spc, None).await;
+    let t = wait_ended(&client, &missing.spc, Duration::from_secs(120)).await;
+    assert_eq!(t.status.phase, "Error", "{}", steps_of(&t));
+    let last = t.status.migration_detailed_statuses.last().expect("a step");
+    assert_eq!(last.reason, "ImportFailed", "{}", steps_of(&t));
+    assert!(last.message.contains(&old_pool), "{}", last.message);
+    let new_pool = zpool_of(&client, &missing.spc).await;
+    assert!(
+        !common::has_zpool(3, &new_pool),
+        "no empty pool was created over the disks"
+    );
+    let events = common::kubectl(
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={}", task_name(&missing.spc)),
+        ],
+        None,
+    )
+    .1;
+    assert!(
+        events.contains("MigrationFailed"),
+        "an Event says so: {events}"
+    );
+    kubelet.abort();
+}
+
+/// The leading cspc-operator replica's pid (the Lease names its pod).
+async fn leader_pid(client: &Client) -> Option<(String, u32)> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let lease = leases.get_opt("cspc-controller-leader").await.ok()??;
+    let holder = lease.spec?.holder_identity?;
+    stack()
+        .pods
+        .pids()
+        .into_iter()
+        .find(|(pod, _)| *pod == holder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_operator_at_each_step_resumes_and_succeeds_with_the_data() {
+    stack();
+    let client = admin().await;
+    let mut rng = Rng::from_env_or_clock("replica data and kill delays");
+    let kubelet = old_kubelet(client.clone());
+    let old = make_old_install(
+        &client,
+        &mut rng,
+        "killed-claim",
+        "mirrored",
+        &[(1, vec![vec![7, 8]]), (2, vec![vec![7, 8]])],
+        false,
+        85,
+    )
+    .await;
+    let claims = claim_uids(&client, &old.spc).await;
+    start_task(&client, &old.spc, None).await;
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let name = task_name(&old.spc);
+    let mut seen = Vec::<String>::new();
+    let mut kills = Vec::<String>::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let t = tasks.get(&name).await.expect("task");
+        if matches!(t.status.phase.as_str(), "Success" | "Error") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out; kills {kills:?}; steps {}",
+            steps_of(&t)
+        );
+        let current = t
+            .status
+            .migration_detailed_statuses
+            .last()
+            .map(|s| s.step.clone());
+        if let Some(step) = current
+            && !seen.contains(&step)
+        {
+            seen.push(step.clone());
+            // Somewhere inside the step, not always at its first write.
+            tokio::time::sleep(Duration::from_millis(rng.next() % 400)).await;
+            if let Some((pod, pid)) = leader_pid(&client).await
+                && kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+            {
+                kills.push(format!("{step}: killed {pod} (pid {pid})"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("kills: {kills:#?}");
+    let t = tasks.get(&name).await.expect("task");
+    assert_eq!(
+        t.status.phase,
+        "Success",
+        "kills {kills:?}; steps {}",
+        steps_of(&t)
+    );
+    assert!(
+        kills.len() >= 5,
+        "the operator was killed in most steps: {kills:?}"
+    );
+    verify_migrated(&client, &old, &old.spc, &claims).await;
+    // No orphan: one CSPI and one pool-manager Deployment per node, no stray claims.
+    let cspis = cspis_of(&client, &old.spc).await;
+    assert_eq!(cspis.len(), 2);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let ours = deployments
+        .list(&ListParams::default().labels(&format!("{}={}", labels::CSTOR_POOL_CLUSTER, old.spc)))
+        .await
+        .expect("deployments")
+        .items;
+    assert_eq!(ours.len(), 2, "one pool-manager per CSPI");
+    let bdcs: Api<BlockDeviceClaim> = Api::namespaced(client.clone(), NS);
+    let all = bdcs
+        .list(&ListParams::default().labels(&format!("{}={}", labels::CSTOR_POOL_CLUSTER, old.spc)))
+        .await
+        .expect("claims")
+        .items;
+    assert_eq!(
+        all.len(),
+        claims.len(),
+        "no claim made besides the migrated ones"
+    );
+    kubelet.abort();
+}
