@@ -674,9 +674,20 @@ async fn failures_end_in_errored_with_the_reason_and_leave_the_old_pool_importab
     )
     .await;
     let old_pool = format!("cstor-{}", missing.csps[0].uid);
-    node(3)
-        .zpool(&["destroy", "-f", &old_pool])
-        .expect("destroy the old pool");
+    // The disk is wiped: the pool is exported and the disk file emptied (labels gone).
+    wait_for("the old pool exported", Duration::from_secs(30), || async {
+        node(3).zpool(&["export", "-f", &old_pool]).map(|_| ())
+    })
+    .await;
+    let disk = node(3).disk(6);
+    let len = std::fs::metadata(&disk).expect("disk").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .expect("open disk");
+    f.set_len(0).expect("wipe");
+    f.set_len(len).expect("resize");
+    drop(f);
     start_task(&client, &missing.spc, None).await;
     let t = wait_ended(&client, &missing.spc, Duration::from_secs(120)).await;
     assert_eq!(t.status.phase, "Error", "{}", steps_of(&t));

@@ -530,9 +530,12 @@ async fn apply(
                     return Ok(Some(format!("the CStorPoolCluster was refused: {e}")));
                 }
                 Err(e) => {
-                    return Err(
-                        ApiError::new("create", format!("CStorPoolCluster {cspc_name}"), e).into(),
-                    );
+                    return Err(ApiError::new(
+                        "create",
+                        format!("CStorPoolCluster {cspc_name}"),
+                        e,
+                    )
+                    .into());
                 }
             }
         }
