@@ -53,7 +53,7 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Run the admission webhook server (HTTPS): validation, mutation, certificates.
     Webhook(Box<webhook::WebhookArgs>),
-    /// Plan the move of old-operator objects to their current form.
+    /// Move old-operator objects (SPC pools) to their current form, or plan it (--dry-run).
     #[command(subcommand)]
     Migrate(migrate::MigrateCmd),
 }

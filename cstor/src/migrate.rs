@@ -1,11 +1,12 @@
-//! `cstor migrate spc NAME --dry-run`: the CSPC an SPC would become and every problem in the
-//! way, read from the cluster; nothing is written (docs/admission.md C).
+//! `cstor migrate spc NAME`: creates the MigrationTask that moves an SPC pool to a CSPC and
+//! follows it step by step; with `--dry-run`, prints the CSPC the SPC would become and every
+//! problem in the way, changing nothing (docs/migration.md).
 
 use cstor_api::keys::env;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use cstor_api::keys::labels;
 use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim, CStorPool, StoragePoolClaim};
@@ -29,7 +30,8 @@ pub struct SpcArgs {
     /// Name of the CSPC to create (default: the SPC's name).
     #[arg(long)]
     pub cspc_name: Option<String>,
-    /// Only print the CSPC and the problems; change nothing.
+    /// Only print the CSPC and the problems; change nothing. Without it, the migration runs
+    /// (a MigrationTask) and each step is printed as it goes.
     #[arg(long)]
     pub dry_run: bool,
     /// The operator namespace (BlockDevices, claims, pool Deployments, the new CSPC).
@@ -46,12 +48,10 @@ pub const PROBLEMS_FOUND: u8 = 2;
 /// Runs the subcommand; `Ok(false)` when problems were found.
 pub async fn run(cmd: MigrateCmd) -> anyhow::Result<bool> {
     let MigrateCmd::Spc(args) = cmd;
-    if !args.dry_run {
-        bail!(
-            "only `--dry-run` is available: the MigrationTask controller that performs the migration comes with the pools work"
-        );
-    }
     let client = crate::common::client(args.kubeconfig.as_ref()).await?;
+    if !args.dry_run {
+        return migrate_and_follow(client, &args).await;
+    }
     let ns = args.namespace.as_str();
     let cspc_name = args.cspc_name.clone().unwrap_or_else(|| args.name.clone());
     let spcs: Api<StoragePoolClaim> = Api::all(client.clone());
@@ -135,4 +135,93 @@ pub async fn run(cmd: MigrateCmd) -> anyhow::Result<bool> {
         args.name
     );
     Ok(false)
+}
+
+/// The name of the task that migrates SPC `spc`.
+pub fn pool_task_name(spc: &str) -> String {
+    format!("migrate-cstor-pool-{spc}")
+}
+
+/// Creates (or finds) the MigrationTask of `args.name` and prints a line per step change until
+/// it ends; `Ok(false)` when it ends in Error.
+async fn migrate_and_follow(client: kube::Client, args: &SpcArgs) -> anyhow::Result<bool> {
+    use cstor_api::openebs_v1alpha1::{MigrationTask, task_phase};
+    use kube::api::{DeleteParams, PostParams};
+    let tasks: Api<MigrationTask> = Api::namespaced(client, &args.namespace);
+    let name = pool_task_name(&args.name);
+    let fresh = || -> anyhow::Result<MigrationTask> {
+        let mut pool = serde_json::json!({"spcName": args.name});
+        if let Some(rename) = &args.cspc_name {
+            pool["rename"] = serde_json::json!(rename);
+        }
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+            "metadata": {"name": name, "namespace": args.namespace},
+            "spec": {"cstorPool": pool},
+        }))?)
+    };
+    match tasks
+        .get_opt(&name)
+        .await
+        .context("reading the MigrationTask")?
+    {
+        Some(t) if t.status.phase == task_phase::ERROR => {
+            println!("MigrationTask {name} ended in Error before; deleting it and starting again");
+            tasks
+                .delete(&name, &DeleteParams::default())
+                .await
+                .context("deleting the failed MigrationTask")?;
+            for _ in 0..50 {
+                if tasks.get_opt(&name).await?.is_none() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            tasks
+                .create(&PostParams::default(), &fresh()?)
+                .await
+                .context("creating the MigrationTask")?;
+        }
+        Some(_) => println!("MigrationTask {name} exists; following it"),
+        None => {
+            tasks
+                .create(&PostParams::default(), &fresh()?)
+                .await
+                .context("creating the MigrationTask")?;
+            println!("created MigrationTask {}/{name}", args.namespace);
+        }
+    }
+    let mut shown: Vec<(String, String, String)> = Vec::new();
+    loop {
+        let t = tasks
+            .get(&name)
+            .await
+            .context("reading the MigrationTask")?;
+        for s in &t.status.migration_detailed_statuses {
+            let line = (s.step.clone(), s.phase.clone(), s.message.clone());
+            if !shown.contains(&line) {
+                let reason = if s.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", s.reason)
+                };
+                println!("[{}] {}{reason}: {}", s.phase, s.step, s.message);
+                shown.push(line);
+            }
+        }
+        match t.status.phase.as_str() {
+            task_phase::SUCCESS => {
+                println!("spc {} migrated", args.name);
+                return Ok(true);
+            }
+            task_phase::ERROR => {
+                eprintln!(
+                    "migration of spc {} failed; see docs/migration.md \"When a migration fails\"",
+                    args.name
+                );
+                return Ok(false);
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        }
+    }
 }

@@ -543,8 +543,75 @@ async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
     let mirrored_claims = claim_uids(&client, &mirrored.spc).await;
     let started = std::time::Instant::now();
     start_task(&client, &striped.spc, None).await;
-    start_task(&client, &mirrored.spc, Some("mirror-pool")).await;
+    // A second task for an SPC that is being migrated is refused by the webhook.
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let mut again: MigrationTask = serde_json::from_value(json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+        "metadata": {"name": "again", "namespace": NS},
+        "spec": {"cstorPool": {"spcName": striped.spc}},
+    }))
+    .expect("task");
+    let refused = tasks
+        .create(&PostParams::default(), &again)
+        .await
+        .expect_err("a second running task is refused");
+    assert!(
+        refused.to_string().contains(&format!(
+            "MigrationTask {} is already migrating spc {}; wait for it to end or delete it",
+            task_name(&striped.spc),
+            striped.spc
+        )),
+        "{refused}"
+    );
+    // The mirrored one through the CLI, as a user would, printing each step.
+    let cli = std::thread::spawn(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cstor"))
+            .args([
+                "migrate",
+                "spc",
+                "mirror-claim",
+                "--cspc-name",
+                "mirror-pool",
+            ])
+            .env(
+                "KUBECONFIG",
+                cstor_local::testing::control_plane().kubeconfig(),
+            )
+            .output()
+            .expect("cstor migrate spc")
+    });
     let a = wait_ended(&client, &striped.spc, Duration::from_secs(300)).await;
+    let out = cli.join().expect("cli thread");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("cstor migrate spc mirror-claim:\n{printed}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        printed.contains("[Completed] Create CStorPoolCluster"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("spc mirror-claim migrated\n"),
+        "{printed}"
+    );
+    // Once a task has ended, another for the same SPC may be made (it finds the work done).
+    again.metadata.name = Some("again-later".into());
+    tasks
+        .create(&PostParams::default(), &again)
+        .await
+        .expect("a task after the first ended");
+    wait_for(
+        "the later task finds the work done",
+        Duration::from_secs(60),
+        || async {
+            let t = tasks.get("again-later").await.map_err(|e| e.to_string())?;
+            if t.status.phase == "Success" {
+                Ok(())
+            } else {
+                Err(steps_of(&t))
+            }
+        },
+    )
+    .await;
     let b = wait_ended(&client, &mirrored.spc, Duration::from_secs(300)).await;
     eprintln!(
         "both migrations ended after {:.1} s",

@@ -10,7 +10,11 @@ use cstor_api::cstor_v1::cspc::{
 };
 use cstor_api::cstor_v1::{CStorPoolCluster, cspc::pool_type};
 use cstor_api::keys::{annotations, labels};
-use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim, CStorPool, StoragePoolClaim};
+use cstor_api::openebs_v1alpha1::{
+    BlockDevice, BlockDeviceClaim, CStorPool, MigrationTask, StoragePoolClaim, task_phase,
+};
+
+use crate::Verdict;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -303,4 +307,86 @@ pub fn plan(facts: &SpcFacts, cspc_name: &str, namespace: &str) -> Plan {
         problems,
         notes,
     }
+}
+
+/// Admission of a MigrationTask (CREATE and UPDATE; docs/migration.md "Tasks"): it names
+/// exactly one of `spec.cstorPool` / `spec.cstorVolume` with its name, its spec does not change
+/// once made, and no other unfinished task of `others` (the namespace's tasks) moves the same
+/// SPC or PV.
+pub fn validate_task(
+    task: &MigrationTask,
+    old: Option<&MigrationTask>,
+    others: &[MigrationTask],
+) -> Verdict {
+    if let Some(old) = old {
+        if old.spec != task.spec {
+            return Verdict::deny(
+                422,
+                "the spec of a MigrationTask cannot change; delete the task and create a new one",
+            );
+        }
+        return Verdict::allow();
+    }
+    let target = match (&task.spec.cstor_pool, &task.spec.cstor_volume) {
+        (Some(pool), None) => {
+            if pool.spc_name.is_empty() {
+                return Verdict::deny(422, "spec.cstorPool.spcName is required");
+            }
+            Target::Spc(&pool.spc_name)
+        }
+        (None, Some(volume)) => {
+            if volume.pv_name.is_empty() {
+                return Verdict::deny(422, "spec.cstorVolume.pvName is required");
+            }
+            Target::Pv(&volume.pv_name)
+        }
+        _ => {
+            return Verdict::deny(
+                422,
+                "a MigrationTask names exactly one of spec.cstorPool and spec.cstorVolume",
+            );
+        }
+    };
+    let name = task.metadata.name.as_deref().unwrap_or_default();
+    for other in others {
+        let other_name = other.metadata.name.as_deref().unwrap_or_default();
+        let finished = matches!(
+            other.status.phase.as_str(),
+            task_phase::SUCCESS | task_phase::ERROR
+        );
+        if other_name == name || finished {
+            continue;
+        }
+        let same = match target {
+            Target::Spc(spc) => other
+                .spec
+                .cstor_pool
+                .as_ref()
+                .is_some_and(|p| p.spc_name == spc),
+            Target::Pv(pv) => other
+                .spec
+                .cstor_volume
+                .as_ref()
+                .is_some_and(|v| v.pv_name == pv),
+        };
+        if same {
+            let what = match target {
+                Target::Spc(spc) => format!("spc {spc}"),
+                Target::Pv(pv) => format!("pv {pv}"),
+            };
+            return Verdict::deny(
+                409,
+                format!(
+                    "MigrationTask {other_name} is already migrating {what}; wait for it to end or delete it"
+                ),
+            );
+        }
+    }
+    Verdict::allow()
+}
+
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Spc(&'a str),
+    Pv(&'a str),
 }

@@ -42,6 +42,12 @@ impl Facts for Empty {
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok((1, 0))
     }
+    async fn migration_tasks(
+        &self,
+        _: &str,
+    ) -> Result<Vec<cstor_api::openebs_v1alpha1::MigrationTask>, FactsError> {
+        Ok(Vec::new())
+    }
 }
 
 fn load(store: &CertStore, ca: &Ca) {

@@ -3,6 +3,7 @@
 use cstor_api::cstor_v1::{
     CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeReplica,
 };
+use cstor_api::openebs_v1alpha1::MigrationTask;
 use cstor_policy::Verdict;
 use cstor_policy::owned::{self, Request as OwnedRequest};
 use kube::core::DynamicObject;
@@ -207,6 +208,28 @@ async fn run<F: Facts>(
                     owned::cstor_volume(old.as_ref(), new.as_ref(), &who, ops)
                 }
             })
+        }
+        ("openebs.io", "MigrationTask") if matches!(op, Operation::Create | Operation::Update) => {
+            let task: MigrationTask = typed(object(&req.object, "object", kind)?, kind)?;
+            let old = match op {
+                Operation::Update => Some(typed::<MigrationTask>(
+                    object(&req.old_object, "oldObject", kind)?,
+                    kind,
+                )?),
+                _ => None,
+            };
+            let others = match op {
+                Operation::Create => facts
+                    .migration_tasks(namespace)
+                    .await
+                    .map_err(facts_error)?,
+                _ => Vec::new(),
+            };
+            Ok(cstor_policy::migrate::validate_task(
+                &task,
+                old.as_ref(),
+                &others,
+            ))
         }
         ("", "PersistentVolumeClaim") if *op == Operation::Delete => {
             let volume = req

@@ -37,6 +37,21 @@ impl Facts for Snapshot {
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok((1, 0))
     }
+    async fn migration_tasks(
+        &self,
+        _: &str,
+    ) -> Result<Vec<cstor_api::openebs_v1alpha1::MigrationTask>, FactsError> {
+        // One running task for spc "old-pool".
+        Ok(vec![
+            serde_json::from_value(json!({
+                "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+                "metadata": {"name": "migrate-cstor-pool-old-pool", "namespace": "openebs"},
+                "spec": {"cstorPool": {"spcName": "old-pool"}},
+                "status": {"phase": "Started"},
+            }))
+            .expect("task"),
+        ])
+    }
 }
 
 fn snapshot() -> Snapshot {
@@ -275,4 +290,98 @@ fn mutate_patch_applies_to_the_object() {
         patched["spec"]["pools"][0]["poolConfig"],
         json!({"dataRaidGroupType": "stripe", "compression": "lz4", "roThresholdLimit": 85})
     );
+}
+
+#[tokio::test]
+async fn a_second_running_migration_of_the_same_spc_is_refused() {
+    let task = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+            "metadata": {"name": name, "namespace": "openebs"},
+            "spec": spec,
+        })
+    };
+    let ask = |object: Value, old: Value, op: &str| {
+        review("MigrationTask", "openebs.io", op, "alice", object, old)
+    };
+    let cases = [
+        (
+            ask(
+                task("again", json!({"cstorPool": {"spcName": "old-pool"}})),
+                Value::Null,
+                "CREATE",
+            ),
+            Some((
+                409,
+                "MigrationTask migrate-cstor-pool-old-pool is already migrating spc old-pool; wait for it to end or delete it",
+            )),
+        ),
+        (
+            ask(
+                task("other", json!({"cstorPool": {"spcName": "other-pool"}})),
+                Value::Null,
+                "CREATE",
+            ),
+            None,
+        ),
+        (
+            ask(
+                task(
+                    "both",
+                    json!({"cstorPool": {"spcName": "a"}, "cstorVolume": {"pvName": "b"}}),
+                ),
+                Value::Null,
+                "CREATE",
+            ),
+            Some((
+                422,
+                "a MigrationTask names exactly one of spec.cstorPool and spec.cstorVolume",
+            )),
+        ),
+        (
+            ask(task("none", json!({})), Value::Null, "CREATE"),
+            Some((
+                422,
+                "a MigrationTask names exactly one of spec.cstorPool and spec.cstorVolume",
+            )),
+        ),
+        (
+            ask(
+                task("blank", json!({"cstorVolume": {}})),
+                Value::Null,
+                "CREATE",
+            ),
+            Some((422, "spec.cstorVolume.pvName is required")),
+        ),
+        (
+            ask(
+                task("blank", json!({"cstorPool": {"rename": "x"}})),
+                Value::Null,
+                "CREATE",
+            ),
+            Some((422, "spec.cstorPool.spcName is required")),
+        ),
+        (
+            ask(
+                task("t", json!({"cstorPool": {"spcName": "a", "rename": "c"}})),
+                task("t", json!({"cstorPool": {"spcName": "a"}})),
+                "UPDATE",
+            ),
+            Some((
+                422,
+                "the spec of a MigrationTask cannot change; delete the task and create a new one",
+            )),
+        ),
+    ];
+    for (r, want) in cases {
+        let resp = response(cstor_webhooks::validate::review(r, &snapshot(), &config()).await);
+        match want {
+            None => assert_eq!(resp["allowed"], true, "{resp}"),
+            Some((code, message)) => {
+                assert_eq!(resp["allowed"], false, "{resp}");
+                assert_eq!(resp["status"]["code"], code, "{resp}");
+                assert_eq!(resp["status"]["message"], message);
+            }
+        }
+    }
 }

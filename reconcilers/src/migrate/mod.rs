@@ -337,7 +337,7 @@ pub fn next_status(
             entry.last_updated_time = Some(at.clone());
             // A wait's words no longer hold once it is over.
             if entry.message.is_empty() || entry.message.starts_with("waiting") {
-                entry.message = format!("{}: done", entry.step);
+                entry.message = "done".into();
             }
         }
     }

@@ -10,7 +10,7 @@ use cstor_api::cstor_v1::{
     CStorPoolCluster, CStorPoolInstance, CStorVolume, CStorVolumeConfig, CStorVolumeReplica,
 };
 use cstor_api::keys::labels;
-use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
+use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim, MigrationTask};
 use cstor_policy::{CspcFacts, NodeFact};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
@@ -142,6 +142,14 @@ impl Facts for KubeFacts {
         Ok(meta.is_none_or(|m| {
             m.deletion_timestamp.is_some() || m.uid.as_deref().is_some_and(|u| u != uid)
         }))
+    }
+
+    async fn migration_tasks(&self, namespace: &str) -> Result<Vec<MigrationTask>, FactsError> {
+        let api: Api<MigrationTask> = Api::namespaced(self.client.clone(), namespace);
+        Ok(self
+            .bounded("MigrationTasks", api.list(&ListParams::default()))
+            .await?
+            .items)
     }
 
     async fn namespace_holdings(&self, namespace: &str) -> Result<(usize, usize), FactsError> {
@@ -390,5 +398,9 @@ impl Facts for CachedFacts {
 
     async fn namespace_holdings(&self, namespace: &str) -> Result<(usize, usize), FactsError> {
         self.inner.live.namespace_holdings(namespace).await
+    }
+
+    async fn migration_tasks(&self, namespace: &str) -> Result<Vec<MigrationTask>, FactsError> {
+        self.inner.live.migration_tasks(namespace).await
     }
 }

@@ -9,6 +9,7 @@ mod live;
 use std::future::Future;
 use std::sync::Arc;
 
+use cstor_api::openebs_v1alpha1::MigrationTask;
 use cstor_policy::CspcFacts;
 
 #[cfg(feature = "cluster")]
@@ -54,6 +55,11 @@ pub trait Facts: Send + Sync {
         &self,
         namespace: &str,
     ) -> impl Future<Output = Result<(usize, usize), FactsError>> + Send;
+    /// The MigrationTasks of `namespace`.
+    fn migration_tasks(
+        &self,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Vec<MigrationTask>, FactsError>> + Send;
 }
 
 /// Owners of operator-owned objects.
@@ -85,6 +91,8 @@ pub struct MemoryFacts {
     pub owner_deleting: bool,
     /// (CSPCs, CVCs) in any namespace.
     pub holdings: (usize, usize),
+    /// MigrationTasks of any namespace.
+    pub migration_tasks: Vec<MigrationTask>,
 }
 
 impl Facts for MemoryFacts {
@@ -105,5 +113,8 @@ impl Facts for MemoryFacts {
     }
     async fn namespace_holdings(&self, _: &str) -> Result<(usize, usize), FactsError> {
         Ok(self.holdings)
+    }
+    async fn migration_tasks(&self, _: &str) -> Result<Vec<MigrationTask>, FactsError> {
+        Ok(self.migration_tasks.clone())
     }
 }
