@@ -7,4 +7,5 @@ mod cvc_common;
 mod cvc_decisions;
 mod cvc_objects;
 mod cvc_placement;
+mod migrate_decisions;
 mod support;
