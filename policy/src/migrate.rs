@@ -1,4 +1,4 @@
-//! SPC + CSPs → CSPC (docs/admission.md §1, docs/admission.md C): the CSPC a migration would
+//! SPC + CSPs → CSPC (docs/migration.md "The checks before anything changes"): the CSPC a migration would
 //! create and every problem that would stop it, from a snapshot of the old objects. Shared by
 //! `cstor migrate spc --dry-run` and the MigrationTask controller. Pure: no names allocated,
 //! nothing read or written.
@@ -40,7 +40,7 @@ pub struct SpcFacts {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     pub cspc: CStorPoolCluster,
-    /// What stops the migration (docs/admission.md §1.4, §1.5 texts where they exist).
+    /// What stops the migration (docs/migration.md lists them).
     pub problems: Vec<String>,
     /// What changes on the way that a user should know about.
     pub notes: Vec<String>,

@@ -1,4 +1,4 @@
-//! SPC + CSPs → CSPC mapping (docs/admission.md §1), one case per shape and per problem.
+//! SPC + CSPs → CSPC mapping (docs/migration.md), one case per shape and per problem.
 
 use std::collections::BTreeMap;
 

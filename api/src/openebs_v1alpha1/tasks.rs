@@ -1,5 +1,5 @@
 //! MigrationTask (mtask) and UpgradeTask: one-shot jobs recorded as objects, with a status
-//! listing each step (docs/admission.md 4, 5).
+//! listing each step (docs/migration.md "What each step does").
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use schemars::JsonSchema;
