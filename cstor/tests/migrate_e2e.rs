@@ -57,6 +57,23 @@ impl Rng {
     }
 }
 
+/// The lun of an old volume replica: `size` bytes, MiB `i` filled with `pattern[i]` (seeded),
+/// the rest zero.
+struct OldLun {
+    size: u64,
+    pattern: Vec<u8>,
+}
+
+impl OldLun {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.size as usize];
+        for (i, b) in self.pattern.iter().enumerate() {
+            out[i << 20..(i + 1) << 20].fill(*b);
+        }
+        out
+    }
+}
+
 /// One old pool: a CSP on `node` with `groups` of disk numbers.
 struct OldCsp {
     name: String,
@@ -107,7 +124,8 @@ fn mountpoint(n: usize, spc: &str, pv: &str) -> String {
 /// Makes SPC `spc` of `kind` (`striped` / `mirrored`) as maya did: per `(node, groups)` one CSP
 /// and its zpool `cstor-<CSP UID>` (with a replica dataset of seeded data), its claims bound,
 /// its pool Deployment and pod, and an old volume replica. `manual` lists the BDs in the SPC;
-/// otherwise it is an auto SPC with maxPools.
+/// otherwise it is an auto SPC with maxPools. `old_lun`: the replica's data (else 3 MiB seeded).
+#[allow(clippy::too_many_arguments)] // each is one fact of the old installation
 async fn make_old_install(
     client: &Client,
     rng: &mut Rng,
@@ -116,6 +134,7 @@ async fn make_old_install(
     layout: &[(usize, Vec<Vec<usize>>)],
     manual: bool,
     ro_threshold: i64,
+    old_lun: Option<&OldLun>,
 ) -> OldInstall {
     let pv = format!("pvc-{spc}");
     let bd_names: Vec<String> = layout
@@ -245,6 +264,8 @@ async fn make_old_install(
         }
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         node(*n).zpool(&argv).expect("zpool create of the old pool");
+        // Mounted where the old pool pod had it, not where our pool-manager keeps replicas: a
+        // migrated volume's replica is adopted where it is.
         let mp = mountpoint(*n, spc, &pv);
         node(*n)
             .zfs(&[
@@ -254,7 +275,10 @@ async fn make_old_install(
                 &format!("{pool}/{pv}"),
             ])
             .expect("old replica dataset");
-        let data = rng.bytes(3 << 20);
+        let data = match old_lun {
+            Some(l) => l.bytes(),
+            None => rng.bytes(3 << 20),
+        };
         let lun = format!("{mp}/lun");
         let mut child = node(*n)
             .command("sh")
@@ -522,6 +546,7 @@ async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
         &[(1, vec![vec![1], vec![2]]), (2, vec![vec![1], vec![2]])],
         false,
         0,
+        None,
     )
     .await;
     // Mirrored, manual (a BD list), renamed.
@@ -537,6 +562,7 @@ async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
         ],
         true,
         80,
+        None,
     )
     .await;
     let striped_claims = claim_uids(&client, &striped.spc).await;
@@ -690,6 +716,7 @@ async fn failures_end_in_errored_with_the_reason_and_leave_the_old_pool_importab
         &[(1, vec![vec![5]])],
         false,
         85,
+        None,
     )
     .await;
     let csps: Api<CStorPool> = Api::all(client.clone());
@@ -738,6 +765,7 @@ async fn failures_end_in_errored_with_the_reason_and_leave_the_old_pool_importab
         &[(3, vec![vec![6]])],
         false,
         85,
+        None,
     )
     .await;
     let old_pool = format!("cstor-{}", missing.csps[0].uid);
@@ -810,6 +838,7 @@ async fn kill_9_of_the_operator_at_each_step_resumes_and_succeeds_with_the_data(
         &[(1, vec![vec![7, 8]]), (2, vec![vec![7, 8]])],
         false,
         85,
+        None,
     )
     .await;
     let claims = claim_uids(&client, &old.spc).await;
@@ -882,5 +911,301 @@ async fn kill_9_of_the_operator_at_each_step_resumes_and_succeeds_with_the_data(
         claims.len(),
         "no claim made besides the migrated ones"
     );
+    kubelet.abort();
+}
+
+async fn wait_task(client: &Client, name: &str, within: Duration) -> MigrationTask {
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    wait_for(&format!("MigrationTask {name} to end"), within, || async {
+        let t = tasks.get(name).await.map_err(|e| e.to_string())?;
+        match t.status.phase.as_str() {
+            "Success" | "Error" => Ok(t),
+            _ => Err(format!(
+                "phase {:?}; steps {}",
+                t.status.phase,
+                steps_of(&t)
+            )),
+        }
+    })
+    .await
+}
+
+async fn start_volume_task(client: &Client, pv: &str) -> String {
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    let name = format!("migrate-cstor-volume-{pv}");
+    let task: MigrationTask = serde_json::from_value(json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"cstorVolume": {"pvName": pv}},
+    }))
+    .expect("task");
+    tasks
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("create MigrationTask");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_provisioner_volume_migrates_keeping_its_names_replicas_and_data() {
+    use cstor_api::cstor_v1::{CStorVolumeConfig, CStorVolumePolicy};
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    stack();
+    let client = admin().await;
+    let mut rng = Rng::from_env_or_clock("volume data pattern");
+    let kubelet = old_kubelet(client.clone());
+    let lun = OldLun {
+        size: 64 << 20,
+        pattern: (0..4).map(|_| (rng.next() % 255) as u8 + 1).collect(),
+    };
+    eprintln!("pattern of the first 4 MiB: {:?}", lun.pattern);
+    // Three pools, one replica of the volume on each, written before the migration.
+    let old = make_old_install(
+        &client,
+        &mut rng,
+        "vol-claim",
+        "striped",
+        &[(1, vec![vec![1]]), (2, vec![vec![1]]), (3, vec![vec![1]])],
+        false,
+        85,
+        Some(&lun),
+    )
+    .await;
+    start_task(&client, &old.spc, None).await;
+    let t = wait_ended(&client, &old.spc, Duration::from_secs(300)).await;
+    assert_eq!(t.status.phase, "Success", "pool first: {}", steps_of(&t));
+    let pv = old.pv.clone();
+
+    // What the old external provisioner left: StorageClass, PV (iSCSI), claim, old volume,
+    // old target, and an application pod still using the claim.
+    common::kubectl(&["create", "namespace", "app"], None);
+    let objects = vec![
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": "openebs-cstor-old",
+                            "annotations": {"cas.openebs.io/config": "- name: StoragePoolClaim\n  value: vol-claim\n- name: ReplicaCount\n  value: \"3\"\n",
+                                            "openebs.io/cas-type": "cstor"}},
+               "provisioner": "openebs.io/provisioner-iscsi", "reclaimPolicy": "Delete",
+               "volumeBindingMode": "Immediate"}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+               "metadata": {"name": pv, "annotations": {"pv.kubernetes.io/provisioned-by": "openebs.io/provisioner-iscsi"},
+                            "labels": {"openebs.io/cas-type": "cstor", "openebs.io/storageclass": "openebs-cstor-old"}},
+               "spec": {"capacity": {"storage": "64Mi"}, "accessModes": ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "openebs-cstor-old",
+                        "volumeMode": "Filesystem",
+                        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "app", "name": "data"},
+                        "iscsi": {"targetPortal": "10.0.0.1:3260", "iqn": format!("iqn.2016-09.com.openebs.cstor:{pv}"),
+                                  "lun": 0, "fsType": "ext4", "iscsiInterface": "default"}}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data", "namespace": "app",
+                            "annotations": {"volume.beta.kubernetes.io/storage-provisioner": "openebs.io/provisioner-iscsi"}},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}},
+                        "storageClassName": "openebs-cstor-old", "volumeName": pv}}),
+        json!({"apiVersion": "openebs.io/v1alpha1", "kind": "CStorVolume",
+               "metadata": {"name": pv, "namespace": NS, "labels": {labels::PERSISTENT_VOLUME: pv},
+                            "annotations": {"openebs.io/fs-type": "ext4"}},
+               "spec": {"capacity": "64Mi", "targetIP": "10.0.0.1", "targetPort": "3260",
+                        "iqn": format!("iqn.2016-09.com.openebs.cstor:{pv}"), "targetPortal": "10.0.0.1:3260",
+                        "replicationFactor": 3, "consistencyFactor": 2, "desiredReplicationFactor": 3},
+               "status": {"phase": "Healthy"}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": format!("{pv}-target"), "namespace": NS,
+                            "labels": {"openebs.io/target": "cstor-target", labels::PERSISTENT_VOLUME: pv}},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "cstor-volume-manager", labels::PERSISTENT_VOLUME: pv}},
+                        "template": {"metadata": {"labels": {"app": "cstor-volume-manager", labels::PERSISTENT_VOLUME: pv}},
+                                     "spec": {"containers": [{"name": "cstor-istgt", "image": "openebs/cstor-istgt:2.12.0",
+                                                              "env": [{"name": "QueueDepth", "value": "32"}, {"name": "Luworkers", "value": "6"}]}]}}}}),
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "app-7f9c-xk2lp", "namespace": "app",
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "app-7f9c", "uid": "3f0c1ab2-0000-4000-8000-000000000001"}]},
+               "spec": {"nodeName": host(1), "automountServiceAccountToken": false,
+                        "containers": [{"name": "app", "image": "busybox"}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}),
+    ];
+    components::apply(&client, &objects)
+        .await
+        .expect("old volume objects");
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "app");
+    wait_for("the old claim Bound", Duration::from_secs(60), || async {
+        let c = pvcs.get("data").await.map_err(|e| e.to_string())?;
+        let phase = c.status.and_then(|s| s.phase).unwrap_or_default();
+        if phase == "Bound" { Ok(()) } else { Err(phase) }
+    })
+    .await;
+
+    // Refused while the application uses it, naming what to scale down; nothing changed.
+    let name = start_volume_task(&client, &pv).await;
+    let t = wait_task(&client, &name, Duration::from_secs(60)).await;
+    assert_eq!(t.status.phase, "Error", "{}", steps_of(&t));
+    let last = t.status.migration_detailed_statuses.last().expect("a step");
+    assert_eq!(
+        (last.step.as_str(), last.reason.as_str()),
+        ("Pre-migration", "VolumeInUse")
+    );
+    assert_eq!(
+        last.message,
+        format!(
+            "the volume {pv} is mounted by pod(s) in namespace app: app-7f9c-xk2lp (owned by ReplicaSet app-7f9c); scale them down (kubectl scale --replicas=0 on their owners) before migrating"
+        )
+    );
+    let policies: Api<CStorVolumePolicy> = Api::namespaced(client.clone(), NS);
+    assert!(
+        policies.get_opt(&pv).await.expect("get").is_none(),
+        "nothing made"
+    );
+
+    // Scaled down: the migration runs.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "app");
+    pods.delete("app-7f9c-xk2lp", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("scale the app down");
+    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
+    tasks
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the failed task");
+    wait_for("the failed task gone", Duration::from_secs(30), || async {
+        match tasks.get_opt(&name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let pv_uid = pvs.get(&pv).await.expect("pv").uid();
+    let started = std::time::Instant::now();
+    start_volume_task(&client, &pv).await;
+    let t = wait_task(&client, &name, Duration::from_secs(300)).await;
+    eprintln!(
+        "volume migration took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(t.status.phase, "Success", "{}", steps_of(&t));
+    assert!(
+        t.status
+            .migration_detailed_statuses
+            .iter()
+            .all(|s| s.phase == "Completed" && s.is_valid()),
+        "{}",
+        steps_of(&t)
+    );
+
+    // Same names, now the CSI driver's; the claim is Bound to the same PV name.
+    let new_pv = pvs.get(&pv).await.expect("pv kept its name");
+    assert_ne!(new_pv.uid(), pv_uid, "the PV was made anew");
+    let spec = new_pv.spec.clone().expect("spec");
+    let csi = spec.csi.expect("a CSI PV");
+    assert_eq!(
+        (csi.driver.as_str(), csi.volume_handle.as_str()),
+        ("cstor.csi.openebs.io", pv.as_str())
+    );
+    assert_eq!(csi.fs_type.as_deref(), Some("ext4"));
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Delete"),
+        "the reclaim policy it had"
+    );
+    wait_for("the new claim Bound", Duration::from_secs(60), || async {
+        let c = pvcs.get("data").await.map_err(|e| e.to_string())?;
+        let phase = c.status.clone().and_then(|s| s.phase).unwrap_or_default();
+        let provisioner = c
+            .annotations()
+            .get("volume.beta.kubernetes.io/storage-provisioner")
+            .cloned();
+        if phase == "Bound" && provisioner.as_deref() == Some("cstor.csi.openebs.io") {
+            Ok(())
+        } else {
+            Err(format!("{phase} {provisioner:?}"))
+        }
+    })
+    .await;
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let sc = scs
+        .get("openebs-cstor-old")
+        .await
+        .expect("the StorageClass kept its name");
+    assert_eq!(sc.provisioner, "cstor.csi.openebs.io");
+    let params = sc.parameters.clone().unwrap_or_default();
+    assert_eq!(
+        params.get("cstorPoolCluster").map(String::as_str),
+        Some(old.spc.as_str())
+    );
+    assert_eq!(params.get("replicaCount").map(String::as_str), Some("3"));
+    assert!(
+        scs.get_opt("tmp-migrate-openebs-cstor-old")
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // The CVC Bound, the volume Healthy on the same three pools, the old objects gone.
+    common::volumes::wait_healthy(&client, &pv, 3).await;
+    let cspis = cspis_of(&client, &old.spc).await;
+    let mut on: Vec<String> = common::volumes::cvrs_of(&client, &pv)
+        .await
+        .iter()
+        .filter_map(|c| c.labels().get(labels::CSPI_NAME).cloned())
+        .collect();
+    on.sort();
+    let mut want: Vec<String> = cspis.iter().map(|c| c.name_any()).collect();
+    want.sort();
+    assert_eq!(on, want, "replicas on the pools that held the data");
+    let cvcs: Api<CStorVolumeConfig> = Api::namespaced(client.clone(), NS);
+    let cvc = cvcs.get(&pv).await.expect("cvc");
+    assert!(
+        !cvc.annotations().contains_key(annotations::VOLUME_POLICY),
+        "unpinned"
+    );
+    assert!(
+        policies.get_opt(&pv).await.expect("get").is_none(),
+        "temporary policy gone"
+    );
+    let old_cvrs: Api<LegacyCStorVolumeReplica> = Api::namespaced(client.clone(), NS);
+    assert!(
+        old_cvrs
+            .list(&ListParams::default().labels(&format!("{}={pv}", labels::PERSISTENT_VOLUME)))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let old_cvs: Api<cstor_api::openebs_v1alpha1::LegacyCStorVolume> =
+        Api::namespaced(client.clone(), NS);
+    assert!(
+        old_cvs.get_opt(&pv).await.expect("get").is_none(),
+        "old CStorVolume gone"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let target = deployments
+        .get(&format!("{pv}-target"))
+        .await
+        .expect("the new target");
+    assert!(
+        target
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .is_some_and(|p| p.containers.iter().any(|c| c
+                .command
+                .as_ref()
+                .is_some_and(|c| c.first().map(String::as_str) == Some("cstor")))),
+        "our target, not the old one"
+    );
+
+    // The data written before the migration, read through iSCSI.
+    let mut cmds: Vec<String> = lun
+        .pattern
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("read -P {b} {} 1M", i << 20))
+        .collect();
+    cmds.push(format!(
+        "read -P 0 {} {}",
+        lun.pattern.len() << 20,
+        (64 << 20) - (lun.pattern.len() << 20)
+    ));
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    common::volumes::qemu_io(&pv, &cmds);
     kubelet.abort();
 }

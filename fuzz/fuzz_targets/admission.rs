@@ -35,11 +35,13 @@ fn facts() -> MemoryFacts {
         clones: (1, 0),
         owner_deleting: false,
         holdings: (1, 1),
+        migration_tasks: Vec::new(),
     }
 }
 
-const KINDS: [(&str, &str, &str, &str); 6] = [
+const KINDS: [(&str, &str, &str, &str); 7] = [
     ("cstor.openebs.io", "v1", "CStorPoolCluster", "cstorpoolclusters"),
+    ("openebs.io", "v1alpha1", "MigrationTask", "migrationtasks"),
     ("cstor.openebs.io", "v1", "CStorVolumeConfig", "cstorvolumeconfigs"),
     ("cstor.openebs.io", "v1", "CStorPoolInstance", "cstorpoolinstances"),
     ("cstor.openebs.io", "v1", "CStorVolumeReplica", "cstorvolumereplicas"),

@@ -18,10 +18,13 @@ use crate::process::Supervisor;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Controllers of kube-controller-manager we need: garbage collection, service-account tokens,
-/// namespace deletion. No kubelet runs here, so no workload or node controllers.
+/// namespace deletion, and the PV binder and the PV/PVC protection controllers (a volume
+/// migration deletes and recreates claims and PVs; without them a deleted claim never goes).
+/// No kubelet runs here, so no workload or node controllers.
 const CONTROLLERS: &str = "garbage-collector-controller,serviceaccount-token-controller,\
 serviceaccount-controller,namespace-controller,clusterrole-aggregation-controller,\
-root-ca-certificate-publisher-controller";
+root-ca-certificate-publisher-controller,persistentvolume-binder-controller,\
+persistentvolume-protection-controller,persistentvolumeclaim-protection-controller";
 
 /// A running control plane. Dropping it stops every process and removes its directory.
 pub struct ControlPlane {

@@ -30,6 +30,7 @@ pub mod reason {
     pub const IMPORT_FAILED: &str = "ImportFailed";
     pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
     pub const NOT_SUPPORTED: &str = "NotSupported";
+    pub const VOLUME_IN_USE: &str = "VolumeInUse";
 }
 
 /// Step names of the pool path, as `status.migrationDetailedStatuses[].step` shows them.
@@ -118,6 +119,8 @@ pub enum Action {
     },
     /// Drop the SPC's finalizer (no claim carries its label any more) and delete it.
     DeleteSpc,
+    /// A write of the volume path.
+    Volume(super::volume::VolumeAction),
 }
 
 /// What to do now.

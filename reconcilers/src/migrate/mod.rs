@@ -4,6 +4,8 @@
 //! read of the old and new objects, so a crash at any point resumes where it stopped.
 
 pub mod decide;
+pub mod volume;
+mod volume_io;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,13 +139,11 @@ async fn reconcile_inner(task: &MigrationTask, ctx: &Context) -> Result<Requeue,
             let view = pool_view(&task, ctx, spc, cspc).await?;
             decide_pool(&view)
         }
-        None if task.spec.cstor_volume.is_some() => Decision {
-            step: decide::step::PRE_MIGRATION.into(),
-            message: "volume migration (spec.cstorVolume) is not available in this version; migrate the pool (spec.cstorPool) first".into(),
-            next: Next::Fail {
-                reason: reason::NOT_SUPPORTED,
-            },
-        },
+        None if let Some(volume) = task.spec.cstor_volume.as_ref() => {
+            let mut view = volume_io::view(ctx, &volume.pv_name).await?;
+            view.step_age = step_ages(&task);
+            volume::decide_volume(&view)
+        }
         None => Decision {
             step: decide::step::PRE_MIGRATION.into(),
             message: "spec names neither cstorPool nor cstorVolume".into(),
@@ -288,17 +288,7 @@ async fn pool_view(
         .await
         .step("list CSPIs of", &cspc_name)?
         .items;
-    let at = now();
-    let step_age = task
-        .status
-        .migration_detailed_statuses
-        .iter()
-        .filter_map(|s| {
-            let started = s.start_time.as_ref()?;
-            let age = at.0.duration_since(started.0);
-            Some((s.step.clone(), Duration::try_from(age).unwrap_or_default()))
-        })
-        .collect();
+    let step_age = step_ages(task);
     Ok(PoolView {
         spc_name,
         cspc_name,
@@ -310,6 +300,20 @@ async fn pool_view(
         old_cvrs,
         step_age,
     })
+}
+
+/// How long ago each recorded step started (for the waits' limits).
+fn step_ages(task: &MigrationTask) -> BTreeMap<String, Duration> {
+    let at = now();
+    task.status
+        .migration_detailed_statuses
+        .iter()
+        .filter_map(|s| {
+            let started = s.start_time.as_ref()?;
+            let age = at.0.duration_since(started.0);
+            Some((s.step.clone(), Duration::try_from(age).unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// The status after `decision`: earlier steps still Waiting are Completed, the current step's
@@ -476,6 +480,15 @@ async fn apply(
     ctx: &Context,
     action: &Action,
 ) -> Result<Option<String>, Error> {
+    if let Action::Volume(v) = action {
+        let pv = task
+            .spec
+            .cstor_volume
+            .as_ref()
+            .map(|c| c.pv_name.clone())
+            .unwrap_or_default();
+        return volume_io::apply(ctx, &pv, v).await;
+    }
     let Some((spc_name, cspc_name)) = cspc_name(task) else {
         return Ok(None);
     };
@@ -615,6 +628,7 @@ async fn apply(
             let csps: Api<CStorPool> = Api::all(ctx.client.clone());
             delete_ignore_missing(&csps, name).await?;
         }
+        Action::Volume(_) => {}
         Action::DeleteSpc => {
             cstor_runtime::finalizers::remove_finalizer(&spcs, &spc_name, finalizers::SPC).await?;
             delete_ignore_missing(&spcs, &spc_name).await?;

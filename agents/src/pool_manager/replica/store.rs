@@ -238,6 +238,19 @@ pub fn exists_argv(dataset: &str) -> Vec<String> {
     vec![s("zfs"), s("list"), s("-H"), s("-o"), s("name"), s(dataset)]
 }
 
+/// `zfs get -H -o value PROPERTY DS`.
+pub fn get_argv(property: &str, dataset: &str) -> Vec<String> {
+    vec![
+        s("zfs"),
+        s("get"),
+        s("-H"),
+        s("-o"),
+        s("value"),
+        s(property),
+        s(dataset),
+    ]
+}
+
 /// `zfs get -Hp -o value used,referenced,quota,refreservation,mounted DS`.
 pub fn dataset_stats_argv(dataset: &str) -> Vec<String> {
     vec![
@@ -504,6 +517,24 @@ impl DatasetStore {
 
     /// Mounts the dataset when zfs-fuse has not (the lun must never land in the bare
     /// mountpoint directory underneath).
+    /// A dataset found, not made (a migrated pool's replica): moved to our mountpoint, so its
+    /// lun file is where we look and no empty file is ever made beside the data.
+    async fn adopt_mountpoint(&self, spec: &ReplicaSpec) -> Result<(), StoreError> {
+        let ours = self.mountpoint(&spec.pv);
+        let out = run(&self.runner, &get_argv("mountpoint", &spec.dataset)).await?;
+        let now = crate::pool_manager::zfs::parse_value(&out.stdout);
+        if now.as_deref() == Some(&*ours.to_string_lossy()) {
+            return Ok(());
+        }
+        tracing::info!(dataset = %spec.dataset, from = ?now, to = %ours.display(), "adopting the dataset's mountpoint");
+        run(
+            &self.runner,
+            &set_argv("mountpoint", &ours.to_string_lossy(), &spec.dataset),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn ensure_mounted(&self, dataset: &str, stats: &Stats) -> Result<(), StoreError> {
         if stats.mounted {
             return Ok(());
@@ -537,6 +568,10 @@ impl ReplicaStore for DatasetStore {
                     .ok_or_else(|| StoreError::Parse(format!("{} vanished", spec.dataset)))?
             }
         };
+        if ensured == Ensured::AlreadyPresent {
+            self.adopt_mountpoint(spec).await?;
+        }
+        let stats = self.stats(&spec.dataset).await?.unwrap_or(stats);
         self.ensure_mounted(&spec.dataset, &stats).await?;
         let lun = self.lun(&spec.pv);
         let size = spec.capacity;
