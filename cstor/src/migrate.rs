@@ -1,6 +1,7 @@
-//! `cstor migrate spc NAME`: creates the MigrationTask that moves an SPC pool to a CSPC and
-//! follows it step by step; with `--dry-run`, prints the CSPC the SPC would become and every
-//! problem in the way, changing nothing (docs/migration.md).
+//! `cstor migrate spc NAME` / `cstor migrate volume PV`: creates the MigrationTask that moves
+//! an SPC pool to a CSPC (or an old-provisioner volume to a CSI volume) and follows it step by
+//! step; with `--dry-run`, prints what it would do and every problem in the way, changing
+//! nothing (docs/migration.md).
 
 use cstor_api::keys::env;
 use std::collections::BTreeMap;
@@ -20,6 +21,24 @@ use kube::api::ListParams;
 pub enum MigrateCmd {
     /// A StoragePoolClaim (SPC) and its CStorPools to a CStorPoolCluster.
     Spc(SpcArgs),
+    /// A volume (PV) of the old external provisioner to a cStor CSI volume; its pool first.
+    Volume(VolumeArgs),
+}
+
+/// Flags of `cstor migrate volume`.
+#[derive(Args, Debug, Clone)]
+pub struct VolumeArgs {
+    /// The PersistentVolume's name.
+    pub pv: String,
+    /// Only say what would stop the migration, or its first step; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The operator namespace (the new CVC, the MigrationTask).
+    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
+    pub namespace: String,
+    /// kubeconfig (default: KUBECONFIG, then in-cluster).
+    #[arg(long, env = env::KUBECONFIG)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Flags of `cstor migrate spc`.
@@ -47,7 +66,10 @@ pub const PROBLEMS_FOUND: u8 = 2;
 
 /// Runs the subcommand; `Ok(false)` when problems were found.
 pub async fn run(cmd: MigrateCmd) -> anyhow::Result<bool> {
-    let MigrateCmd::Spc(args) = cmd;
+    let args = match cmd {
+        MigrateCmd::Spc(args) => args,
+        MigrateCmd::Volume(args) => return volume(args).await,
+    };
     let client = crate::common::client(args.kubeconfig.as_ref()).await?;
     if !args.dry_run {
         return migrate_and_follow(client, &args).await;
@@ -145,58 +167,72 @@ pub fn pool_task_name(spc: &str) -> String {
 /// Creates (or finds) the MigrationTask of `args.name` and prints a line per step change until
 /// it ends; `Ok(false)` when it ends in Error.
 async fn migrate_and_follow(client: kube::Client, args: &SpcArgs) -> anyhow::Result<bool> {
+    let mut pool = serde_json::json!({"spcName": args.name});
+    if let Some(rename) = &args.cspc_name {
+        pool["rename"] = serde_json::json!(rename);
+    }
+    let spec = serde_json::json!({"cstorPool": pool});
+    run_task(
+        client,
+        &args.namespace,
+        &pool_task_name(&args.name),
+        spec,
+        &format!("spc {}", args.name),
+    )
+    .await
+}
+
+/// Makes the task `name` with `spec` (a failed one of that name is replaced: its successor
+/// resumes from what it finds) and follows it.
+async fn run_task(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+    what: &str,
+) -> anyhow::Result<bool> {
     use cstor_api::openebs_v1alpha1::{MigrationTask, task_phase};
     use kube::api::{DeleteParams, PostParams};
-    let tasks: Api<MigrationTask> = Api::namespaced(client, &args.namespace);
-    let name = pool_task_name(&args.name);
-    let fresh = || -> anyhow::Result<MigrationTask> {
-        let mut pool = serde_json::json!({"spcName": args.name});
-        if let Some(rename) = &args.cspc_name {
-            pool["rename"] = serde_json::json!(rename);
-        }
-        Ok(serde_json::from_value(serde_json::json!({
-            "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
-            "metadata": {"name": name, "namespace": args.namespace},
-            "spec": {"cstorPool": pool},
-        }))?)
-    };
+    let tasks: Api<MigrationTask> = Api::namespaced(client, namespace);
+    let fresh: MigrationTask = serde_json::from_value(serde_json::json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }))?;
     match tasks
-        .get_opt(&name)
+        .get_opt(name)
         .await
         .context("reading the MigrationTask")?
     {
         Some(t) if t.status.phase == task_phase::ERROR => {
             println!("MigrationTask {name} ended in Error before; deleting it and starting again");
             tasks
-                .delete(&name, &DeleteParams::default())
+                .delete(name, &DeleteParams::default())
                 .await
                 .context("deleting the failed MigrationTask")?;
             for _ in 0..50 {
-                if tasks.get_opt(&name).await?.is_none() {
+                if tasks.get_opt(name).await?.is_none() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             tasks
-                .create(&PostParams::default(), &fresh()?)
+                .create(&PostParams::default(), &fresh)
                 .await
                 .context("creating the MigrationTask")?;
         }
         Some(_) => println!("MigrationTask {name} exists; following it"),
         None => {
             tasks
-                .create(&PostParams::default(), &fresh()?)
+                .create(&PostParams::default(), &fresh)
                 .await
                 .context("creating the MigrationTask")?;
-            println!("created MigrationTask {}/{name}", args.namespace);
+            println!("created MigrationTask {namespace}/{name}");
         }
     }
     let mut shown: Vec<(String, String, String)> = Vec::new();
     loop {
-        let t = tasks
-            .get(&name)
-            .await
-            .context("reading the MigrationTask")?;
+        let t = tasks.get(name).await.context("reading the MigrationTask")?;
         for s in &t.status.migration_detailed_statuses {
             let line = (s.step.clone(), s.phase.clone(), s.message.clone());
             if !shown.contains(&line) {
@@ -211,17 +247,61 @@ async fn migrate_and_follow(client: kube::Client, args: &SpcArgs) -> anyhow::Res
         }
         match t.status.phase.as_str() {
             task_phase::SUCCESS => {
-                println!("spc {} migrated", args.name);
+                println!("{what} migrated");
                 return Ok(true);
             }
             task_phase::ERROR => {
                 eprintln!(
-                    "migration of spc {} failed; see docs/migration.md \"When a migration fails\"",
-                    args.name
+                    "migration of {what} failed; see docs/migration.md \"When a migration fails\""
                 );
                 return Ok(false);
             }
             _ => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// `cstor migrate volume PV`: the volume path; `--dry-run` prints the first step it would take
+/// or what stops it.
+async fn volume(args: VolumeArgs) -> anyhow::Result<bool> {
+    let client = crate::common::client(args.kubeconfig.as_ref()).await?;
+    if !args.dry_run {
+        let spec = serde_json::json!({"cstorVolume": {"pvName": args.pv}});
+        return run_task(
+            client,
+            &args.namespace,
+            &format!("migrate-cstor-volume-{}", args.pv),
+            spec,
+            &format!("pv {}", args.pv),
+        )
+        .await;
+    }
+    use cstor_reconcilers::migrate::{Context as TaskContext, decide::Next, volume};
+    let recorder = cstor_runtime::events::recorder(client.clone(), "cstor-cli", None);
+    let ctx = TaskContext::new(client, args.namespace.clone(), recorder);
+    let view = cstor_reconcilers::migrate::volume_view(&ctx, &args.pv)
+        .await
+        .context("reading the volume's objects")?;
+    let d = volume::decide_volume(&view);
+    println!(
+        "# `cstor migrate volume {}` (dry run: nothing was changed)",
+        args.pv
+    );
+    match d.next {
+        Next::Fail { reason } => {
+            eprintln!("problem ({reason}): {}", d.message);
+            Ok(false)
+        }
+        Next::Done => {
+            println!("# already migrated: {}", d.message);
+            Ok(true)
+        }
+        _ => {
+            println!(
+                "# no problems found; the first step: {}: {}",
+                d.step, d.message
+            );
+            Ok(true)
         }
     }
 }

@@ -1035,6 +1035,20 @@ async fn an_old_provisioner_volume_migrates_keeping_its_names_replicas_and_data(
     .await;
 
     // Refused while the application uses it, naming what to scale down; nothing changed.
+    // The dry run says so first.
+    let dry = std::process::Command::new(env!("CARGO_BIN_EXE_cstor"))
+        .args(["migrate", "volume", &pv, "--dry-run"])
+        .env(
+            "KUBECONFIG",
+            cstor_local::testing::control_plane().kubeconfig(),
+        )
+        .output()
+        .expect("cstor migrate volume --dry-run");
+    assert_eq!(dry.status.code(), Some(2), "{dry:?}");
+    assert!(
+        String::from_utf8_lossy(&dry.stderr).contains("problem (VolumeInUse): the volume"),
+        "{dry:?}"
+    );
     let name = start_volume_task(&client, &pv).await;
     let t = wait_task(&client, &name, Duration::from_secs(60)).await;
     assert_eq!(t.status.phase, "Error", "{}", steps_of(&t));
@@ -1055,31 +1069,94 @@ async fn an_old_provisioner_volume_migrates_keeping_its_names_replicas_and_data(
         "nothing made"
     );
 
-    // Scaled down: the migration runs.
+    // Scaled down, but the old snapshot provisioner holds a snapshot of it: refused (the CLI
+    // replaces the failed task and follows the new one).
     let pods: Api<Pod> = Api::namespaced(client.clone(), "app");
     pods.delete("app-7f9c-xk2lp", &DeleteParams::default().grace_period(0))
         .await
         .expect("scale the app down");
-    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
-    tasks
-        .delete(&name, &DeleteParams::default())
+    let snapshot_crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "volumesnapshots.volumesnapshot.external-storage.k8s.io",
+                     // a *.k8s.io group needs it on apiextensions v1
+                     "annotations": {"api-approved.kubernetes.io": "unapproved, the external-storage snapshot provisioner"}},
+        "spec": {"group": "volumesnapshot.external-storage.k8s.io", "scope": "Namespaced",
+                 "names": {"plural": "volumesnapshots", "singular": "volumesnapshot", "kind": "VolumeSnapshot"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    });
+    components::apply(&client, &[snapshot_crd])
         .await
-        .expect("delete the failed task");
-    wait_for("the failed task gone", Duration::from_secs(30), || async {
-        match tasks.get_opt(&name).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".to_string()),
-        }
+        .expect("old snapshot CRD");
+    let snapshot = json!({
+        "apiVersion": "volumesnapshot.external-storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": "nightly", "namespace": "app", "labels": {"SnapshotMetadata-PVName": pv}},
+        "spec": {"persistentVolumeClaimName": "data"},
+    });
+    wait_for("the old snapshot made", Duration::from_secs(30), || async {
+        components::apply(&client, std::slice::from_ref(&snapshot))
+            .await
+            .map_err(|e| e.to_string())
     })
     .await;
+    let migrate = |pv: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cstor"))
+            .args(["migrate", "volume", pv])
+            .env(
+                "KUBECONFIG",
+                cstor_local::testing::control_plane().kubeconfig(),
+            )
+            .output()
+            .expect("cstor migrate volume")
+    };
+    let pv2 = pv.clone();
+    let out = tokio::task::spawn_blocking(move || migrate(&pv2))
+        .await
+        .expect("cli");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        printed.contains("ended in Error before; deleting it and starting again"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("[Errored] Pre-migration (NotSupported): the volume {pv} has snapshot(s) of the old snapshot provisioner (app/nightly); carrying them over is not supported: delete them, or keep the volume on the old operators")),
+        "{printed}"
+    );
+    assert!(
+        policies.get_opt(&pv).await.expect("get").is_none(),
+        "nothing made"
+    );
+
+    // Snapshot deleted: the migration runs, through the CLI.
+    common::kubectl(
+        &[
+            "delete",
+            "volumesnapshots.volumesnapshot.external-storage.k8s.io",
+            "nightly",
+            "-n",
+            "app",
+        ],
+        None,
+    );
     let pv_uid = pvs.get(&pv).await.expect("pv").uid();
     let started = std::time::Instant::now();
-    start_volume_task(&client, &pv).await;
-    let t = wait_task(&client, &name, Duration::from_secs(300)).await;
+    let pv2 = pv.clone();
+    let out = tokio::task::spawn_blocking(move || migrate(&pv2))
+        .await
+        .expect("cli");
     eprintln!(
         "volume migration took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("cstor migrate volume {pv}:\n{printed}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        printed.ends_with(&format!("pv {pv} migrated\n")),
+        "{printed}"
+    );
+    let t = wait_task(&client, &name, Duration::from_secs(10)).await;
     assert_eq!(t.status.phase, "Success", "{}", steps_of(&t));
     assert!(
         t.status

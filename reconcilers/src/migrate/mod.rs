@@ -7,6 +7,8 @@ pub mod decide;
 pub mod volume;
 mod volume_io;
 
+pub use volume_io::view as volume_view;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -36,7 +36,7 @@ fn target_name(pv: &str) -> String {
 }
 
 /// Reads the volume path's view of PV `pv`.
-pub(super) async fn view(ctx: &Context, pv_name: &str) -> Result<VolumeView, Error> {
+pub async fn view(ctx: &Context, pv_name: &str) -> Result<VolumeView, Error> {
     let client = ctx.client.clone();
     let by_pv = ListParams::default().labels(&format!("{}={pv_name}", labels::PERSISTENT_VOLUME));
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
