@@ -8,4 +8,5 @@ mod cvc_decisions;
 mod cvc_objects;
 mod cvc_placement;
 mod migrate_decisions;
+mod migrate_volume_decisions;
 mod support;
