@@ -565,6 +565,54 @@ async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
         None,
     )
     .await;
+    // The old operators' backup records of a striped pool (their CRDs as maya installed them).
+    let old_crd = |plural: &str, kind: &str| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.openebs.io")},
+            "spec": {"group": "openebs.io", "scope": "Namespaced",
+                     "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind},
+                     "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+        })
+    };
+    components::apply(
+        &client,
+        &[
+            old_crd("cstorbackups", "CStorBackup"),
+            old_crd("cstorrestores", "CStorRestore"),
+            old_crd("cstorcompletedbackups", "CStorCompletedBackup"),
+        ],
+    )
+    .await
+    .expect("old backup CRDs");
+    let csp_uid = striped.csps[0].uid.clone();
+    let on_csp = json!({labels::CSP_UID: csp_uid, "openebs.io/persistent-volume": "pvc-b"});
+    let records = vec![
+        json!({"apiVersion": "openebs.io/v1alpha1", "kind": "CStorBackup",
+               "metadata": {"name": "nightly-pvc-b", "namespace": NS, "labels": on_csp},
+               "spec": {"backupName": "nightly", "volumeName": "pvc-b", "snapName": "s2", "prevSnapName": "s1",
+                        "backupDest": "10.0.0.9:9000", "localSnap": false},
+               "status": "Done"}),
+        json!({"apiVersion": "openebs.io/v1alpha1", "kind": "CStorRestore",
+               "metadata": {"name": "nightly-pvc-b-restore", "namespace": NS, "labels": on_csp},
+               "spec": {"restoreName": "nightly", "volumeName": "pvc-b", "restoreSrc": "10.0.0.9:9000",
+                        "maxretrycount": 3, "retrycount": 1, "localRestore": false},
+               "status": "Done"}),
+        json!({"apiVersion": "openebs.io/v1alpha1", "kind": "CStorCompletedBackup",
+               "metadata": {"name": "nightly-pvc-b", "namespace": NS, "labels": on_csp},
+               "spec": {"backupName": "nightly", "volumeName": "pvc-b", "prevSnapName": "s2", "snapName": "s1"}}),
+    ];
+    wait_for(
+        "old backup records made",
+        Duration::from_secs(30),
+        || async {
+            components::apply(&client, &records)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
     let striped_claims = claim_uids(&client, &striped.spc).await;
     let mirrored_claims = claim_uids(&client, &mirrored.spc).await;
     let started = std::time::Instant::now();
@@ -680,6 +728,64 @@ async fn a_striped_and_a_mirrored_spc_migrate_with_their_data() {
             .is_some_and(|c| c.data_raid_group_type == "mirror" && c.ro_threshold_limit == Some(80))
     }));
     verify_migrated(&client, &striped, &striped.spc, &striped_claims).await;
+    // The backup records moved to the new pool instance on that node, as v1 objects.
+    let node_of = striped.csps[0].node;
+    let cspi = cspis_of(&client, &striped.spc)
+        .await
+        .into_iter()
+        .find(|c| c.spec.host_name == host(node_of))
+        .expect("cspi");
+    let backups: Api<cstor_api::cstor_v1::CStorBackup> = Api::namespaced(client.clone(), NS);
+    let b = backups.get("nightly-pvc-b").await.expect("v1 backup");
+    assert_eq!(b.labels().get(labels::CSPI_NAME), Some(&cspi.name_any()));
+    assert_eq!(b.labels().get(labels::CSPI_UID), cspi.uid().as_ref());
+    assert!(!b.labels().contains_key(labels::CSP_UID));
+    assert_eq!(
+        (
+            b.spec.snap_name.as_str(),
+            b.spec.prev_snap_name.as_str(),
+            b.status.as_str()
+        ),
+        ("s2", "s1", "Done")
+    );
+    let restores: Api<cstor_api::cstor_v1::CStorRestore> = Api::namespaced(client.clone(), NS);
+    let r = restores
+        .get("nightly-pvc-b-restore")
+        .await
+        .expect("v1 restore");
+    assert_eq!(
+        (
+            r.spec.max_retry_count,
+            r.spec.retry_count,
+            r.status.as_str()
+        ),
+        (Some(3), Some(1), "Done")
+    );
+    let completed: Api<cstor_api::cstor_v1::CStorCompletedBackup> =
+        Api::namespaced(client.clone(), NS);
+    let c = completed
+        .get("nightly-pvc-b")
+        .await
+        .expect("v1 completed backup");
+    assert_eq!(
+        (
+            c.spec.last_snap_name.as_str(),
+            c.spec.second_last_snap_name.as_str()
+        ),
+        ("s2", "s1")
+    );
+    for plural in ["cstorbackups", "cstorrestores", "cstorcompletedbackups"] {
+        let (ok, out) = common::kubectl(
+            &[
+                "get",
+                &format!("{plural}.v1alpha1.openebs.io"),
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        assert!(ok && out.trim().is_empty(), "old {plural} left: {out}");
+    }
     verify_migrated(&client, &mirrored, "mirror-pool", &mirrored_claims).await;
 
     // A finished task changes nothing when looked at again.

@@ -50,6 +50,9 @@ pub mod step {
     pub fn relabel_replicas(csp: &str) -> String {
         format!("Relabel volume replicas of {csp}")
     }
+    pub fn carry_backups(csp: &str) -> String {
+        format!("Carry backups of {csp}")
+    }
     pub fn release(csp: &str) -> String {
         format!("Release old pool {csp}")
     }
@@ -71,8 +74,21 @@ pub struct PoolView {
     pub old_pods: BTreeMap<String, usize>,
     /// Old (v1alpha1) CVRs labelled `cstorpool.openebs.io/name=<csp>` of the SPC's CSPs.
     pub old_cvrs: Vec<LegacyCStorVolumeReplica>,
+    /// Old (v1alpha1) backups, restores and completed-backup records of the SPC's pools.
+    pub old_backups: Vec<OldBackup>,
     /// When the current step started (for its timeout).
     pub step_age: BTreeMap<String, Duration>,
+}
+
+/// An `openebs.io/v1alpha1` CStorBackup, CStorRestore or CStorCompletedBackup of an old pool.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OldBackup {
+    /// `cstorbackups` | `cstorrestores` | `cstorcompletedbackups`.
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+    /// Its label `cstorpool.openebs.io/uid`.
+    pub csp_uid: String,
 }
 
 /// One write the controller makes.
@@ -104,6 +120,12 @@ pub enum Action {
         cspi: String,
         cspi_uid: String,
         host: String,
+    },
+    /// Make the v1 object of an old backup record for the CSPI, then delete the old one.
+    CarryBackup {
+        record: OldBackup,
+        cspi: String,
+        cspi_uid: String,
     },
     /// Clear the CSP's finalizers (its pool pod, which would, is gone).
     ReleaseCsp {
@@ -455,6 +477,21 @@ fn per_csp(view: &PoolView, csp: &cstor_api::openebs_v1alpha1::CStorPool) -> Opt
                 }),
             ));
         }
+    }
+    let csp_uid = csp.uid().unwrap_or_default();
+    if let Some(record) = view.old_backups.iter().find(|b| b.csp_uid == csp_uid) {
+        return Some(decision(
+            step::carry_backups(&csp_name),
+            format!(
+                "moving {} {}/{} to pool instance {cspi_name}",
+                record.plural, record.namespace, record.name
+            ),
+            Next::Act(Action::CarryBackup {
+                record: record.clone(),
+                cspi: cspi_name,
+                cspi_uid: cspi.uid().unwrap_or_default(),
+            }),
+        ));
     }
     if !csp.finalizers().is_empty() {
         return Some(decision(

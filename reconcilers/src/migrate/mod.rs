@@ -27,7 +27,8 @@ use cstor_runtime::{events, now};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::watcher;
@@ -291,7 +292,23 @@ async fn pool_view(
         .step("list CSPIs of", &cspc_name)?
         .items;
     let step_age = step_ages(task);
+    let csp_uids: Vec<String> = facts.csps.iter().filter_map(|c| c.uid()).collect();
+    let mut old_backups = Vec::new();
+    for plural in OLD_BACKUP_KINDS {
+        for o in list_old(ctx, plural).await? {
+            let uid = o.labels().get(labels::CSP_UID).cloned().unwrap_or_default();
+            if csp_uids.contains(&uid) {
+                old_backups.push(decide::OldBackup {
+                    plural: plural.to_string(),
+                    namespace: o.namespace().unwrap_or_default(),
+                    name: o.name_any(),
+                    csp_uid: uid,
+                });
+            }
+        }
+    }
     Ok(PoolView {
+        old_backups,
         spc_name,
         cspc_name,
         namespace: ctx.namespace.clone(),
@@ -302,6 +319,73 @@ async fn pool_view(
         old_cvrs,
         step_age,
     })
+}
+
+/// The old operators' backup kinds (`openebs.io/v1alpha1`) a pool migration carries over.
+const OLD_BACKUP_KINDS: [&str; 3] = ["cstorbackups", "cstorrestores", "cstorcompletedbackups"];
+
+fn old_backup_api(client: &Client, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let kind = match plural {
+        "cstorbackups" => "CStorBackup",
+        "cstorrestores" => "CStorRestore",
+        _ => "CStorCompletedBackup",
+    };
+    let gvk = GroupVersionKind::gvk("openebs.io", "v1alpha1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// Old backup records labelled with a CSP; none when the old CRD is not installed.
+async fn list_old(ctx: &Context, plural: &str) -> Result<Vec<DynamicObject>, Error> {
+    let api = old_backup_api(&ctx.client, plural, None);
+    match api
+        .list(&ListParams::default().labels(labels::CSP_UID))
+        .await
+    {
+        Ok(l) => Ok(l.items),
+        Err(e) if crate::meta::is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(ApiError::new("list old", plural.to_string(), e).into()),
+    }
+}
+
+/// The v1 object of an old backup record (docs/migration.md): same name, namespace, spec and
+/// status (a completed-backup record's snapshot names are swapped into the v1 fields), labelled
+/// for the CSPI instead of the CSP.
+pub fn carried_backup(old: &DynamicObject, plural: &str, cspi: &str, cspi_uid: &str) -> Value {
+    let mut labels_map = old.labels().clone();
+    labels_map.remove(labels::CSP_UID);
+    labels_map.insert(labels::CSPI_NAME.into(), cspi.into());
+    labels_map.insert(labels::CSPI_UID.into(), cspi_uid.into());
+    let kind = match plural {
+        "cstorbackups" => "CStorBackup",
+        "cstorrestores" => "CStorRestore",
+        _ => "CStorCompletedBackup",
+    };
+    let mut spec = old.data.get("spec").cloned().unwrap_or_else(|| json!({}));
+    if plural == "cstorcompletedbackups"
+        && let Some(m) = spec.as_object_mut()
+    {
+        let prev = m.remove("prevSnapName").unwrap_or(Value::Null);
+        let snap = m.remove("snapName").unwrap_or(Value::Null);
+        m.insert("lastSnapName".into(), prev);
+        m.insert("secondLastSnapName".into(), snap);
+    }
+    let mut body = json!({
+        "apiVersion": "cstor.openebs.io/v1", "kind": kind,
+        "metadata": {"name": old.name_any(), "namespace": old.namespace(),
+                     "labels": labels_map,
+                     "annotations": old.annotations()},
+        "spec": spec,
+    });
+    if let Some(status) = old.data.get("status")
+        && plural != "cstorcompletedbackups"
+    {
+        body["status"] = status.clone();
+    }
+    body
 }
 
 /// How long ago each recorded step started (for the waits' limits).
@@ -631,6 +715,43 @@ async fn apply(
             delete_ignore_missing(&csps, name).await?;
         }
         Action::Volume(_) => {}
+        Action::CarryBackup {
+            record,
+            cspi,
+            cspi_uid,
+        } => {
+            let old_api = old_backup_api(&ctx.client, &record.plural, Some(&record.namespace));
+            let Some(old) = old_api
+                .get_opt(&record.name)
+                .await
+                .step("get old backup record", &record.name)?
+            else {
+                return Ok(None);
+            };
+            let body = carried_backup(&old, &record.plural, cspi, cspi_uid);
+            let kind = body["kind"].as_str().unwrap_or_default().to_string();
+            let gvk = GroupVersionKind::gvk("cstor.openebs.io", "v1", &kind);
+            let resource = ApiResource::from_gvk_with_plural(&gvk, &record.plural);
+            let new_api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), &record.namespace, &resource);
+            let obj: DynamicObject = serde_json::from_value(body)?;
+            match new_api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {}
+                Err(e) if is_already_exists(&e) => {}
+                Err(e) => {
+                    return Err(
+                        ApiError::new("create", format!("{kind} {}", record.name), e).into(),
+                    );
+                }
+            }
+            match old_api.delete(&record.name, &Default::default()).await {
+                Ok(_) => {}
+                Err(e) if crate::meta::is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(ApiError::new("delete old", record.name.clone(), e).into());
+                }
+            }
+        }
         Action::DeleteSpc => {
             cstor_runtime::finalizers::remove_finalizer(&spcs, &spc_name, finalizers::SPC).await?;
             delete_ignore_missing(&spcs, &spc_name).await?;

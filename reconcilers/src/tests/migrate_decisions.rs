@@ -467,3 +467,50 @@ fn status_completes_earlier_steps_and_ends_with_the_task() {
     // The same decision again writes nothing new.
     assert_eq!(next_status(&s, &failed, &at), s);
 }
+
+#[test]
+fn old_backup_records_move_to_the_pool_instance_as_v1_objects() {
+    use crate::migrate::decide::OldBackup;
+    let mut v = with_cspc();
+    v.facts.deployments = BTreeMap::from([("old-abcd".into(), vec![deployment(0)])]);
+    v.old_pods.clear();
+    v.cspis = vec![cspi(
+        json!({"import.cspi.cstor.openebs.io/existing-pool-name": "cstor-csp-uid"}),
+        json!({"phase": "ONLINE"}),
+    )];
+    let record = OldBackup {
+        plural: "cstorcompletedbackups".into(),
+        namespace: "app".into(),
+        name: "b-pv".into(),
+        csp_uid: "csp-uid".into(),
+    };
+    v.old_backups = vec![record.clone()];
+    let d = decide_pool(&v);
+    assert_eq!(d.step, "Carry backups of old-abcd");
+    assert_eq!(
+        d.next,
+        Next::Act(Action::CarryBackup {
+            record,
+            cspi: "old-wxyz".into(),
+            cspi_uid: "cspi-uid".into()
+        })
+    );
+    let old: kube::core::DynamicObject = from(json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "CStorCompletedBackup",
+        "metadata": {"name": "b-pv", "namespace": "app",
+                     "labels": {"cstorpool.openebs.io/uid": "csp-uid", "openebs.io/persistent-volume": "pv"}},
+        "spec": {"backupName": "b", "volumeName": "pv", "prevSnapName": "s2", "snapName": "s1"},
+    }));
+    let v1 = crate::migrate::carried_backup(&old, "cstorcompletedbackups", "old-wxyz", "cspi-uid");
+    assert_eq!(
+        v1,
+        json!({
+            "apiVersion": "cstor.openebs.io/v1", "kind": "CStorCompletedBackup",
+            "metadata": {"name": "b-pv", "namespace": "app", "annotations": {},
+                         "labels": {"openebs.io/persistent-volume": "pv",
+                                    "cstorpoolinstance.openebs.io/name": "old-wxyz",
+                                    "cstorpoolinstance.openebs.io/uid": "cspi-uid"}},
+            "spec": {"backupName": "b", "volumeName": "pv", "lastSnapName": "s2", "secondLastSnapName": "s1"},
+        })
+    );
+}
