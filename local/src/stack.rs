@@ -212,16 +212,37 @@ pub async fn start(
 
 /// Starts the machine's tgtd (every volume-manager adds its target to it) on a free iSCSI
 /// port and a management port of its own; returns (control port, iSCSI port).
+/// The lock (in /var/run/tgtd) that serializes picking a tgtd control port machine-wide.
+const PICK_LOCK: &str = "cstor-port-pick.lock";
+
 fn start_tgtd(sup: &mut Supervisor) -> Result<(u16, u16), Error> {
     if !Path::new("/usr/sbin/tgtd").exists() {
         return Err(Error::Tool(
             "`tgtd` is not installed: local volumes need it (apt-get install tgt)".into(),
         ));
     }
-    // tgtd's management socket is /var/run/tgtd/socket.<port>: pick one nobody uses.
+    // tgtd's management socket is /var/run/tgtd/socket.<port>: pick one nobody uses. Stacks
+    // of other test processes pick at the same time; a machine-wide lock, held until our tgtd
+    // answers (its socket then exists), keeps two of them from picking the same port.
+    let dir = Path::new("/var/run/tgtd");
+    let io = |source| Error::Io {
+        path: dir.join(PICK_LOCK),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let pick = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(PICK_LOCK))
+        .map_err(io)?;
+    pick.lock().map_err(io)?;
+    let taken = |p: u16| {
+        dir.join(format!("socket.{p}")).exists() || dir.join(format!("socket.{p}.lock")).exists()
+    };
     let control = (100..60000u16)
         .map(|i| i.wrapping_add((std::process::id() % 997) as u16))
-        .find(|p| !Path::new(&format!("/var/run/tgtd/socket.{p}")).exists())
+        .find(|p| !taken(*p))
         .unwrap_or(4242);
     let iscsi = components::free_port()?;
     let mut cmd = Command::new("tgtd");

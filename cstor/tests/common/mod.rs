@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod migration;
 pub mod volumes;
 
 use std::collections::BTreeMap;
