@@ -28,7 +28,7 @@ fn bare_rename(d: usize, round: usize) -> f64 {
     for n in 1..=3 {
         let disk = node(n).disk(d).to_string_lossy().into_owned();
         node(n)
-            .zpool(&["create", "-f", &old, &disk])
+            .zpool(&["create", "-f", "-O", "canmount=off", &old, &disk])
             .expect("zpool create");
     }
     let started = Instant::now();
@@ -78,7 +78,11 @@ async fn main() {
             &mut rng,
             &spc,
             "striped",
-            &[(1, vec![vec![disk]]), (2, vec![vec![disk]]), (3, vec![vec![disk]])],
+            &[
+                (1, vec![vec![disk]]),
+                (2, vec![vec![disk]]),
+                (3, vec![vec![disk]]),
+            ],
             false,
             85,
             Some(&lun),
@@ -121,7 +125,9 @@ async fn main() {
     }
     kubelet.abort();
     let (p, v, b) = (median(&mut pools), median(&mut volumes), median(&mut bare));
-    println!("| rounds | 3-pool SPC → Success (median) | 3-replica volume → Success (median) | bare export + renaming import, 3 nodes (median) |");
+    println!(
+        "| rounds | 3-pool SPC → Success (median) | 3-replica volume → Success (median) | bare export + renaming import, 3 nodes (median) |"
+    );
     println!("|---|---|---|---|");
     println!("| {rounds} | {p:.2} s | {v:.2} s | {b:.3} s |");
 }

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cstor_api::cstor_v1::CStorPoolCluster;
 use cstor_api::cstor_v1::cspi::CStorPoolInstance;
+use cstor_api::cstor_v1::{CStorPoolCluster, CStorVolume};
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_api::openebs_v1alpha1::{
     BlockDevice, BlockDeviceClaim, CStorPool, LegacyCStorVolumeReplica, MigrationTask,
@@ -94,7 +94,53 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(ctx.tasks(), watcher::Config::default())
+    let controller = Controller::new(ctx.tasks(), watcher::Config::default());
+    // What a waiting step waits for wakes its task: the CSPIs of its CSPC, the old pool
+    // Deployments and pods, the new volume's CStorVolume. (The poll stays as a safety net.)
+    let tasks = controller.store();
+    let of_cspc = {
+        let tasks = tasks.clone();
+        move |cspi: CStorPoolInstance| {
+            let cspc = cspi.labels().get(labels::CSTOR_POOL_CLUSTER).cloned();
+            running(&tasks, |t| cspc_name(t).map(|(_, c)| c) == cspc)
+        }
+    };
+    let any_pool_task = {
+        let tasks = tasks.clone();
+        move || running(&tasks, |t| t.spec.cstor_pool.is_some())
+    };
+    let any_pool_task2 = any_pool_task.clone();
+    let of_volume = {
+        let tasks = tasks.clone();
+        move |cv: CStorVolume| {
+            let pv = cv.name_any();
+            running(&tasks, |t| {
+                t.spec.cstor_volume.as_ref().map(|v| v.pv_name.as_str()) == Some(pv.as_str())
+            })
+        }
+    };
+    let by_label = |key: &str| watcher::Config::default().labels(key);
+    controller
+        .watches(
+            ctx.ns::<CStorPoolInstance>(),
+            by_label(labels::CSTOR_POOL_CLUSTER),
+            of_cspc,
+        )
+        .watches(
+            ctx.ns::<Deployment>(),
+            by_label(labels::CSTOR_POOL),
+            move |_: Deployment| any_pool_task(),
+        )
+        .watches(
+            ctx.ns::<Pod>(),
+            by_label(labels::CSTOR_POOL),
+            move |_: Pod| any_pool_task2(),
+        )
+        .watches(
+            ctx.ns::<CStorVolume>(),
+            watcher::Config::default(),
+            of_volume,
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -103,6 +149,24 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The unfinished tasks of `store` that `wanted` picks.
+fn running(
+    store: &kube::runtime::reflector::Store<MigrationTask>,
+    wanted: impl Fn(&MigrationTask) -> bool,
+) -> Vec<kube::runtime::reflector::ObjectRef<MigrationTask>> {
+    store
+        .state()
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.status.phase.as_str(),
+                task_phase::SUCCESS | task_phase::ERROR
+            ) && wanted(t)
+        })
+        .map(|t| kube::runtime::reflector::ObjectRef::from_obj(t.as_ref()))
+        .collect()
 }
 
 async fn reconcile(task: Arc<MigrationTask>, ctx: Arc<Context>) -> Result<Requeue, Error> {
