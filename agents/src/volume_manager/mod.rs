@@ -7,6 +7,7 @@
 pub mod fanout;
 pub mod fuse;
 pub mod gate;
+pub mod istgt;
 pub mod quorum;
 pub mod reconcile;
 pub mod snapshot;
