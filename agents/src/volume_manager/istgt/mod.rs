@@ -4,6 +4,7 @@
 //! the answers. The local stack serves volumes with tgt; this is the cluster's target.
 
 pub mod conf;
+pub mod register;
 pub mod reply;
 
 use std::path::{Path, PathBuf};
