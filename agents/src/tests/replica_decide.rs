@@ -661,3 +661,55 @@ fn initial_phases_are_case_insensitive() {
     assert_eq!(decide::kept_phase(""), "Init");
     assert_eq!(decide::kept_phase("Recreate"), "Recreate");
 }
+
+#[test]
+fn uzfs_stats_map_to_the_cvr_phase_as_the_go_pool_manager_does() {
+    use crate::pool_manager::replica::decide::{parse_uzfs_stats, uzfs_phase};
+    // The shape uZFS prints (and the Go pool-manager's tests mock), pretty-printed.
+    let stats = |status: &str, quorum: i64| {
+        format!(
+            r#"{{
+  "stats": [
+    {{
+      "name": "cstor-183f17c6-ed8b-11e8-87fd-42010a800087/pvc-9e91f938-ee23-11e8-87fd-42010a800087",
+      "status": "{status}",
+      "rebuildStatus": "INIT",
+      "isIOAckSenderCreated": 0,
+      "isIOReceiverCreated": 0,
+      "runningIONum": 0,
+      "checkpointedIONum": 0,
+      "degradedCheckpointedIONum": 0,
+      "quorum": {quorum},
+      "checkpointedTime": 0,
+      "rebuildBytes": 0,
+      "rebuildCnt": 0,
+      "rebuildDoneCnt": 0,
+      "rebuildFailedCnt": 0
+    }}
+  ]
+}}"#
+        )
+    };
+    let table = [
+        ("Healthy", 1, "Healthy"),
+        ("Healthy", 0, "Healthy"),
+        ("Offline", 1, "Offline"),
+        ("Offline", 0, "Offline"),
+        ("Degraded", 1, "Degraded"),
+        ("Degraded", 0, "NewReplicaDegraded"),
+        ("Rebuilding", 1, "Rebuilding"),
+        ("Rebuilding", 0, "ReconstructingNewReplica"),
+        ("Unknown", 1, "Error"),
+    ];
+    for (status, quorum, want) in table {
+        let stat = parse_uzfs_stats(&stats(status, quorum)).expect("parse");
+        assert_eq!(stat.status, status);
+        assert_eq!(stat.rebuild_status, "INIT");
+        assert_eq!(uzfs_phase(&stat), want, "{status} quorum={quorum}");
+    }
+    assert_eq!(
+        parse_uzfs_stats(r#"{"stats":[]}"#).expect_err("empty"),
+        "zfs stats listed no volume"
+    );
+    assert!(parse_uzfs_stats("cannot open 'x': dataset does not exist").is_err());
+}

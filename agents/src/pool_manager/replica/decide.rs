@@ -480,3 +480,50 @@ pub fn replica_counts(cvrs: &[CStorVolumeReplica], listing: &str, pool: &str) ->
     }
     (provisioned, healthy)
 }
+
+// The uZFS replica path (a cluster's zvols) reads these; the local stack's datasets do not.
+/// One volume of uZFS's `zfs stats <vol>` JSON (`{"stats":[{"name","status","rebuildStatus",
+/// …,"quorum":1,…}]}`); only what the phase needs.
+#[allow(dead_code)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct UzfsStat {
+    pub name: String,
+    pub status: String,
+    #[serde(rename = "rebuildStatus", default)]
+    pub rebuild_status: String,
+    #[serde(default)]
+    pub quorum: i64,
+}
+
+/// `zfs stats <vol>` → its first entry; an empty list is an error (the Go pool-manager
+/// panics on it).
+#[allow(dead_code)]
+pub fn parse_uzfs_stats(text: &str) -> Result<UzfsStat, String> {
+    #[derive(serde::Deserialize)]
+    struct All {
+        #[serde(default)]
+        stats: Vec<UzfsStat>,
+    }
+    let all: All =
+        serde_json::from_str(text.trim()).map_err(|e| format!("zfs stats is not JSON: {e}"))?;
+    all.stats
+        .into_iter()
+        .next()
+        .ok_or_else(|| "zfs stats listed no volume".to_string())
+}
+
+/// The CVR phase of a uZFS replica from its stats, as the Go pool-manager maps them: a
+/// non-quorum replica (one joined to be rebuilt) is a new replica while degraded or rebuilding.
+#[allow(dead_code)]
+pub fn uzfs_phase(stat: &UzfsStat) -> &'static str {
+    let quorum = stat.quorum == 1;
+    match stat.status.as_str() {
+        "Healthy" => phase::HEALTHY,
+        "Offline" => phase::OFFLINE,
+        "Degraded" if quorum => phase::DEGRADED,
+        "Degraded" => phase::NEW_REPLICA_DEGRADED,
+        "Rebuilding" if quorum => phase::REBUILDING,
+        "Rebuilding" => phase::RECONSTRUCTING_NEW_REPLICA,
+        _ => phase::ERROR,
+    }
+}
