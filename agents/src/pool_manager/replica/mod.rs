@@ -608,6 +608,12 @@ async fn settle_restore(
     Ok(Some(Action::requeue(Duration::ZERO)))
 }
 
+/// How soon a deletion that could not destroy the store yet tries again. Not the error
+/// back-off: what blocks a destroy (a dataset busy under a receive that is being cancelled,
+/// a pool being imported) passes in seconds, and a back-off grown by earlier failures of the
+/// replica would leave a deleted volume's replica behind for minutes.
+const DESTROY_RETRY: Duration = Duration::from_secs(2);
+
 /// Deletion: destroy the store, then drop only our finalizer.
 async fn destroy(
     cvr: &CStorVolumeReplica,
@@ -630,10 +636,8 @@ async fn destroy(
             message: message.clone(),
         };
         ctx.write_status(cvr, &outcome, None).await?;
-        return Err(Error::Destroy {
-            pool: ctx.base.pool.clone(),
-            message,
-        });
+        tracing::warn!(cvr = %name, %message, "replica not destroyed yet");
+        return Ok(Action::requeue(DESTROY_RETRY));
     }
     match decide::volume_of(cvr) {
         Some(pv) => {
@@ -653,10 +657,8 @@ async fn destroy(
                     message: format!("destroy of {dataset} failed: {message}"),
                 };
                 ctx.write_status(cvr, &outcome, None).await?;
-                return Err(Error::Destroy {
-                    pool: dataset,
-                    message,
-                });
+                tracing::warn!(cvr = %name, %dataset, %message, "replica not destroyed yet");
+                return Ok(Action::requeue(DESTROY_RETRY));
             }
         }
         None => tracing::warn!(cvr = %name, "no volume label: nothing to destroy"),
