@@ -33,12 +33,8 @@ pub struct VolumeArgs {
     /// Only say what would stop the migration, or its first step; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The operator namespace (the new CVC, the MigrationTask).
-    #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
-    pub namespace: String,
-    /// kubeconfig (default: KUBECONFIG, then in-cluster).
-    #[arg(long, env = env::KUBECONFIG)]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Flags of `cstor migrate spc`.
@@ -53,7 +49,14 @@ pub struct SpcArgs {
     /// (a MigrationTask) and each step is printed as it goes.
     #[arg(long)]
     pub dry_run: bool,
-    /// The operator namespace (BlockDevices, claims, pool Deployments, the new CSPC).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Where the cluster is, for both targets.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// The operator namespace (devices, claims, pool Deployments, the new CSPC or CVC, the task).
     #[arg(long, env = env::OPENEBS_NAMESPACE, default_value = "openebs")]
     pub namespace: String,
     /// kubeconfig (default: KUBECONFIG, then in-cluster).
@@ -70,11 +73,11 @@ pub async fn run(cmd: MigrateCmd) -> anyhow::Result<bool> {
         MigrateCmd::Spc(args) => args,
         MigrateCmd::Volume(args) => return volume(args).await,
     };
-    let client = crate::common::client(args.kubeconfig.as_ref()).await?;
+    let client = crate::common::client(args.cluster.kubeconfig.as_ref()).await?;
     if !args.dry_run {
         return migrate_and_follow(client, &args).await;
     }
-    let ns = args.namespace.as_str();
+    let ns = args.cluster.namespace.as_str();
     let cspc_name = args.cspc_name.clone().unwrap_or_else(|| args.name.clone());
     let spcs: Api<StoragePoolClaim> = Api::all(client.clone());
     let spc = spcs
@@ -174,7 +177,7 @@ async fn migrate_and_follow(client: kube::Client, args: &SpcArgs) -> anyhow::Res
     let spec = serde_json::json!({"cstorPool": pool});
     run_task(
         client,
-        &args.namespace,
+        &args.cluster.namespace,
         &pool_task_name(&args.name),
         spec,
         &format!("spc {}", args.name),
@@ -264,12 +267,12 @@ async fn run_task(
 /// `cstor migrate volume PV`: the volume path; `--dry-run` prints the first step it would take
 /// or what stops it.
 async fn volume(args: VolumeArgs) -> anyhow::Result<bool> {
-    let client = crate::common::client(args.kubeconfig.as_ref()).await?;
+    let client = crate::common::client(args.cluster.kubeconfig.as_ref()).await?;
     if !args.dry_run {
         let spec = serde_json::json!({"cstorVolume": {"pvName": args.pv}});
         return run_task(
             client,
-            &args.namespace,
+            &args.cluster.namespace,
             &format!("migrate-cstor-volume-{}", args.pv),
             spec,
             &format!("pv {}", args.pv),
@@ -278,7 +281,7 @@ async fn volume(args: VolumeArgs) -> anyhow::Result<bool> {
     }
     use cstor_reconcilers::migrate::{Context as TaskContext, decide::Next, volume};
     let recorder = cstor_runtime::events::recorder(client.clone(), "cstor-cli", None);
-    let ctx = TaskContext::new(client, args.namespace.clone(), recorder);
+    let ctx = TaskContext::new(client, args.cluster.namespace.clone(), recorder);
     let view = cstor_reconcilers::migrate::volume_view(&ctx, &args.pv)
         .await
         .context("reading the volume's objects")?;

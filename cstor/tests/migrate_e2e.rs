@@ -10,7 +10,7 @@ use common::migration::*;
 
 use std::time::Duration;
 
-use common::{NS, admin, bd, cspis_of, node, stack, wait_for, zpool_of};
+use common::{NS, Rng, admin, bd, cspis_of, node, stack, wait_for, zpool_of};
 use cstor_api::cstor_v1::CStorPoolCluster;
 use cstor_api::keys::{annotations, labels};
 use cstor_api::openebs_v1alpha1::{

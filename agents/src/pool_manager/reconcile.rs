@@ -476,6 +476,20 @@ async fn import(
     imported
 }
 
+/// The `zpool import [-d DIR]` listing of importable pools (its words whether it succeeded or
+/// not: an empty listing exits 1); `None` when the command did not run to an answer.
+async fn importable_listing(ctx: &Context, dir: Option<&str>) -> Option<String> {
+    let listing = match dir {
+        Some(dir) => ctx.run(&["zpool", "import", "-d", dir]).await,
+        None => ctx.run(&["zpool", "import"]).await,
+    };
+    match listing {
+        Ok(o) => Some(format!("{}{}", o.stdout, o.stderr)),
+        Err(RunError::Failed { stdout, stderr, .. }) => Some(format!("{stdout}{stderr}")),
+        Err(_) => None,
+    }
+}
+
 /// Imports `old` (a migrated pool) as our pool. An `old` imported in this daemon (the local
 /// stack's shared zfs-fuse; the migration has already stopped its pool pod) is exported first.
 /// `Err(Some(why))` when no disk of this node holds `old`; `Err(None)` on any other failure
@@ -515,15 +529,9 @@ async fn import_renamed(
         }
         Err(e) => {
             tracing::info!(error = %e, old, "rename import failed");
-            let listing = match dir.as_deref() {
-                Some(dir) => ctx.run(&["zpool", "import", "-d", dir]).await,
-                None => ctx.run(&["zpool", "import"]).await,
-            };
-            let text = match &listing {
-                Ok(o) => format!("{}{}", o.stdout, o.stderr),
-                Err(RunError::Failed { stdout, stderr, .. }) => format!("{stdout}{stderr}"),
-                // No listing, no verdict: retry.
-                Err(_) => return Err(None),
+            // No listing, no verdict: retry.
+            let Some(text) = importable_listing(ctx, dir.as_deref()).await else {
+                return Err(None);
             };
             if zfs::listing_has_pool(&text, old) {
                 Err(None)
@@ -546,15 +554,9 @@ async fn create(
     paths: &HashMap<String, Vec<String>>,
 ) -> Result<(), String> {
     let dir = first_path(cspi, paths).and_then(|p| decide::import_dir(&p));
-    let listing = match dir.as_deref() {
-        Some(dir) => ctx.run(&["zpool", "import", "-d", dir]).await,
-        None => ctx.run(&["zpool", "import"]).await,
-    };
-    let text = match &listing {
-        Ok(o) => format!("{}{}", o.stdout, o.stderr),
-        Err(RunError::Failed { stdout, stderr, .. }) => format!("{stdout}{stderr}"),
-        Err(_) => String::new(),
-    };
+    let text = importable_listing(ctx, dir.as_deref())
+        .await
+        .unwrap_or_default();
     if zfs::listing_has_pool(&text, &ctx.pool) {
         return Err(decide::trim_message(&format!(
             "Pool {{{}}} is in faulty state.. {}",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{NS, bd, node, wait_for, zpool_of};
+use super::{NS, Rng, bd, node, wait_for, zpool_of};
 use cstor_api::cstor_v1::CStorPoolCluster;
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_api::openebs_v1alpha1::{
@@ -18,39 +18,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-
-/// A small seeded generator (xorshift64*): the seed is printed so a failure can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn from_env_or_clock(what: &str) -> Rng {
-        let seed = std::env::var("CSTOR_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        eprintln!("{what}: seed {seed} (replay with CSTOR_TEST_SEED={seed})");
-        Rng(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(n + 8);
-        while out.len() < n {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(n);
-        out
-    }
-}
 
 /// The lun of an old volume replica: `size` bytes, MiB `i` filled with `pattern[i]` (seeded),
 /// the rest zero.
@@ -382,22 +349,9 @@ pub fn steps_of(task: &MigrationTask) -> String {
         .join(" ")
 }
 
-/// Waits until the task ends; returns it (phase Success or Error).
+/// Waits until the task of SPC `spc` ends; returns it (phase Success or Error).
 pub async fn wait_ended(client: &Client, spc: &str, within: Duration) -> MigrationTask {
-    let tasks: Api<MigrationTask> = Api::namespaced(client.clone(), NS);
-    let name = task_name(spc);
-    wait_for(&format!("MigrationTask {name} to end"), within, || async {
-        let t = tasks.get(&name).await.map_err(|e| e.to_string())?;
-        match t.status.phase.as_str() {
-            "Success" | "Error" => Ok(t),
-            _ => Err(format!(
-                "phase {:?}; steps {}",
-                t.status.phase,
-                steps_of(&t)
-            )),
-        }
-    })
-    .await
+    wait_task(client, &task_name(spc), within).await
 }
 
 /// Everything a finished pool migration must show.

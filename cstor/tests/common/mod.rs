@@ -77,6 +77,42 @@ pub async fn admin() -> Client {
         .expect("admin client")
 }
 
+/// A small seeded generator (xorshift64*): the seed is printed so a failure can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn from_env_or_clock(what: &str) -> Rng {
+        let seed = std::env::var("CSTOR_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{what}: seed {seed} (replay with CSTOR_TEST_SEED={seed})");
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+}
+
 /// Node `i` (1-based) of the stack.
 pub fn node(i: usize) -> &'static LocalNode {
     &stack().nodes[i - 1]

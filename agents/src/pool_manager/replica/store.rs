@@ -289,15 +289,7 @@ pub fn set_argv(property: &str, value: &str, dataset: &str) -> Vec<String> {
 
 /// `zfs get -H -o value io.openebs:zvol_replica_id DS`.
 pub fn replica_id_argv(dataset: &str) -> Vec<String> {
-    vec![
-        s("zfs"),
-        s("get"),
-        s("-H"),
-        s("-o"),
-        s("value"),
-        s(REPLICA_ID_PROPERTY),
-        s(dataset),
-    ]
+    get_argv(REPLICA_ID_PROPERTY, dataset)
 }
 
 /// `zfs snapshot DS@SNAP`.
