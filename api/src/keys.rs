@@ -150,6 +150,8 @@ pub mod env {
     pub const CSTOR_POOL_CACHE_FILE: &str = "CSTOR_POOL_CACHE_FILE";
     /// Set by the local runner only: `zfs-fuse` (the local ZFS) or `uzfs` (cStor's, default).
     pub const CSTOR_ZFS_DIALECT: &str = "CSTOR_ZFS_DIALECT";
+    /// The volume-manager's target: `istgt` (cluster, the default) or `tgt` (local stack).
+    pub const CSTOR_TARGET: &str = "CSTOR_TARGET";
     /// Set by the local runner only: where the volume-manager mounts its FUSE fan-out.
     pub const CSTOR_FANOUT_DIR: &str = "CSTOR_FANOUT_DIR";
     /// cvc-operator: where the backup REST API listens (`host:port`; empty: not served).

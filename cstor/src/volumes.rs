@@ -139,6 +139,19 @@ pub struct VolumeManagerArgs {
     pub chap_user: Option<String>,
     #[arg(long, env = env::CSTOR_TARGET_CHAP_PASSWORD, hide_env_values = true)]
     pub chap_password: Option<String>,
+    /// The target: `istgt` (cStor's, beside this container in a cluster) or `tgt` (the local
+    /// stack's tgtd over the FUSE fan-out).
+    #[arg(long, env = env::CSTOR_TARGET, default_value = "istgt")]
+    pub target: cstor_agents::volume_manager::Target,
+    /// istgt's control socket.
+    #[arg(long, default_value = cstor_agents::volume_manager::istgt::CONTROL_SOCKET)]
+    pub istgt_control_socket: PathBuf,
+    /// Where istgt registers replicas.
+    #[arg(long, default_value = cstor_agents::volume_manager::istgt::register::REGISTRATION_SOCKET)]
+    pub istgt_registration_socket: PathBuf,
+    /// The istgt.conf istgt reads.
+    #[arg(long, default_value = cstor_agents::volume_manager::istgt::conf::CONF_PATH)]
+    pub istgt_conf: PathBuf,
     #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -164,6 +177,12 @@ pub async fn volume_manager(args: VolumeManagerArgs) -> anyhow::Result<()> {
             args.chap_user.clone(),
             args.chap_password.clone(),
         ),
+        target: args.target,
+        istgt: cstor_agents::volume_manager::istgt::serve::Paths {
+            control: args.istgt_control_socket.clone(),
+            registration: args.istgt_registration_socket.clone(),
+            conf: args.istgt_conf.clone(),
+        },
     };
     cstor_agents::volume_manager::run(client, config, crate::common::terminated())
         .await

@@ -272,6 +272,8 @@ impl PodEnv {
                 format!("127.0.0.1:{port}"),
             );
         }
+        // The local data plane: tgt over the FUSE fan-out (a cluster's target is istgt).
+        env.insert(env::CSTOR_TARGET.into(), "tgt".into());
         // A target's FUSE fan-out is mounted in a directory of its own.
         env.insert(
             env::CSTOR_FANOUT_DIR.into(),

@@ -1,5 +1,5 @@
-//! The volume-manager: the local iSCSI target of one volume (docs/volumes.md, "The target
-//! locally"; docs/architecture.md. A FUSE file ([`fuse`]) whose writes go to every
+//! The volume-manager: the iSCSI target of one volume (docs/volumes.md, "Two data planes").
+//! In a cluster it drives cStor's istgt ([`istgt`]). Locally, a FUSE file ([`fuse`]) whose writes go to every
 //! healthy replica's `lun` file with quorum acknowledgement ([`fanout`]) is served by tgtd
 //! ([`tgt`]); [`reconcile`] wires it to the CStorVolume and its CVRs and reports the CV status
 //! computed by [`status`].
@@ -18,8 +18,6 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-pub use reconcile::run;
 
 use crate::runner::RunError;
 
@@ -46,6 +44,44 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Who may log in to the target (initiators, CHAP).
     pub access: tgt::Access,
+    /// Which target serves the volume.
+    pub target: Target,
+    /// Where istgt's sockets and conf are (cluster).
+    pub istgt: istgt::serve::Paths,
+}
+
+/// The target of a volume (docs/volumes.md, "Two data planes"): cStor's istgt with uZFS
+/// replicas in a cluster, or tgt over our FUSE fan-out on the local stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    #[default]
+    Istgt,
+    Tgt,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "istgt" => Ok(Target::Istgt),
+            "tgt" => Ok(Target::Tgt),
+            other => Err(format!("unknown target {other:?} (istgt | tgt)")),
+        }
+    }
+}
+
+/// Runs the volume-manager of CV `config.volume_uid` with the configured target until
+/// `shutdown` resolves (or the CV is deleted).
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    match config.target {
+        Target::Istgt => istgt::serve::run(client, config, shutdown).await,
+        Target::Tgt => reconcile::run(client, config, shutdown).await,
+    }
 }
 
 /// Why a fan-out operation or the volume-manager failed.

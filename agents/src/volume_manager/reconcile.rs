@@ -279,8 +279,14 @@ pub async fn run(
     result
 }
 
+/// Resolves once a stop is asked; the receiver's guard is not held across awaits (the
+/// volume-manager's future stays `Send`).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// Lists CVs until one with `uid` shows up (the target can start before the API has it).
-async fn find_cv(
+pub(crate) async fn find_cv(
     cvs: &Api<CStorVolume>,
     uid: &str,
     stop: &mut watch::Receiver<bool>,
@@ -301,7 +307,7 @@ async fn find_cv(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(None),
+            () = stopped(stop) => return Ok(None),
         }
     }
 }
@@ -311,7 +317,7 @@ fn cvr_params(name: &str) -> ListParams {
 }
 
 /// Applies `status` (with identity) to the CV's status subresource.
-async fn apply_status(
+pub(crate) async fn apply_status(
     cvs: &Api<CStorVolume>,
     name: &str,
     namespace: &str,
@@ -335,7 +341,7 @@ async fn apply_status(
     Ok(())
 }
 
-async fn event(
+pub(crate) async fn event(
     recorder: &Recorder,
     cv: &CStorVolume,
     type_: EventType,
@@ -467,7 +473,7 @@ async fn initial_fanout(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(None),
+            () = stopped(stop) => return Ok(None),
         }
     }
 }
@@ -527,7 +533,7 @@ impl Volume {
         let mut dirty = true;
         loop {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                () = stopped(&mut stop) => return Ok(()),
                 e = events.next() => {
                     if e.is_none() {
                         tracing::warn!("watch streams ended");
@@ -547,7 +553,7 @@ impl Volume {
                 // A stop is honoured even while a pass waits on the API.
                 let pass = tokio::select! {
                     r = self.reconcile() => r,
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    () = stopped(&mut stop) => return Ok(()),
                 };
                 match pass {
                     Ok(true) => {}
@@ -1180,10 +1186,7 @@ impl Volume {
         self.last_status = Some(cmp);
         self.last_apply = Some(Instant::now());
         if st.phase != self.phase {
-            let type_ = match st.phase.as_str() {
-                phase::INIT | phase::HEALTHY => EventType::Normal,
-                _ => EventType::Warning,
-            };
+            let type_ = status::phase_event_type(&st.phase);
             event(
                 &self.recorder,
                 cv,
@@ -1281,7 +1284,10 @@ impl Volume {
 
 /// The CV with `status.replicaDetails.knownReplicas` as the plan says (used for the status
 /// computed from it).
-fn with_status_known(mut cv: CStorVolume, known: BTreeMap<String, String>) -> CStorVolume {
+pub(crate) fn with_status_known(
+    mut cv: CStorVolume,
+    known: BTreeMap<String, String>,
+) -> CStorVolume {
     let st = cv.status.get_or_insert_with(Default::default);
     st.replica_details = (!known.is_empty()).then_some(CStorVolumeReplicaDetails {
         known_replicas: known,
@@ -1290,7 +1296,7 @@ fn with_status_known(mut cv: CStorVolume, known: BTreeMap<String, String>) -> CS
 }
 
 /// Clears what changes every second (times, upTime, counters) for the "did it change" check.
-fn strip_volatile(st: &mut CStorVolumeStatus) {
+pub(crate) fn strip_volatile(st: &mut CStorVolumeStatus) {
     st.last_update_time = None;
     st.last_transition_time = None;
     for c in &mut st.conditions {

@@ -168,6 +168,18 @@ pub fn wanted_replicas(
         .collect()
 }
 
+/// The Event type of a volume phase change: Normal for Init and Healthy, Warning otherwise
+/// (a Degraded volume has lost redundancy: an administrator should see it).
+pub fn phase_event_type(phase: &str) -> kube::runtime::events::EventType {
+    use kube::runtime::events::EventType;
+    match phase {
+        cstor_api::cstor_v1::cv::phase::INIT | cstor_api::cstor_v1::cv::phase::HEALTHY => {
+            EventType::Normal
+        }
+        _ => EventType::Warning,
+    }
+}
+
 /// istgt's replica mode for a fan-out state.
 pub fn mode(state: ReplicaState) -> &'static str {
     match state {

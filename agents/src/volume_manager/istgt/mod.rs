@@ -1,11 +1,15 @@
 //! cStor's own iSCSI target, istgt, driven over its unit-control socket as the Go sidecar does
 //! (docs/volumes.md "istgt"): one connection per command, a deadline on every call, replies
 //! read across split writes. [`conf`] renders istgt.conf from a CStorVolume; [`reply`] reads
-//! the answers. The local stack serves volumes with tgt; this is the cluster's target.
+//! the answers; [`register`] answers istgt's replica registrations; [`decide`] and [`serve`]
+//! are the volume-manager's loop beside istgt. The local stack serves volumes with tgt; this
+//! is the cluster's target.
 
 pub mod conf;
+pub mod decide;
 pub mod register;
 pub mod reply;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
