@@ -2,6 +2,7 @@
 //! helpers they test can stay `pub(crate)`.
 
 mod discovery;
+mod istgt_decide;
 mod pool_commands;
 mod pool_manager_decide;
 mod pool_manager_patches;
