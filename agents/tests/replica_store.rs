@@ -242,6 +242,16 @@ fn small_command_lines() {
         ])
     );
     assert_eq!(store::mount_argv(ds), argv(&["zfs", "mount", ds]));
+    // uZFS: the replica's state, and its target after a restore (B §3.2, §3.5).
+    assert_eq!(store::uzfs_stats_argv(ds), argv(&["zfs", "stats", ds]));
+    assert_eq!(
+        store::get_argv(store::TARGET_IP_PROPERTY, ds),
+        argv(&["zfs", "get", "-H", "-o", "value", "io.openebs:targetip", ds])
+    );
+    assert_eq!(
+        store::set_argv(store::TARGET_IP_PROPERTY, "10.96.0.10", ds),
+        argv(&["zfs", "set", "io.openebs:targetip=10.96.0.10", ds])
+    );
 }
 
 #[test]

@@ -81,7 +81,8 @@ fn conf_lines_are_replaced_by_prefix_appended_when_missing_and_removed() {
     assert!(conf.ends_with("  Replica B2 6262\n"));
     let conf = decide::resized_conf(TAIL, "2Gi");
     assert!(conf.contains("  LUN0 Storage 2Gi 32K\n"));
-    let conf = decide::scaled_down_conf(&decide::registered_conf(TAIL, 3, 2, "B2", "6262"), 2, "B2");
+    let conf =
+        decide::scaled_down_conf(&decide::registered_conf(TAIL, 3, 2, "B2", "6262"), 2, "B2");
     assert_eq!(
         conf,
         "  ReplicationFactor 2\n  ConsistencyFactor 2\n  DesiredReplicationFactor 2\n  LUN0 Storage 1Gi 32k\n  LUN0 Option XCOPY Disable\n"
@@ -93,7 +94,11 @@ fn replication_factor_steps_follow_the_go_sidecar() {
     let three = [("A", "6161"), ("B", "6162"), ("C", "6163")];
     let healthy3 = report(
         "Healthy",
-        &[("6161", "Healthy"), ("6162", "Healthy"), ("6163", "Healthy")],
+        &[
+            ("6161", "Healthy"),
+            ("6162", "Healthy"),
+            ("6163", "Healthy"),
+        ],
     );
     // Nothing pending.
     assert_eq!(
@@ -121,7 +126,10 @@ fn replication_factor_steps_follow_the_go_sidecar() {
         drf_step(
             &down,
             TAIL,
-            Some(&report("Degraded", &[("6161", "Healthy"), ("6162", "Degraded")]))
+            Some(&report(
+                "Degraded",
+                &[("6161", "Healthy"), ("6162", "Degraded")]
+            ))
         ),
         DrfStep::Wait(
             "scale down to 2 waits for the volume to be Healthy (istgt reports Degraded)".into()
@@ -133,7 +141,11 @@ fn replication_factor_steps_follow_the_go_sidecar() {
             TAIL,
             Some(&report(
                 "Healthy",
-                &[("6161", "Healthy"), ("6163", "Healthy"), ("6162", "Degraded")]
+                &[
+                    ("6161", "Healthy"),
+                    ("6163", "Healthy"),
+                    ("6162", "Degraded")
+                ]
             ))
         ),
         DrfStep::Wait("scale down to 2 waits for replicas [\"B\"] to be Healthy".into())
@@ -268,16 +280,14 @@ fn the_status_is_istgts_report_with_init_error_and_resizing_as_the_sidecar_write
 
 #[test]
 fn a_snapshot_istgt_took_is_done_on_the_known_replicas_it_reports_healthy() {
-    let v = cv(
-        3,
-        2,
-        3,
-        &[("A", "6161"), ("B", "6162"), ("C", "6163")],
-        &[],
-    );
+    let v = cv(3, 2, 3, &[("A", "6161"), ("B", "6162"), ("C", "6163")], &[]);
     let r = report(
         "Degraded",
-        &[("6161", "Healthy"), ("6162", "Degraded"), ("6163", "Healthy")],
+        &[
+            ("6161", "Healthy"),
+            ("6162", "Degraded"),
+            ("6163", "Healthy"),
+        ],
     );
     let healthy = decide::healthy_known(&v, Some(&r));
     assert_eq!(healthy, vec!["A".to_string(), "C".to_string()]);

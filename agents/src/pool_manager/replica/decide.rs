@@ -481,10 +481,8 @@ pub fn replica_counts(cvrs: &[CStorVolumeReplica], listing: &str, pool: &str) ->
     (provisioned, healthy)
 }
 
-// The uZFS replica path (a cluster's zvols) reads these; the local stack's datasets do not.
 /// One volume of uZFS's `zfs stats <vol>` JSON (`{"stats":[{"name","status","rebuildStatus",
 /// …,"quorum":1,…}]}`); only what the phase needs.
-#[allow(dead_code)]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct UzfsStat {
     pub name: String,
@@ -497,7 +495,6 @@ pub struct UzfsStat {
 
 /// `zfs stats <vol>` → its first entry; an empty list is an error (the Go pool-manager
 /// panics on it).
-#[allow(dead_code)]
 pub fn parse_uzfs_stats(text: &str) -> Result<UzfsStat, String> {
     #[derive(serde::Deserialize)]
     struct All {
@@ -514,7 +511,6 @@ pub fn parse_uzfs_stats(text: &str) -> Result<UzfsStat, String> {
 
 /// The CVR phase of a uZFS replica from its stats, as the Go pool-manager maps them: a
 /// non-quorum replica (one joined to be rebuilt) is a new replica while degraded or rebuilding.
-#[allow(dead_code)]
 pub fn uzfs_phase(stat: &UzfsStat) -> &'static str {
     let quorum = stat.quorum == 1;
     match stat.status.as_str() {

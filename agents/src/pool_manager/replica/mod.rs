@@ -308,6 +308,23 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
     }
     // The plugin marked the restore complete: the replica is the target's from now on.
     if decide::restore_completed_ops(cvr).is_some() {
+        // A restored zvol was made without its target; it dials it from now on.
+        if let AnyStore::Zvol(zvols) = &ctx.store {
+            let pv = decide::volume_of(cvr).unwrap_or_default();
+            let dataset = decide::dataset_name(&ctx.base.pool, &pv);
+            match zvols.ensure_target_ip(&dataset, &cvr.spec.target_ip).await {
+                Ok(set) if set => {
+                    tracing::info!(cvr = %name, target = %cvr.spec.target_ip, "restored zvol given its target")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Error::Update {
+                        pool: ctx.base.pool.clone(),
+                        message: e.message(),
+                    });
+                }
+            }
+        }
         kube_ops::patch_metadata(&ctx.base.client, &ctx.cvrs(), &name, |c| {
             decide::restore_completed_ops(c)
         })
@@ -536,6 +553,30 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
         known,
         awaiting_restore: cvr.awaiting_restore(),
     });
+    // uZFS knows the replica's state itself (istgt drives it): `zfs stats`, as the Go
+    // pool-manager reads it.
+    if let AnyStore::Zvol(zvols) = &ctx.store
+        && present
+        && !cvr.awaiting_restore()
+    {
+        match zvols.stats(&dataset).await {
+            Ok(stat) => outcome.phase = decide::uzfs_phase(&stat).to_string(),
+            Err(e) => {
+                ctx.event(
+                    &reference,
+                    EventType::Warning,
+                    reasons::FAIL_STATUS_SYNC,
+                    format!("Resource status sync failed: {}", e.message()),
+                    reasons::action::SYNC,
+                )
+                .await;
+                return Err(Error::Update {
+                    pool: ctx.base.pool.clone(),
+                    message: e.message(),
+                });
+            }
+        }
+    }
     if outcome.message.is_empty() {
         outcome.message = resize_message;
     }

@@ -146,7 +146,7 @@ pub fn dataset_create_argv(spec: &ReplicaSpec, mountpoint: &Path) -> Vec<String>
     opt(format!("{REPLICA_ID_PROPERTY}={}", spec.replica_id));
     opt(format!("io.openebs:volname={}", spec.cvr));
     if let Some(ip) = &spec.target_ip {
-        opt(format!("io.openebs:targetip={ip}"));
+        opt(format!("{TARGET_IP_PROPERTY}={ip}"));
     }
     argv.push(spec.dataset.clone());
     argv
@@ -187,7 +187,7 @@ pub fn zvol_create_argv(spec: &ReplicaSpec) -> Vec<String> {
     }
     if let Some(ip) = &spec.target_ip {
         argv.push(s("-o"));
-        argv.push(format!("io.openebs:targetip={ip}"));
+        argv.push(format!("{TARGET_IP_PROPERTY}={ip}"));
     }
     argv.push(s("-V"));
     argv.push(decide::zvol_size_arg(&spec.capacity_text));
@@ -203,7 +203,7 @@ pub fn zvol_clone_argv(spec: &ReplicaSpec, target_ip: &str, source: &str) -> Vec
         s("-o"),
         s("compression=on"),
         s("-o"),
-        format!("io.openebs:targetip={target_ip}"),
+        format!("{TARGET_IP_PROPERTY}={target_ip}"),
         s("-o"),
         s("quorum=on"),
     ];
@@ -275,6 +275,14 @@ pub fn zvol_stats_argv(dataset: &str) -> Vec<String> {
         s("used,logicalreferenced,volsize,refreservation"),
         s(dataset),
     ]
+}
+
+/// The zvol property a replica dials its target with (`IP` or `IP:port`).
+pub const TARGET_IP_PROPERTY: &str = "io.openebs:targetip";
+
+/// `zfs stats DS` (uZFS only): the replica's state as its target sees it, JSON.
+pub fn uzfs_stats_argv(dataset: &str) -> Vec<String> {
+    vec![s("zfs"), s("stats"), s(dataset)]
 }
 
 /// `zfs set PROP=VALUE DS` (zfs-fuse takes one property per call).
@@ -720,6 +728,27 @@ impl ReplicaStore for ZvolStore {
 
     async fn replica_id(&self, dataset: &str) -> Result<Option<String>, StoreError> {
         read_replica_id(&self.runner, dataset).await
+    }
+}
+
+impl ZvolStore {
+    /// The replica's state from `zfs stats` (B §3.5 of the Go pool-manager's mapping).
+    pub async fn stats(&self, dataset: &str) -> Result<super::decide::UzfsStat, StoreError> {
+        let out = run(&self.runner, &uzfs_stats_argv(dataset)).await?;
+        super::decide::parse_uzfs_stats(&out.stdout).map_err(StoreError::Parse)
+    }
+
+    /// After a restore the zvol gets its target (`io.openebs:targetip`) unless it has one;
+    /// true when it was set now.
+    pub async fn ensure_target_ip(&self, dataset: &str, ip: &str) -> Result<bool, StoreError> {
+        let current = run_unless_missing(&self.runner, &get_argv(TARGET_IP_PROPERTY, dataset))
+            .await?
+            .and_then(|o| crate::pool_manager::zfs::parse_value(&o.stdout));
+        if current.is_some() || ip.is_empty() {
+            return Ok(false);
+        }
+        run(&self.runner, &set_argv(TARGET_IP_PROPERTY, ip, dataset)).await?;
+        Ok(true)
     }
 }
 
