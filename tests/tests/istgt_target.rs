@@ -52,6 +52,10 @@ struct PlayedIstgt {
     captures: Arc<Vec<(String, String)>>,
     replica: Arc<Mutex<usize>>,
     requests: Arc<Mutex<Vec<String>>>,
+    /// False after a restart until a REFRESH: istgt boots with no LU (the captured boot
+    /// state answers REPLICA).
+    loaded: Arc<Mutex<bool>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl PlayedIstgt {
@@ -60,6 +64,8 @@ impl PlayedIstgt {
             captures: Arc::new(captures()),
             replica: Arc::new(Mutex::new(1)),
             requests: Arc::new(Mutex::new(Vec::new())),
+            loaded: Arc::new(Mutex::new(true)),
+            server: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -74,6 +80,12 @@ impl PlayedIstgt {
 
     fn reply(&self, request: &str) -> String {
         let c = &self.captures;
+        if request == "REFRESH" {
+            *self.loaded.lock().expect("lock") = true;
+        }
+        if request == "REPLICA" && !*self.loaded.lock().expect("lock") {
+            return c[56].1.clone();
+        }
         if request == "REPLICA" {
             let i = *self.replica.lock().expect("lock");
             return c[i].1.clone();
@@ -90,7 +102,7 @@ impl PlayedIstgt {
     fn serve(&self, path: &Path) {
         let listener = UnixListener::bind(path).expect("bind istgt control socket");
         let me = self.clone();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = listener.accept().await else {
                     return;
@@ -99,6 +111,21 @@ impl PlayedIstgt {
                 tokio::spawn(async move { me.connection(s).await });
             }
         });
+        *self.server.lock().expect("lock") = Some(server);
+    }
+
+    /// istgt dies: its socket is gone.
+    fn kill(&self, path: &Path) {
+        if let Some(h) = self.server.lock().expect("lock").take() {
+            h.abort();
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// istgt starts again, with no LU until it re-reads a conf.
+    fn restart(&self, path: &Path) {
+        *self.loaded.lock().expect("lock") = false;
+        self.serve(path);
     }
 
     async fn connection(&self, mut s: UnixStream) {
@@ -224,6 +251,15 @@ impl Harness {
                 let _ = rx.await;
             },
         )));
+    }
+
+    /// The volume-manager is killed: no Offline report, the registration socket left behind.
+    async fn kill(&mut self) {
+        self.stop = None;
+        if let Some(h) = self.manager.take() {
+            h.abort();
+            let _ = h.await;
+        }
     }
 
     async fn stop(&mut self) {
@@ -637,5 +673,119 @@ async fn a_volume_istgt_cannot_serve_is_invalid_and_a_silently_rejected_conf_is_
         .filter(|r| *r == "REFRESH")
         .count();
     assert!(refreshes >= 2, "REFRESH sent again: {refreshes}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istgt_dying_and_the_volume_manager_killed_are_survived() {
+    let mut h = harness("istgt-faults").await;
+    let cv = h.create_cv(3, 2, 3).await;
+    let uid = cv.metadata.uid.clone().expect("uid");
+    // A volume that served before: its three replicas are known.
+    let served: serde_json::Map<String, Value> = [R1, R2, R3]
+        .iter()
+        .map(|(id, guid)| (id.to_string(), json!(guid)))
+        .collect();
+    h.cvs()
+        .patch(
+            VOLUME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicaDetails": {"knownReplicas": served}}})),
+        )
+        .await
+        .expect("known replicas");
+    h.cvs()
+        .patch_status(
+            VOLUME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Offline", "replicaDetails": {"knownReplicas": served}}})),
+        )
+        .await
+        .expect("status known replicas");
+    h.istgt.replica_state(32);
+    let control = h.paths().control;
+    h.istgt.serve(&control);
+    h.start(&uid);
+    h.wait_cv("Healthy", |cv| phase(cv) == "Healthy").await;
+    // The conf carries the known replicas, in sorted order.
+    let conf = h.conf();
+    let lines: Vec<&str> = conf
+        .lines()
+        .filter(|l| l.starts_with("  Replica "))
+        .collect();
+    let mut want = vec![
+        format!("  Replica {} {}", R1.0, R1.1),
+        format!("  Replica {} {}", R2.0, R2.1),
+        format!("  Replica {} {}", R3.0, R3.1),
+    ];
+    want.sort();
+    assert_eq!(lines, want);
+
+    // istgt dies: the report fails, the volume is Error with the reason and a Warning.
+    h.istgt.kill(&control);
+    let cv = h.wait_cv("Error", |cv| phase(cv) == "Error").await;
+    let st = cv.status.expect("status");
+    assert!(
+        st.message.starts_with("istgt's replica report failed"),
+        "{}",
+        st.message
+    );
+    assert_eq!(st.replica_statuses.len(), 3, "the last statuses are kept");
+    h.wait_event("Error", "Volume is in Error state").await;
+
+    // It comes back with no LU (its conf emptied): the conf is written and re-read.
+    let refreshes = |h: &Harness| {
+        h.istgt
+            .requests()
+            .iter()
+            .filter(|r| *r == "REFRESH")
+            .count()
+    };
+    let before = refreshes(&h);
+    std::fs::write(h.paths().conf, "# Global section\n").expect("emptied conf");
+    h.istgt.restart(&control);
+    h.wait_cv("Healthy again", |cv| phase(cv) == "Healthy")
+        .await;
+    assert!(refreshes(&h) > before, "REFRESH sent again");
+    assert!(h.conf().contains(&format!("  Replica {} {}\n", R1.0, R1.1)));
+
+    // The volume-manager is killed (no Offline, its socket left) and starts again: a stale
+    // socket is replaced, and a known replica replaced on its pool (same id, new GUID)
+    // registers: the GUID is updated in spec, status and conf, its line not duplicated.
+    h.kill().await;
+    assert!(h.paths().registration.exists());
+    h.start(&uid);
+    h.wait_request("STATUS").await;
+    let reg = h.paths().registration;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(25), register(&reg, R1.0, "7161", 3, 2))
+            .await
+        {
+            Ok(a) if a == "Ok\r\n" => break a,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "registration after restart: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    assert_eq!(answer, "Ok\r\n");
+    let cv = h.cvs().get(VOLUME).await.expect("cv");
+    assert_eq!(known(&cv).get(R1.0).map(String::as_str), Some("7161"));
+    assert_eq!(
+        status_known(&cv).get(R1.0).map(String::as_str),
+        Some("7161")
+    );
+    assert_eq!(known(&cv).len(), 3);
+    let conf = h.conf();
+    assert_eq!(
+        conf.matches(&format!("  Replica {}", R1.0)).count(),
+        1,
+        "{conf}"
+    );
+    assert!(conf.contains(&format!("  Replica {} 7161\n", R1.0)));
     h.stop().await;
 }
