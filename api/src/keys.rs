@@ -141,11 +141,17 @@ pub mod env {
     pub const OPENEBS_IO_POOL_NAME: &str = "OPENEBS_IO_POOL_NAME";
     pub const OPENEBS_IO_CSPI_MGMT_IMAGE: &str = "OPENEBS_IO_CSPI_MGMT_IMAGE";
     pub const OPENEBS_IO_CSTOR_POOL_IMAGE: &str = "OPENEBS_IO_CSTOR_POOL_IMAGE";
+    /// Image of the pool pods' `maya-exporter` container (Prometheus metrics of the pool).
+    pub const OPENEBS_IO_CSTOR_POOL_EXPORTER_IMAGE: &str = "OPENEBS_IO_CSTOR_POOL_EXPORTER_IMAGE";
     pub const OPENEBS_IO_CSTOR_POOL_SPARSE_DIR: &str = "OPENEBS_IO_CSTOR_POOL_SPARSE_DIR";
     /// Volume-manager: the UID of its CStorVolume.
     pub const OPENEBS_IO_CSTOR_VOLUME_ID: &str = "OPENEBS_IO_CSTOR_VOLUME_ID";
     pub const OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE: &str = "OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE";
     pub const OPENEBS_IO_CSTOR_TARGET_IMAGE: &str = "OPENEBS_IO_CSTOR_TARGET_IMAGE";
+    /// Image of the targets' `maya-volume-exporter` container (Prometheus metrics of the volume).
+    pub const OPENEBS_IO_VOLUME_MONITOR_IMAGE: &str = "OPENEBS_IO_VOLUME_MONITOR_IMAGE";
+    /// Both operators: imagePullSecrets of the pool and target pods (comma-separated names).
+    pub const OPENEBS_IO_IMAGE_PULL_SECRETS: &str = "OPENEBS_IO_IMAGE_PULL_SECRETS";
     /// Set by the local runner only: the zpool cache file of a local node.
     pub const CSTOR_POOL_CACHE_FILE: &str = "CSTOR_POOL_CACHE_FILE";
     /// Set by the local runner only: `zfs-fuse` (the local ZFS) or `uzfs` (cStor's, default).

@@ -45,6 +45,16 @@ pub struct OperatorArgs {
         default_value = "openebs/cstor-pool:3.6.0"
     )]
     pub pool_image: String,
+    /// Image of the metrics (m-exporter) container of those Deployments.
+    #[arg(
+        long,
+        env = env::OPENEBS_IO_CSTOR_POOL_EXPORTER_IMAGE,
+        default_value = "openebs/m-exporter:3.6.0"
+    )]
+    pub pool_exporter_image: String,
+    /// imagePullSecrets of the pool pods (comma-separated Secret names).
+    #[arg(long, env = env::OPENEBS_IO_IMAGE_PULL_SECRETS, default_value = "")]
+    pub image_pull_secrets: String,
     /// ServiceAccount of the pool-manager pods.
     #[arg(
         long,
@@ -84,6 +94,10 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
             operator_version: env!("CARGO_PKG_VERSION").to_string(),
             pool_manager_image: args.pool_manager_image.clone(),
             pool_image: args.pool_image.clone(),
+            exporter_image: args.pool_exporter_image.clone(),
+            image_pull_secrets: cstor_reconcilers::podspec::pull_secret_names(
+                &args.image_pull_secrets,
+            ),
             pool_manager_account: args.pool_manager_account.clone(),
             base_dir: args.base_dir.clone(),
             sparse_dir: args.sparse_dir.clone(),

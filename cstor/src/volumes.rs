@@ -41,6 +41,16 @@ pub struct CvcOperatorArgs {
         default_value = "openebs/cstor-istgt:3.6.0"
     )]
     pub istgt_image: String,
+    /// Image of the metrics (m-exporter) container of those Deployments.
+    #[arg(
+        long,
+        env = env::OPENEBS_IO_VOLUME_MONITOR_IMAGE,
+        default_value = "openebs/m-exporter:3.6.0"
+    )]
+    pub volume_exporter_image: String,
+    /// imagePullSecrets of the target pods (comma-separated Secret names).
+    #[arg(long, env = env::OPENEBS_IO_IMAGE_PULL_SECRETS, default_value = "")]
+    pub image_pull_secrets: String,
     #[arg(
         long,
         env = env::OPENEBS_SERVICEACCOUNT_NAME,
@@ -73,6 +83,8 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
         operator_version: env!("CARGO_PKG_VERSION").to_string(),
         volume_manager_image: args.volume_manager_image.clone(),
         istgt_image: args.istgt_image.clone(),
+        exporter_image: args.volume_exporter_image.clone(),
+        image_pull_secrets: cstor_reconcilers::podspec::pull_secret_names(&args.image_pull_secrets),
         volume_manager_account: args.volume_manager_account.clone(),
         base_dir: args.base_dir.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(1)),

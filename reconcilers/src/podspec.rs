@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{
     ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
-    ObjectFieldSelector, Volume, VolumeMount,
+    LocalObjectReference, ObjectFieldSelector, SecurityContext, Volume, VolumeMount,
 };
 
 /// `name=value`.
@@ -84,4 +84,34 @@ pub fn tcp_port(p: i32) -> ContainerPort {
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
     }
+}
+
+/// A privileged security context (every container of the pool pods; the target's istgt and
+/// volume-manager), as the Go operators set it.
+pub fn privileged() -> Option<SecurityContext> {
+    Some(SecurityContext {
+        privileged: Some(true),
+        ..SecurityContext::default()
+    })
+}
+
+/// The names in `OPENEBS_IO_IMAGE_PULL_SECRETS` (comma-separated; entries blank after trimming
+/// are dropped, so the chart's trailing comma gives no empty name).
+pub fn pull_secret_names(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The pod's `imagePullSecrets` for `names`; none when the list is empty (as Go's empty list,
+/// which is omitted when serialised).
+pub fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|n| LocalObjectReference { name: n.clone() })
+            .collect()
+    })
 }

@@ -1,5 +1,7 @@
 //! The pool-manager Deployment of a CSPI (docs/pools.md): `cstor-pool-mgmt` runs
-//! `cstor pool-manager`, `cstor-pool` runs uZFS; one replica, Recreate, pinned to the node.
+//! `cstor pool-manager`, `cstor-pool` runs uZFS, `maya-exporter` serves the pool's metrics; one
+//! replica, Recreate, pinned to the node. The Go operators' shape, except where
+//! docs/decisions/023 says otherwise (golden test: `tests/go_shapes.rs`).
 
 use cstor_api::keys::env;
 use std::collections::BTreeMap;
@@ -8,8 +10,7 @@ use cstor_api::cstor_v1::{CStorPoolCluster, CStorPoolInstance};
 use cstor_api::keys::labels;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, Lifecycle, LifecycleHandler,
-    PodSpec, PodTemplateSpec, Probe, SecurityContext, Volume,
+    Container, ExecAction, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec, Probe,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
@@ -17,7 +18,9 @@ use kube::ResourceExt;
 use super::CspcConfig;
 use super::claim::controller_ref;
 use crate::Error;
-use crate::podspec::{env, field_env, host_path, mount};
+use crate::podspec::{
+    empty_dir, env, field_env, host_path, mount, privileged, pull_secrets, tcp_port,
+};
 
 /// Label on every pool-manager Deployment and pod (and their shared selector).
 pub const APP_LABEL: (&str, &str) = ("app", "cstor-pool");
@@ -25,6 +28,8 @@ pub const APP_LABEL: (&str, &str) = ("app", "cstor-pool");
 pub const MGMT_CONTAINER: &str = "cstor-pool-mgmt";
 /// Name of the uZFS container.
 pub const POOL_CONTAINER: &str = "cstor-pool";
+/// Name of the metrics container (cStor's m-exporter, `-e=pool`).
+pub const EXPORTER_CONTAINER: &str = "maya-exporter";
 /// Where the pool's host directory is mounted (the cache file lives there).
 pub const POOL_MOUNT: &str = "/var/openebs/cstor-pool";
 
@@ -93,10 +98,6 @@ pub fn pool_manager_deployment(
         mount("sockfile", "/var/tmp/sock"),
         mount("sparse", &config.sparse_dir),
     ];
-    let privileged = Some(SecurityContext {
-        privileged: Some(true),
-        ..SecurityContext::default()
-    });
     let mgmt = Container {
         name: MGMT_CONTAINER.into(),
         image: Some(config.pool_manager_image.clone()),
@@ -104,31 +105,28 @@ pub fn pool_manager_deployment(
         command: Some(vec!["cstor".into()]),
         args: Some(vec!["pool-manager".into()]),
         resources: pool_config.aux_resources.clone(),
+        // Go's five in Go's order, then ours.
         env: Some(vec![
             env(env::OPENEBS_IO_CSPI_ID, &cspi_uid),
-            env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
             env(env::RESYNC_INTERVAL, "30"),
-            // The only directory besides /dev that disk paths may be under.
-            env(env::OPENEBS_IO_CSTOR_POOL_SPARSE_DIR, &config.sparse_dir),
             field_env(env::POD_NAME, "metadata.name"),
             field_env(env::NAMESPACE, "metadata.namespace"),
+            env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
+            // The only directory besides /dev that disk paths may be under.
+            env(env::OPENEBS_IO_CSTOR_POOL_SPARSE_DIR, &config.sparse_dir),
+            // Its node: the field manager `cstor-pool-manager/<node>` and the Events name it.
             field_env(env::NODE_NAME, "spec.nodeName"),
         ]),
-        security_context: privileged.clone(),
+        security_context: privileged(),
         volume_mounts: Some(mounts.clone()),
         ..Container::default()
-    };
-    let port = |p: i32| ContainerPort {
-        container_port: p,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
     };
     let pool = Container {
         name: POOL_CONTAINER.into(),
         image: Some(config.pool_image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         resources: pool_config.resources.clone(),
-        ports: Some(vec![port(12000), port(3232), port(3233)]),
+        ports: Some(vec![tcp_port(12000), tcp_port(3232), tcp_port(3233)]),
         env: Some(vec![
             env(env::OPENEBS_IO_CSTOR_ID, &cspi_uid),
             env(env::OPENEBS_IO_POOL_NAME, &cspc_uid),
@@ -150,7 +148,20 @@ pub fn pool_manager_deployment(
             }),
             ..Lifecycle::default()
         }),
-        security_context: privileged,
+        security_context: privileged(),
+        volume_mounts: Some(mounts.clone()),
+        ..Container::default()
+    };
+    // Not run locally (the local runner runs only the container whose command is `cstor`);
+    // kept so a cluster's pool metrics and its Prometheus scrape annotations keep working.
+    let exporter = Container {
+        name: EXPORTER_CONTAINER.into(),
+        image: Some(config.exporter_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["maya-exporter".into()]),
+        args: Some(vec!["-e=pool".into()]),
+        ports: Some(vec![tcp_port(9500)]),
+        security_context: privileged(),
         volume_mounts: Some(mounts),
         ..Container::default()
     };
@@ -195,18 +206,15 @@ pub fn pool_manager_deployment(
                         &config.pool_manager_account,
                         &cspi_name,
                     )),
-                    containers: vec![mgmt, pool],
+                    image_pull_secrets: pull_secrets(&config.image_pull_secrets),
+                    containers: vec![mgmt, pool, exporter],
                     volumes: Some(vec![
                         host_path("device", "/dev", "Directory"),
                         host_path("udev", "/run/udev", "Directory"),
                         host_path("tmp", &pool_dir, "DirectoryOrCreate"),
-                        host_path("storagepath", &pool_dir, "DirectoryOrCreate"),
                         host_path("sparse", &config.sparse_dir, "DirectoryOrCreate"),
-                        Volume {
-                            name: "sockfile".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
+                        host_path("storagepath", &pool_dir, "DirectoryOrCreate"),
+                        empty_dir("sockfile"),
                     ]),
                     ..PodSpec::default()
                 }),

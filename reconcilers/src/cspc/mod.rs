@@ -26,6 +26,10 @@ pub struct CspcConfig {
     pub pool_manager_image: String,
     /// Image of the `cstor-pool` container (env `OPENEBS_IO_CSTOR_POOL_IMAGE`).
     pub pool_image: String,
+    /// Image of the `maya-exporter` container (env `OPENEBS_IO_CSTOR_POOL_EXPORTER_IMAGE`).
+    pub exporter_image: String,
+    /// imagePullSecrets of the pool pods (env `OPENEBS_IO_IMAGE_PULL_SECRETS`, comma-separated).
+    pub image_pull_secrets: Vec<String>,
     /// ServiceAccount of the pool-manager pods (env `OPENEBS_SERVICEACCOUNT_NAME`).
     pub pool_manager_account: String,
     /// Host base directory (env `OPENEBS_IO_BASE_DIR`, "/var/openebs").
@@ -42,6 +46,8 @@ impl Default for CspcConfig {
             operator_version: "0.1.0".into(),
             pool_manager_image: "openebs/cstor-rs:0.1.0".into(),
             pool_image: "openebs/cstor-pool:ci".into(),
+            exporter_image: "quay.io/openebs/m-exporter:ci".into(),
+            image_pull_secrets: Vec::new(),
             pool_manager_account: "cstor-pool-manager".into(),
             base_dir: "/var/openebs".into(),
             sparse_dir: "/var/openebs/sparse".into(),

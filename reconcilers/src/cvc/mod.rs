@@ -36,6 +36,10 @@ pub struct CvcConfig {
     pub volume_manager_image: String,
     /// Image of the `cstor-istgt` container (env `OPENEBS_IO_CSTOR_TARGET_IMAGE`).
     pub istgt_image: String,
+    /// Image of the `maya-volume-exporter` container (env `OPENEBS_IO_VOLUME_MONITOR_IMAGE`).
+    pub exporter_image: String,
+    /// imagePullSecrets of the target pods (env `OPENEBS_IO_IMAGE_PULL_SECRETS`, comma-separated).
+    pub image_pull_secrets: Vec<String>,
     /// ServiceAccount of the target pods ("cstor-volume-manager").
     pub volume_manager_account: String,
     /// Host base directory (env `OPENEBS_IO_BASE_DIR`, "/var/openebs").
@@ -55,6 +59,8 @@ impl Default for CvcConfig {
             operator_version: "0.1.0".into(),
             volume_manager_image: "openebs/cstor-rs:0.1.0".into(),
             istgt_image: "openebs/cstor-istgt:ci".into(),
+            exporter_image: "openebs/m-exporter:ci".into(),
+            image_pull_secrets: Vec::new(),
             volume_manager_account: "cstor-volume-manager".into(),
             base_dir: "/var/openebs".into(),
             resync: Duration::from_secs(300),

@@ -13,8 +13,8 @@ use cstor_api::cstor_v1::{
 use cstor_api::keys::{annotations, finalizers, labels};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, HostPathVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume,
+    Affinity, Container, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
+    ServiceSpec, Toleration,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -29,7 +29,9 @@ use super::CvcConfig;
 use crate::Error;
 use crate::cspc::claim::controller_ref;
 use crate::cspc::naming::fnv1a64;
-use crate::podspec::{empty_dir, env, field_env, mount, tcp_port};
+use crate::podspec::{
+    empty_dir, env, field_env, host_path, mount, privileged, pull_secrets, tcp_port,
+};
 
 /// `app` label of the target Deployment, pod and Service selector.
 pub const TARGET_APP: (&str, &str) = ("app", "cstor-volume-manager");
@@ -42,6 +44,8 @@ pub const STORAGE_ENGINE_LABEL: (&str, &str) = ("openebs.io/storage-engine-type"
 pub const MGMT_CONTAINER: &str = "cstor-volume-mgmt";
 /// The istgt container, kept for clusters running cStor's istgt.
 pub const ISTGT_CONTAINER: &str = "cstor-istgt";
+/// The metrics container (cStor's m-exporter, `-e=cstor`).
+pub const EXPORTER_CONTAINER: &str = "maya-volume-exporter";
 /// iSCSI port of the target.
 pub const ISCSI_PORT: i32 = 3260;
 /// `app` label of the pool-manager pods the PDB covers.
@@ -392,7 +396,8 @@ pub fn default_tolerations() -> Vec<Toleration> {
 }
 
 /// The target Deployment `<pv>-target` (as the Go operators make it, with our volume-manager container; owner: `cv`),
-/// built from `policy` (the CVC's resolved `spec.policy`).
+/// built from `policy` (the CVC's resolved `spec.policy`). Where it differs from Go's:
+/// docs/decisions/023 (golden test: `tests/go_shapes.rs`).
 pub fn target_deployment(
     cvc: &CStorVolumeConfig,
     cv: &CStorVolume,
@@ -423,16 +428,12 @@ pub fn target_deployment(
         mount("conf", "/usr/local/etc/istgt"),
         mount("storagepath", "/var/openebs/cstor-target"),
     ];
-    let privileged = Some(SecurityContext {
-        privileged: Some(true),
-        ..SecurityContext::default()
-    });
     let istgt = Container {
         name: ISTGT_CONTAINER.into(),
         image: Some(config.istgt_image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         ports: Some(vec![tcp_port(ISCSI_PORT)]),
-        security_context: privileged.clone(),
+        security_context: privileged(),
         env: Some(vec![
             env("QueueDepth", &target.queue_depth),
             env(
@@ -444,6 +445,19 @@ pub fn target_deployment(
         volume_mounts: Some(mounts.clone()),
         ..Container::default()
     };
+    // Not run locally (only the container whose command is `cstor` is); kept so a cluster's
+    // volume metrics and the pod's Prometheus scrape annotations keep working. Unprivileged and
+    // no pull policy, as in Go.
+    let exporter = Container {
+        name: EXPORTER_CONTAINER.into(),
+        image: Some(config.exporter_image.clone()),
+        command: Some(vec!["maya-exporter".into()]),
+        args: Some(vec!["-e=cstor".into()]),
+        ports: Some(vec![tcp_port(9500)]),
+        resources: target.aux_resources.clone(),
+        volume_mounts: Some(mounts.clone()),
+        ..Container::default()
+    };
     let mgmt = Container {
         name: MGMT_CONTAINER.into(),
         image: Some(config.volume_manager_image.clone()),
@@ -451,7 +465,7 @@ pub fn target_deployment(
         command: Some(vec!["cstor".into()]),
         args: Some(vec!["volume-manager".into()]),
         ports: Some(vec![tcp_port(80)]),
-        security_context: privileged,
+        security_context: privileged(),
         resources: target.aux_resources.clone(),
         env: Some(target_env(cvc, &cv_uid)),
         volume_mounts: Some(mounts),
@@ -513,18 +527,12 @@ pub fn target_deployment(
                     node_selector: (!target.node_selector.is_empty())
                         .then(|| target.node_selector.clone()),
                     tolerations: Some(tolerations),
-                    containers: vec![istgt, mgmt],
+                    image_pull_secrets: pull_secrets(&config.image_pull_secrets),
+                    containers: vec![istgt, exporter, mgmt],
                     volumes: Some(vec![
                         empty_dir("sockfile"),
                         empty_dir("conf"),
-                        Volume {
-                            name: "storagepath".into(),
-                            host_path: Some(HostPathVolumeSource {
-                                path: storage_dir,
-                                type_: Some("DirectoryOrCreate".into()),
-                            }),
-                            ..Volume::default()
-                        },
+                        host_path("storagepath", &storage_dir, "DirectoryOrCreate"),
                     ]),
                     ..PodSpec::default()
                 }),

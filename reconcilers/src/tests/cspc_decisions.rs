@@ -849,7 +849,10 @@ fn pool_manager_deployment_object() {
     );
     assert_eq!(pod.priority_class_name.as_deref(), Some("prio"));
     let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec!["cstor-pool-mgmt", "cstor-pool"]);
+    assert_eq!(
+        names,
+        vec!["cstor-pool-mgmt", "cstor-pool", "maya-exporter"]
+    );
     let mgmt = &pod.containers[0];
     assert_eq!(mgmt.image.as_deref(), Some("openebs/cstor-rs:0.1.0"));
     assert_eq!(mgmt.command, Some(vec!["cstor".to_string()]));
@@ -880,11 +883,11 @@ fn pool_manager_deployment_object() {
         env,
         vec![
             s("OPENEBS_IO_CSPI_ID", "cspc-a-bcdf-uid"),
-            s("OPENEBS_IO_POOL_NAME", "cspc-uid-1"),
             s("RESYNC_INTERVAL", "30"),
-            s("OPENEBS_IO_CSTOR_POOL_SPARSE_DIR", "/var/openebs/sparse"),
             s("POD_NAME", "fieldRef:metadata.name"),
             s("NAMESPACE", "fieldRef:metadata.namespace"),
+            s("OPENEBS_IO_POOL_NAME", "cspc-uid-1"),
+            s("OPENEBS_IO_CSTOR_POOL_SPARSE_DIR", "/var/openebs/sparse"),
             s("NODE_NAME", "fieldRef:spec.nodeName"),
         ]
     );
@@ -907,6 +910,7 @@ fn pool_manager_deployment_object() {
         ]
     );
     assert_eq!(pod.containers[1].volume_mounts, mgmt.volume_mounts);
+    assert_eq!(pod.containers[2].volume_mounts, mgmt.volume_mounts);
     let vols: Vec<(String, Option<String>)> = pod
         .volumes
         .as_ref()
@@ -920,11 +924,11 @@ fn pool_manager_deployment_object() {
             ("device".to_string(), Some("/dev".to_string())),
             ("udev".into(), Some("/run/udev".into())),
             ("tmp".into(), Some("/var/openebs/cstor-pool/cspc-a".into())),
+            ("sparse".into(), Some("/var/openebs/sparse".into())),
             (
                 "storagepath".into(),
                 Some("/var/openebs/cstor-pool/cspc-a".into())
             ),
-            ("sparse".into(), Some("/var/openebs/sparse".into())),
             ("sockfile".into(), None),
         ]
     );

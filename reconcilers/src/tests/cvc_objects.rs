@@ -337,7 +337,10 @@ fn target_deployment_with_default_policy() {
     assert_eq!(pod.node_selector, None);
     assert_eq!(pod.priority_class_name, None);
     let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec!["cstor-istgt", "cstor-volume-mgmt"]);
+    assert_eq!(
+        names,
+        vec!["cstor-istgt", "maya-volume-exporter", "cstor-volume-mgmt"]
+    );
     let istgt = &pod.containers[0];
     assert_eq!(istgt.image.as_deref(), Some("openebs/cstor-istgt:test"));
     assert_eq!(
@@ -345,7 +348,7 @@ fn target_deployment_with_default_policy() {
         vec![value_env("QueueDepth", "32"), value_env("Luworkers", "6")]
     );
     assert_eq!(istgt.ports.as_ref().unwrap()[0].container_port, 3260);
-    let mgmt = &pod.containers[1];
+    let mgmt = &pod.containers[2];
     assert_eq!(mgmt.image.as_deref(), Some("openebs/cstor-rs:test"));
     assert_eq!(mgmt.command, Some(vec!["cstor".to_string()]));
     assert_eq!(mgmt.args, Some(vec!["volume-manager".to_string()]));
@@ -360,7 +363,10 @@ fn target_deployment_with_default_policy() {
         ]
     );
     for c in &pod.containers {
-        assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(true));
+        // As in Go, the exporter is the one unprivileged container.
+        let privileged = c.security_context.as_ref().and_then(|s| s.privileged);
+        let want = (c.name != "maya-volume-exporter").then_some(true);
+        assert_eq!(privileged, want, "{}", c.name);
         let mounts: Vec<(&str, &str)> = c
             .volume_mounts
             .as_ref()

@@ -7,6 +7,7 @@ mod cvc_common;
 mod cvc_decisions;
 mod cvc_objects;
 mod cvc_placement;
+mod go_shapes;
 mod migrate_decisions;
 mod migrate_volume_decisions;
 mod support;
