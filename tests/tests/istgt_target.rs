@@ -56,6 +56,8 @@ struct PlayedIstgt {
     /// state answers REPLICA).
     loaded: Arc<Mutex<bool>>,
     server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// How long a SNAPCREATE takes (istgt quiescing I/O and waiting for replicas).
+    snapshot_time: Arc<Mutex<Duration>>,
 }
 
 impl PlayedIstgt {
@@ -66,6 +68,7 @@ impl PlayedIstgt {
             requests: Arc::new(Mutex::new(Vec::new())),
             loaded: Arc::new(Mutex::new(true)),
             server: Arc::new(Mutex::new(None)),
+            snapshot_time: Arc::new(Mutex::new(Duration::ZERO)),
         }
     }
 
@@ -148,6 +151,10 @@ impl PlayedIstgt {
         let request = String::from_utf8_lossy(&got).trim().to_string();
         self.requests.lock().expect("lock").push(request.clone());
         let reply = self.reply(&request);
+        if request.starts_with("SNAPCREATE") {
+            let wait = *self.snapshot_time.lock().expect("lock");
+            tokio::time::sleep(wait).await;
+        }
         for line in reply.split_inclusive("\r\n").skip(1) {
             if split_write(&mut s, line).await.is_err() {
                 return;
@@ -255,11 +262,12 @@ impl Harness {
 
     /// The volume-manager is killed: no Offline report, the registration socket left behind.
     async fn kill(&mut self) {
-        self.stop = None;
+        // Aborted first: dropping the stop sender would be a graceful stop.
         if let Some(h) = self.manager.take() {
             h.abort();
             let _ = h.await;
         }
+        self.stop = None;
     }
 
     async fn stop(&mut self) {
@@ -720,6 +728,41 @@ async fn istgt_dying_and_the_volume_manager_killed_are_survived() {
     ];
     want.sort();
     assert_eq!(lines, want);
+
+    // A snapshot istgt takes 20 s over: registrations are answered meanwhile (istgt gives
+    // them 20 s), and the snapshot completes.
+    *h.istgt.snapshot_time.lock().expect("lock") = Duration::from_secs(20);
+    h.cvs()
+        .patch(
+            VOLUME,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"cstor.openebs.io/snapshot-request":
+                json!({"id": "slow", "snapshot": "snap-a", "op": "create"}).to_string()}}}),
+            ),
+        )
+        .await
+        .expect("ask snapshot");
+    h.wait_request("SNAPCREATE pvc-0a1b2c3d snap-a 10 60").await;
+    let asked = Instant::now();
+    assert_eq!(
+        register(&h.paths().registration, R2.0, R2.1, 3, 2).await,
+        "Ok\r\n"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "registration answered during the snapshot, in {:?}",
+        asked.elapsed()
+    );
+    h.wait_cv("slow snapshot done", |cv| {
+        cv.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("cstor.openebs.io/snapshot-outcome"))
+            .is_some_and(|o| o.contains("\"slow\""))
+    })
+    .await;
+    *h.istgt.snapshot_time.lock().expect("lock") = Duration::ZERO;
 
     // istgt dies: the report fails, the volume is Error with the reason and a Warning.
     h.istgt.kill(&control);

@@ -57,9 +57,10 @@ impl Default for Paths {
     }
 }
 
-/// What the pass and the registration server share; `lock` makes each read-decide-write of
-/// the CV and the conf one step, so a registration is never overwritten by a pass that read
-/// the CV before it.
+/// What the pass and the registration server share. `lock` makes each read-decide-write of
+/// the CV's status or of the conf one step, so a registration is never overwritten by a pass
+/// that read the CV before it; it is never held across a call to istgt (a snapshot may take
+/// istgt a minute, and a registration must be answered within istgt's 20 s).
 struct Shared {
     cvs: Api<CStorVolume>,
     name: String,
@@ -226,6 +227,13 @@ fn read_conf(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// The capacity istgt serves: the conf's `LUN0 Storage` size.
+fn served_capacity(conf: &str) -> Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    decide::line_value(conf, decide::KEY_STORAGE)
+        .and_then(|v| v.split_whitespace().next())
+        .map(|c| k8s_openapi::apimachinery::pkg::api::resource::Quantity(c.to_string()))
+}
+
 impl Shared {
     async fn event(&self, cv: &CStorVolume, type_: EventType, reason: &str, note: String) {
         event(&self.recorder, cv, type_, reason, note).await;
@@ -240,6 +248,12 @@ impl Shared {
             status,
         )
         .await
+    }
+
+    /// Rewrites the conf under the lock: `edit` gets the current text.
+    async fn edit_conf(&self, edit: impl FnOnce(String) -> String) -> Result<(), Error> {
+        let _held = self.lock.lock().await;
+        write_conf(&self.conf, &edit(read_conf(&self.conf)))
     }
 
     /// A replica istgt asks to trust: decided by [`register::decide`], recorded in the CV's
@@ -314,7 +328,6 @@ impl Pass {
     /// One pass; false when the CV is gone (stop).
     async fn run(&mut self) -> Result<bool, Error> {
         let shared = self.shared.clone();
-        let _held = shared.lock.lock().await;
         let Some(cv) = shared
             .cvs
             .get_opt(&shared.name)
@@ -338,11 +351,13 @@ impl Pass {
                         format!("failed to create cstorvolume validation failed: {why}"),
                     )
                     .await;
-                    let st = status::waiting_status(&cv, phase::INVALID, &why, &now());
-                    return self.write(&cv, st).await.map(|()| true);
+                    return self
+                        .write(|cv| status::waiting_status(cv, phase::INVALID, &why, &now()))
+                        .await
+                        .map(|()| true);
                 }
                 Ok(text) => {
-                    write_conf(&shared.conf, &text)?;
+                    shared.edit_conf(|_| text).await?;
                     match self.quick.refresh(&shared.name).await {
                         Ok(report) => {
                             tracing::info!(volume = %shared.name, "istgt serves the volume");
@@ -352,8 +367,10 @@ impl Pass {
                         Err(e) => {
                             let why = format!("istgt did not take the volume's conf: {e}");
                             self.warn_once(&cv, reasons::FAIL_CREATE, why.clone()).await;
-                            let st = status::waiting_status(&cv, phase::ERROR, &why, &now());
-                            return self.write(&cv, st).await.map(|()| true);
+                            return self
+                                .write(|cv| status::waiting_status(cv, phase::ERROR, &why, &now()))
+                                .await
+                                .map(|()| true);
                         }
                     }
                 }
@@ -375,40 +392,61 @@ impl Pass {
             Err(e) => Err(e.to_string()),
         };
         self.report = report.as_ref().ok().cloned();
-        let (cv, drf_waiting) = self.follow_drf(cv).await?;
+        let (scaled_down, drf_waiting) = self.follow_drf(&cv).await?;
         self.follow_resize(&cv).await;
         self.follow_snapshot(&cv).await;
-        let conf_text = read_conf(&shared.conf);
-        let served = decide::line_value(&conf_text, decide::KEY_STORAGE)
-            .and_then(|v| v.split_whitespace().next())
-            .map(|c| k8s_openapi::apimachinery::pkg::api::resource::Quantity(c.to_string()));
-        let seen = Seen {
-            report: report.as_ref().map_err(String::as_str),
-            served: served.as_ref(),
-            resize_error: self.resize_error.as_deref(),
-            drf_waiting: drf_waiting.as_deref(),
-        };
-        let st = decide::status(&cv, &seen, &now());
-        self.write(&cv, st).await?;
+        let served = served_capacity(&read_conf(&shared.conf));
+        let resize_error = self.resize_error.clone();
+        self.write(|fresh| {
+            // A finished scale-down: the status knows what the spec knows.
+            let fresh = if scaled_down {
+                let known = status::spec_known(fresh);
+                with_status_known(fresh.clone(), known)
+            } else {
+                fresh.clone()
+            };
+            let seen = Seen {
+                report: report.as_ref().map_err(String::as_str),
+                served: served.as_ref(),
+                resize_error: resize_error.as_deref(),
+                drf_waiting: drf_waiting.as_deref(),
+            };
+            decide::status(&fresh, &seen, &now())
+        })
+        .await?;
         Ok(true)
     }
 
-    /// Applies `st` when it differs from the last written (or a resync is due); an Event when
-    /// the phase changes.
-    async fn write(&mut self, cv: &CStorVolume, st: CStorVolumeStatus) -> Result<(), Error> {
-        let mut cmp = st.clone();
-        strip_volatile(&mut cmp);
-        let due = self.last_apply.is_none_or(|t| t.elapsed() >= self.resync);
-        if !due && self.last_status.as_ref() == Some(&cmp) {
-            return Ok(());
-        }
-        self.shared.apply(&st).await?;
-        self.last_status = Some(cmp);
-        self.last_apply = Some(Instant::now());
+    /// Under the lock, the status `derive` makes of the CV as it is now, applied when it differs
+    /// from the last written (or a resync is due); an Event when the phase changes.
+    async fn write(
+        &mut self,
+        derive: impl FnOnce(&CStorVolume) -> CStorVolumeStatus,
+    ) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        let (cv, st) = {
+            let _held = shared.lock.lock().await;
+            let cv = shared
+                .cvs
+                .get(&shared.name)
+                .await
+                .step("get CStorVolume", &shared.name)?;
+            let st = derive(&cv);
+            let mut cmp = st.clone();
+            strip_volatile(&mut cmp);
+            let due = self.last_apply.is_none_or(|t| t.elapsed() >= self.resync);
+            if !due && self.last_status.as_ref() == Some(&cmp) {
+                return Ok(());
+            }
+            shared.apply(&st).await?;
+            self.last_status = Some(cmp);
+            self.last_apply = Some(Instant::now());
+            (cv, st)
+        };
         if st.phase != self.phase {
-            self.shared
+            shared
                 .event(
-                    cv,
+                    &cv,
                     status::phase_event_type(&st.phase),
                     &st.phase,
                     format!("Volume is in {} state: {}", st.phase, st.message),
@@ -428,52 +466,46 @@ impl Pass {
         }
     }
 
-    /// Scale up and down (the Go sidecar's `updateCStorVolumeDRF`); returns the CV as it is
-    /// afterwards and why a change waits, if it does.
-    async fn follow_drf(
-        &mut self,
-        cv: CStorVolume,
-    ) -> Result<(CStorVolume, Option<String>), Error> {
+    /// Scale up and down (the Go sidecar's `updateCStorVolumeDRF`); whether a scale-down was
+    /// completed (the status's known replicas then become the spec's), and why a change waits.
+    async fn follow_drf(&mut self, cv: &CStorVolume) -> Result<(bool, Option<String>), Error> {
         let shared = self.shared.clone();
-        let conf_text = read_conf(&shared.conf);
         let name = shared.name.clone();
-        match decide::drf_step(&cv, &conf_text, self.report.as_ref()) {
-            DrfStep::None => Ok((cv, None)),
+        let conf_text = read_conf(&shared.conf);
+        let failed = |drf: i64, e: IstgtError| {
+            format!("failed to update desired replication factor to {drf} Error: {e}")
+        };
+        match decide::drf_step(cv, &conf_text, self.report.as_ref()) {
+            DrfStep::None => Ok((false, None)),
             DrfStep::Wait(why) => {
                 tracing::info!(volume = %name, "{why}");
-                Ok((cv, Some(why)))
+                Ok((false, Some(why)))
             }
             DrfStep::Invalid(why) => {
-                self.warn_once(&cv, reasons::FAIL_UPDATE, why.clone()).await;
-                Ok((cv, Some(why)))
+                self.warn_once(cv, reasons::FAIL_UPDATE, why.clone()).await;
+                Ok((false, Some(why)))
             }
             DrfStep::ScaleUp { drf } => {
                 let n = u32::try_from(drf).unwrap_or(0);
-                match self.quick.desired_replication(&name, n, &[]).await {
-                    Ok(()) => {
-                        let text =
-                            decide::set_line(&conf_text, decide::KEY_DRF, Some(&drf.to_string()));
-                        write_conf(&shared.conf, &text)?;
-                        shared
-                            .event(
-                                &cv,
-                                EventType::Normal,
-                                reasons::UPDATED,
-                                format!(
-                                    "Successfully updated the desiredReplicationFactor to {drf}"
-                                ),
-                            )
-                            .await;
-                        Ok((cv, None))
-                    }
-                    Err(e) => {
-                        let why = format!(
-                            "failed to update desired replication factor to {drf} Error: {e}"
-                        );
-                        self.warn_once(&cv, reasons::FAIL_UPDATE, why.clone()).await;
-                        Ok((cv, Some(why)))
-                    }
+                if let Err(e) = self.quick.desired_replication(&name, n, &[]).await {
+                    let why = failed(drf, e);
+                    self.warn_once(cv, reasons::FAIL_UPDATE, why.clone()).await;
+                    return Ok((false, Some(why)));
                 }
+                shared
+                    .edit_conf(|text| {
+                        decide::set_line(&text, decide::KEY_DRF, Some(&drf.to_string()))
+                    })
+                    .await?;
+                shared
+                    .event(
+                        cv,
+                        EventType::Normal,
+                        reasons::UPDATED,
+                        format!("Successfully updated the desiredReplicationFactor to {drf}"),
+                    )
+                    .await;
+                Ok((false, None))
             }
             DrfStep::ScaleDown {
                 drf,
@@ -481,42 +513,35 @@ impl Pass {
                 removed,
                 rf_cf,
             } => {
-                let text = decide::scaled_down_conf(&conf_text, drf, &removed);
-                write_conf(&shared.conf, &text)?;
-                let mut cv = cv;
+                shared
+                    .edit_conf(|text| decide::scaled_down_conf(&text, drf, &removed))
+                    .await?;
                 if let Some((rf, cf)) = rf_cf {
                     let patch = json!({"spec": {"replicationFactor": rf, "consistencyFactor": cf}});
-                    cv = shared
+                    shared
                         .cvs
                         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
                         .step("patch factors of CStorVolume", &name)?;
                 }
                 let n = u32::try_from(drf).unwrap_or(0);
-                match self.quick.desired_replication(&name, n, &keep).await {
-                    Ok(()) => {
-                        tracing::info!(volume = %name, replica = %removed, "scale down: replica removed");
-                        shared
-                            .event(
-                                &cv,
-                                EventType::Normal,
-                                reasons::UPDATED,
-                                format!(
-                                    "Successfully updated the desiredReplicationFactor to {drf} (replica {removed} removed)"
-                                ),
-                            )
-                            .await;
-                        let known = status::spec_known(&cv);
-                        Ok((with_status_known(cv, known), None))
-                    }
-                    Err(e) => {
-                        let why = format!(
-                            "failed to update desired replication factor to {drf} Error: {e}"
-                        );
-                        self.warn_once(&cv, reasons::FAIL_UPDATE, why.clone()).await;
-                        Ok((cv, Some(why)))
-                    }
+                if let Err(e) = self.quick.desired_replication(&name, n, &keep).await {
+                    let why = failed(drf, e);
+                    self.warn_once(cv, reasons::FAIL_UPDATE, why.clone()).await;
+                    return Ok((false, Some(why)));
                 }
+                tracing::info!(volume = %name, replica = %removed, "scale down: replica removed");
+                shared
+                    .event(
+                        cv,
+                        EventType::Normal,
+                        reasons::UPDATED,
+                        format!(
+                            "Successfully updated the desiredReplicationFactor to {drf} (replica {removed} removed)"
+                        ),
+                    )
+                    .await;
+                Ok((true, None))
             }
         }
     }
@@ -524,37 +549,34 @@ impl Pass {
     /// `RESIZE` when spec.capacity exceeds what istgt serves; the conf's storage line follows.
     async fn follow_resize(&mut self, cv: &CStorVolume) {
         let shared = self.shared.clone();
-        let conf_text = read_conf(&shared.conf);
-        let served = decide::line_value(&conf_text, decide::KEY_STORAGE)
-            .and_then(|v| v.split_whitespace().next())
-            .map(|c| k8s_openapi::apimachinery::pkg::api::resource::Quantity(c.to_string()));
+        let served = served_capacity(&read_conf(&shared.conf));
         let Some(to) = decide::resize_to(cv, served.as_ref()) else {
             self.resize_error = None;
             return;
         };
         let from = served.map(|q| q.0).unwrap_or_default();
-        match self.quick.resize(&shared.name, &to).await {
-            Ok(()) => {
-                if let Err(e) = write_conf(&shared.conf, &decide::resized_conf(&conf_text, &to)) {
-                    tracing::warn!(error = %e, "conf not updated after the resize");
-                    return;
-                }
-                self.resize_error = None;
-                shared
-                    .event(
-                        cv,
-                        EventType::Normal,
-                        reasons::UPDATED,
-                        format!("successfully resized volume from {from} to {to}"),
-                    )
-                    .await;
-            }
-            Err(e) => {
-                let why = format!("resize from {from} to {to} failed: {e}");
-                self.warn_once(cv, reasons::FAIL_UPDATE, why.clone()).await;
-                self.resize_error = Some(why);
-            }
+        if let Err(e) = self.quick.resize(&shared.name, &to).await {
+            let why = format!("resize from {from} to {to} failed: {e}");
+            self.warn_once(cv, reasons::FAIL_UPDATE, why.clone()).await;
+            self.resize_error = Some(why);
+            return;
         }
+        if let Err(e) = shared
+            .edit_conf(|text| decide::resized_conf(&text, &to))
+            .await
+        {
+            tracing::warn!(error = %e, "conf not updated after the resize; RESIZE is sent again");
+            return;
+        }
+        self.resize_error = None;
+        shared
+            .event(
+                cv,
+                EventType::Normal,
+                reasons::UPDATED,
+                format!("successfully resized volume from {from} to {to}"),
+            )
+            .await;
     }
 
     /// A snapshot asked on the CStorVolume (docs/backup-restore.md, "Snapshots"): istgt takes
