@@ -13,6 +13,7 @@ pub mod node;
 pub mod owned;
 pub mod pvc;
 pub mod verdict;
+pub mod version;
 
 pub use facts::{CspcFacts, NodeFact};
 pub use verdict::Verdict;
