@@ -214,8 +214,26 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
 
     // Replicas that hit their dataset quota (set just above what they use): EDQUOT alike,
     // the same answer. The pool-manager puts the quota back at its next pass (the quota
-    // "raised"); if it did so before our write, lower it again.
+    // "raised"), which any event starts within a second: its processes are stopped
+    // (SIGSTOP, as a busy node would leave them) while the quota is low and the write is
+    // tried, so the refusal does not depend on winning a race with it; they go on after.
     let dataset = format!("{}/vol-2", zpool_of(&client, "full").await);
+    let managers: Vec<u32> = cvrs_of(&client, "vol-2")
+        .await
+        .iter()
+        .flat_map(|cvr| fault_stack().pods.pids_of(&pool_of(cvr)))
+        .collect();
+    assert_eq!(
+        managers.len(),
+        3,
+        "one pool-manager per replica: {managers:?}"
+    );
+    let signal_managers = |s| {
+        for pid in &managers {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), s).expect("signal");
+        }
+    };
+    signal_managers(nix::sys::signal::Signal::SIGSTOP);
     let mut refused = String::new();
     for _ in 0..3 {
         for node in &fault_stack().nodes {
@@ -233,6 +251,7 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
             break;
         }
     }
+    signal_managers(nix::sys::signal::Signal::SIGCONT);
     assert!(
         refused.contains("write failed"),
         "quota never hit: {refused}"
