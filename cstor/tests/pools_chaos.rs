@@ -61,18 +61,8 @@ async fn chaos_during<F: std::future::Future>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_provisioning_and_replacement_still_converges_without_orphans() {
-    let seed = std::env::var("CSTOR_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    eprintln!("chaos seed: {seed} (replay with CSTOR_CHAOS_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("CSTOR_CHAOS_SEED", "chaos");
+    let seed = rng.0;
     stack();
     let client = admin().await;
     for run in 0..RUNS {

@@ -228,12 +228,7 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
         3,
         "one pool-manager per replica: {managers:?}"
     );
-    let signal_managers = |s| {
-        for pid in &managers {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), s).expect("signal");
-        }
-    };
-    signal_managers(nix::sys::signal::Signal::SIGSTOP);
+    signal_pids(&managers, nix::sys::signal::Signal::SIGSTOP);
     let mut refused = String::new();
     for _ in 0..3 {
         for node in &fault_stack().nodes {
@@ -251,7 +246,7 @@ async fn a_full_pool_refuses_the_write_keeps_the_volume_healthy_and_recovers_whe
             break;
         }
     }
-    signal_managers(nix::sys::signal::Signal::SIGCONT);
+    signal_pids(&managers, nix::sys::signal::Signal::SIGCONT);
     assert!(
         refused.contains("write failed"),
         "quota never hit: {refused}"
@@ -327,6 +322,13 @@ fn running(pid: u32) -> bool {
                 .and_then(|(_, rest)| rest.chars().next())
         })
         .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Sends `signal` to each of `pids` (pods' processes).
+fn signal_pids(pids: &[u32], signal: nix::sys::signal::Signal) {
+    for pid in pids {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), signal).expect("signal");
+    }
 }
 
 fn pool_of(cvr: &cstor_api::cstor_v1::cvr::CStorVolumeReplica) -> String {
@@ -1164,12 +1166,7 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     let cvr = cvrs_of(&client, "vol-z").await.remove(0);
     let pm = fault_stack().pods.pids_of(&pool_of(&cvr));
     assert!(!pm.is_empty(), "no pool-manager for {}", pool_of(&cvr));
-    let signal_all = |s| {
-        for pid in &pm {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), s).expect("signal");
-        }
-    };
-    signal_all(nix::sys::signal::Signal::SIGSTOP);
+    signal_pids(&pm, nix::sys::signal::Signal::SIGSTOP);
     resize_to("96Mi");
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
     wait_for(
@@ -1213,7 +1210,7 @@ async fn a_resize_waits_for_every_replica_and_is_reported_once_served() {
     );
     qemu_io("vol-z", &["write -P 0x7e 40M 1M", "read -P 0x7e 40M 1M"]);
 
-    signal_all(nix::sys::signal::Signal::SIGCONT);
+    signal_pids(&pm, nix::sys::signal::Signal::SIGCONT);
     wait_for("resized to 96Mi", Duration::from_secs(180), || {
         reported("96Mi", 96 << 20)
     })

@@ -234,6 +234,24 @@ impl Harness {
             .expect("create CStorVolume")
     }
 
+    /// A merge patch of the CV, as the cvc-operator (or a requester) writes it.
+    async fn patch_cv(&self, patch: Value, what: &str) {
+        self.cvs()
+            .patch(VOLUME, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    /// Asks for snapshot `snapshot` with request id `id` on the CV.
+    async fn ask_snapshot(&self, id: &str, snapshot: &str) {
+        let request = json!({"id": id, "snapshot": snapshot, "op": "create"}).to_string();
+        self.patch_cv(
+            json!({"metadata": {"annotations": {"cstor.openebs.io/snapshot-request": request}}}),
+            "ask snapshot",
+        )
+        .await;
+    }
+
     fn start(&mut self, uid: &str) {
         let config = Config {
             namespace: self.env.namespace.clone(),
@@ -355,6 +373,15 @@ async fn harness(prefix: &str) -> Harness {
     }
 }
 
+/// The snapshot outcome the volume-manager wrote on the CV, if any.
+fn outcome_of(cv: &CStorVolume) -> Option<Value> {
+    cv.metadata
+        .annotations
+        .as_ref()?
+        .get("cstor.openebs.io/snapshot-outcome")
+        .and_then(|v| serde_json::from_str(v).ok())
+}
+
 fn phase(cv: &CStorVolume) -> &str {
     cv.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("")
 }
@@ -471,14 +498,8 @@ async fn a_volume_served_by_istgt_follows_its_replicas_resize_snapshots_and_scal
     assert_eq!(raw["replicaStatuses"][0]["mode"], "Healthy");
 
     // Resize 1Gi → 2Gi: RESIZE as the Go sidecar sends it; the conf's storage line follows.
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"capacity": "2Gi"}})),
-        )
-        .await
-        .expect("resize");
+    h.patch_cv(json!({"spec": {"capacity": "2Gi"}}), "resize")
+        .await;
     h.wait_request("RESIZE pvc-0a1b2c3d 2Gi 10 60").await;
     let cv = h
         .wait_cv("capacity 2Gi", |cv| {
@@ -497,25 +518,7 @@ async fn a_volume_served_by_istgt_follows_its_replicas_resize_snapshots_and_scal
         .await;
 
     // Snapshots through the CV's snapshot annotations, as the local stack's.
-    let ask = |id: &str, snapshot: &str| {
-        json!({"metadata": {"annotations": {"cstor.openebs.io/snapshot-request":
-            json!({"id": id, "snapshot": snapshot, "op": "create"}).to_string()}}})
-    };
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(ask("s1", "snap-a")),
-        )
-        .await
-        .expect("ask snapshot");
-    let outcome_of = |cv: &CStorVolume| -> Option<Value> {
-        cv.metadata
-            .annotations
-            .as_ref()?
-            .get("cstor.openebs.io/snapshot-outcome")
-            .and_then(|v| serde_json::from_str(v).ok())
-    };
+    h.ask_snapshot("s1", "snap-a").await;
     let cv = h
         .wait_cv("snapshot s1 outcome", |cv| {
             outcome_of(cv).is_some_and(|o| o["id"] == "s1")
@@ -534,14 +537,7 @@ async fn a_volume_served_by_istgt_follows_its_replicas_resize_snapshots_and_scal
             .contains(&"SNAPCREATE pvc-0a1b2c3d snap-a 10 60".to_string())
     );
     // istgt refuses one (the captured `ERR failed SNAPCREATE`): refused with its words.
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(ask("s2", "snap-c")),
-        )
-        .await
-        .expect("ask snapshot");
+    h.ask_snapshot("s2", "snap-c").await;
     let cv = h
         .wait_cv("snapshot s2 outcome", |cv| {
             outcome_of(cv).is_some_and(|o| o["id"] == "s2")
@@ -557,14 +553,8 @@ async fn a_volume_served_by_istgt_follows_its_replicas_resize_snapshots_and_scal
     h.wait_event("SnapshotFailed", "failed SNAPCREATE").await;
 
     // Scale up to 4: DRF, then istgt registers the new replica with RF 4 / CF 3.
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"desiredReplicationFactor": 4}})),
-        )
-        .await
-        .expect("scale up");
+    h.patch_cv(json!({"spec": {"desiredReplicationFactor": 4}}), "scale up")
+        .await;
     h.wait_request("DRF pvc-0a1b2c3d 4").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !h.conf().contains("  DesiredReplicationFactor 4\n") {
@@ -588,17 +578,14 @@ async fn a_volume_served_by_istgt_follows_its_replicas_resize_snapshots_and_scal
 
     // Scale down to 3 (as the cvc-operator asks: the replica leaves spec.knownReplicas and
     // DRF drops): conf and factors first, then DRF naming the three kept; status follows.
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {
-                "desiredReplicationFactor": 3,
-                "replicaDetails": {"knownReplicas": {R4.0: null}},
-            }})),
-        )
-        .await
-        .expect("scale down");
+    h.patch_cv(
+        json!({"spec": {
+            "desiredReplicationFactor": 3,
+            "replicaDetails": {"knownReplicas": {R4.0: null}},
+        }}),
+        "scale down",
+    )
+    .await;
     let mut kept = [R1.0, R2.0, R3.0];
     kept.sort();
     let drf = format!("DRF pvc-0a1b2c3d 3 {}", kept.join(" "));
@@ -646,14 +633,8 @@ async fn a_volume_istgt_cannot_serve_is_invalid_and_a_silently_rejected_conf_is_
     assert!(!h.paths().conf.exists());
     assert!(!h.istgt.requests().iter().any(|r| r == "REFRESH"));
     // Fixed by the operator: served.
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"desiredReplicationFactor": 3}})),
-        )
-        .await
-        .expect("fix");
+    h.patch_cv(json!({"spec": {"desiredReplicationFactor": 3}}), "fix")
+        .await;
     h.wait_cv("Init once valid", |cv| phase(cv) == "Init").await;
     h.stop().await;
 
@@ -694,14 +675,11 @@ async fn istgt_dying_and_the_volume_manager_killed_are_survived() {
         .iter()
         .map(|(id, guid)| (id.to_string(), json!(guid)))
         .collect();
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicaDetails": {"knownReplicas": served}}})),
-        )
-        .await
-        .expect("known replicas");
+    h.patch_cv(
+        json!({"spec": {"replicaDetails": {"knownReplicas": served}}}),
+        "known replicas",
+    )
+    .await;
     h.cvs()
         .patch_status(
             VOLUME,
@@ -732,17 +710,7 @@ async fn istgt_dying_and_the_volume_manager_killed_are_survived() {
     // A snapshot istgt takes 20 s over: registrations are answered meanwhile (istgt gives
     // them 20 s), and the snapshot completes.
     *h.istgt.snapshot_time.lock().expect("lock") = Duration::from_secs(20);
-    h.cvs()
-        .patch(
-            VOLUME,
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"cstor.openebs.io/snapshot-request":
-                json!({"id": "slow", "snapshot": "snap-a", "op": "create"}).to_string()}}}),
-            ),
-        )
-        .await
-        .expect("ask snapshot");
+    h.ask_snapshot("slow", "snap-a").await;
     h.wait_request("SNAPCREATE pvc-0a1b2c3d snap-a 10 60").await;
     let asked = Instant::now();
     assert_eq!(
@@ -755,11 +723,7 @@ async fn istgt_dying_and_the_volume_manager_killed_are_survived() {
         asked.elapsed()
     );
     h.wait_cv("slow snapshot done", |cv| {
-        cv.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("cstor.openebs.io/snapshot-outcome"))
-            .is_some_and(|o| o.contains("\"slow\""))
+        outcome_of(cv).is_some_and(|o| o["id"] == "slow")
     })
     .await;
     *h.istgt.snapshot_time.lock().expect("lock") = Duration::ZERO;

@@ -285,6 +285,22 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The CV as it is now; None (logged) once it is deleted or being deleted: the target stops.
+pub(crate) async fn live_cv(
+    cvs: &Api<CStorVolume>,
+    name: &str,
+) -> Result<Option<CStorVolume>, Error> {
+    let Some(cv) = cvs.get_opt(name).await.step("get CStorVolume", name)? else {
+        tracing::info!(volume = %name, "CStorVolume deleted; stopping");
+        return Ok(None);
+    };
+    if cv.metadata.deletion_timestamp.is_some() {
+        tracing::info!(volume = %name, "CStorVolume being deleted; stopping");
+        return Ok(None);
+    }
+    Ok(Some(cv))
+}
+
 /// Lists CVs until one with `uid` shows up (the target can start before the API has it).
 pub(crate) async fn find_cv(
     cvs: &Api<CStorVolume>,
@@ -630,19 +646,9 @@ impl Volume {
 
     /// One pass; false when the CV is gone (stop serving).
     async fn reconcile(&mut self) -> Result<bool, Error> {
-        let Some(cv) = self
-            .cvs
-            .get_opt(&self.name)
-            .await
-            .step("get CStorVolume", &self.name)?
-        else {
-            tracing::info!(volume = %self.name, "CStorVolume deleted; stopping");
+        let Some(cv) = live_cv(&self.cvs, &self.name).await? else {
             return Ok(false);
         };
-        if cv.metadata.deletion_timestamp.is_some() {
-            tracing::info!(volume = %self.name, "CStorVolume being deleted; stopping");
-            return Ok(false);
-        }
         // A supervised recovery applies at a start (which replica to trust): stop, and the
         // restarted process promotes the chosen replica.
         if status::promoted(&cv).is_some() && self.fanout.healthy_count() == 0 {

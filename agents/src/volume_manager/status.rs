@@ -390,13 +390,7 @@ pub fn derive_status(
     let cf = cv.spec.consistency_factor.unwrap_or(0);
     let ph = volume_phase(infos, rf, cf, seen.serving).to_string();
     let old = cv.status.clone().unwrap_or_default();
-    let transition = if old.phase == ph {
-        old.last_transition_time
-            .clone()
-            .or_else(|| Some(now.clone()))
-    } else {
-        Some(now.clone())
-    };
+    let transition = transition_time(&old, &ph, now);
     let want = cv
         .spec
         .capacity
@@ -410,27 +404,7 @@ pub fn derive_status(
             .or_else(|| Some(Quantity(seen.lun_size.to_string()))),
     };
     let resizing = want.is_some_and(|w| w > seen.lun_size) || seen.resize_error.is_some();
-    let conditions = if resizing {
-        let prev = old
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition_type::RESIZING);
-        vec![CStorVolumeCondition {
-            type_: condition_type::RESIZING.into(),
-            status: condition_status::IN_PROGRESS.into(),
-            last_probe_time: Some(now.clone()),
-            last_transition_time: prev
-                .and_then(|c| c.last_transition_time.clone())
-                .or_else(|| Some(now.clone())),
-            reason: "Resizing".into(),
-            message: seen
-                .resize_error
-                .map(String::from)
-                .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
-        }]
-    } else {
-        Vec::new()
-    };
+    let conditions = resizing_conditions(&old, resizing, seen.resize_error, now);
     let known = status_known(cv);
     let message = volume_message(infos, rf, cf);
     CStorVolumeStatus {
@@ -449,6 +423,47 @@ pub fn derive_status(
             known_replicas: known,
         }),
     }
+}
+
+/// The status's `lastTransitionTime` for phase `phase`: kept while the phase stays, `now` when
+/// it changes (or was never set).
+pub fn transition_time(old: &CStorVolumeStatus, phase: &str, now: &Time) -> Option<Time> {
+    if old.phase == phase {
+        old.last_transition_time
+            .clone()
+            .or_else(|| Some(now.clone()))
+    } else {
+        Some(now.clone())
+    }
+}
+
+/// The `Resizing` condition while a resize is pending (`resizing`) or failed (`error`, its
+/// message), keeping its transition time; none otherwise.
+pub fn resizing_conditions(
+    old: &CStorVolumeStatus,
+    resizing: bool,
+    error: Option<&str>,
+    now: &Time,
+) -> Vec<CStorVolumeCondition> {
+    if !resizing && error.is_none() {
+        return Vec::new();
+    }
+    let prev = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::RESIZING);
+    vec![CStorVolumeCondition {
+        type_: condition_type::RESIZING.into(),
+        status: condition_status::IN_PROGRESS.into(),
+        last_probe_time: Some(now.clone()),
+        last_transition_time: prev
+            .and_then(|c| c.last_transition_time.clone())
+            .or_else(|| Some(now.clone())),
+        reason: "Resizing".into(),
+        message: error
+            .map(String::from)
+            .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
+    }]
 }
 
 /// The status written while the volume cannot be served yet (`Init` waiting for replicas, or

@@ -82,7 +82,13 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn from_env_or_clock(what: &str) -> Rng {
-        let seed = std::env::var("CSTOR_TEST_SEED")
+        Rng::seeded("CSTOR_TEST_SEED", what)
+    }
+
+    /// Seeded from env `var` when set, else from the clock; the seed is printed with how to
+    /// replay it.
+    pub fn seeded(var: &str, what: &str) -> Rng {
+        let seed = std::env::var(var)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| {
@@ -91,7 +97,7 @@ impl Rng {
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(1)
             });
-        eprintln!("{what}: seed {seed} (replay with CSTOR_TEST_SEED={seed})");
+        eprintln!("{what}: seed {seed} (replay with {var}={seed})");
         Rng(seed.max(1))
     }
     pub fn next(&mut self) -> u64 {

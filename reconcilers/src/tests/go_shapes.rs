@@ -171,24 +171,12 @@ fn service_differences() -> Vec<Difference> {
     ]
 }
 
-fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
-}
-
-/// `go` with `d` applied: the field set (added or replaced), or the value appended.
+/// `go` with `d` applied as a JSON-patch `add`: the field set (added or replaced), or the value
+/// appended (`-`).
 fn apply(go: &mut Value, d: &Difference) {
-    let (parent, last) = d.at.rsplit_once('/').unwrap();
-    let node = go
-        .pointer_mut(parent)
-        .unwrap_or_else(|| panic!("{}: no {parent} in the Go shape", d.at));
-    match node {
-        Value::Array(items) if last == "-" => items.push(d.ours.clone()),
-        Value::Array(items) => items[last.parse::<usize>().unwrap()] = d.ours.clone(),
-        Value::Object(map) => {
-            map.insert(unescape(last), d.ours.clone());
-        }
-        other => panic!("{}: {parent} is {other}, not an object or array", d.at),
-    }
+    let op: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": d.at, "value": d.ours}])).unwrap();
+    json_patch::patch(go, &op).unwrap_or_else(|e| panic!("{}: {e} in the Go shape", d.at));
 }
 
 /// The Go shape with every listed difference applied.

@@ -26,7 +26,9 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use self::decide::{PhaseInput, PhaseOutcome, PoolState};
-use self::store::{AnyStore, DatasetStore, Ensured, ReplicaSpec, ReplicaStore, ZvolStore};
+use self::store::{
+    AnyStore, DatasetStore, Ensured, ReplicaSpec, ReplicaStore, StoreError, ZvolStore,
+};
 use super::{Context as PoolContext, Error, kube_ops};
 use crate::pool_manager::commands::Dialect;
 
@@ -123,6 +125,23 @@ impl Context {
                 tracing::warn!(error = %e, "CSPI not read; assuming thin provisioning");
                 false
             }
+        }
+    }
+
+    /// A replica's state could not be read from its store: a `FailStatusSync` Warning, and
+    /// the error the reconcile ends with.
+    async fn status_sync_failed(&self, reference: &ObjectReference, e: &StoreError) -> Error {
+        self.event(
+            reference,
+            EventType::Warning,
+            reasons::FAIL_STATUS_SYNC,
+            format!("Resource status sync failed: {}", e.message()),
+            reasons::action::SYNC,
+        )
+        .await;
+        Error::Update {
+            pool: self.base.pool.clone(),
+            message: e.message(),
         }
     }
 
@@ -463,20 +482,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
 
     let mut probe = match ctx.store.probe(&spec).await {
         Ok(p) => p,
-        Err(e) => {
-            ctx.event(
-                &reference,
-                EventType::Warning,
-                reasons::FAIL_STATUS_SYNC,
-                format!("Resource status sync failed: {}", e.message()),
-                reasons::action::SYNC,
-            )
-            .await;
-            return Err(Error::Update {
-                pool: ctx.base.pool.clone(),
-                message: e.message(),
-            });
-        }
+        Err(e) => return Err(ctx.status_sync_failed(&reference, &e).await),
     };
     // A dataset store is there only with its lun file.
     let present = probe.as_ref().is_some_and(|p| p.size.is_some() || !has_lun);
@@ -561,20 +567,7 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
     {
         match zvols.stats(&dataset).await {
             Ok(stat) => outcome.phase = decide::uzfs_phase(&stat).to_string(),
-            Err(e) => {
-                ctx.event(
-                    &reference,
-                    EventType::Warning,
-                    reasons::FAIL_STATUS_SYNC,
-                    format!("Resource status sync failed: {}", e.message()),
-                    reasons::action::SYNC,
-                )
-                .await;
-                return Err(Error::Update {
-                    pool: ctx.base.pool.clone(),
-                    message: e.message(),
-                });
-            }
+            Err(e) => return Err(ctx.status_sync_failed(&reference, &e).await),
         }
     }
     if outcome.message.is_empty() {

@@ -5,16 +5,13 @@
 use std::collections::BTreeMap;
 
 use cstor_api::cstor_v1::CStorVolume;
-use cstor_api::cstor_v1::cv::{
-    CStorVolumeCondition, CStorVolumeReplicaDetails, CStorVolumeStatus, condition_status,
-    condition_type, phase,
-};
+use cstor_api::cstor_v1::cv::{CStorVolumeReplicaDetails, CStorVolumeStatus, phase};
 use cstor_api::snapshot::{Outcome, Request};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::reply::VolumeReport;
-use crate::volume_manager::status::{drf, spec_known, status_known};
+use crate::volume_manager::status::{self, drf, spec_known, status_known};
 
 /// Conf keys the sidecar edits (matched at the start of a line, as the Go sidecar does).
 pub const KEY_DRF: &str = "  DesiredReplicationFactor";
@@ -224,36 +221,10 @@ pub fn status(cv: &CStorVolume, seen: &Seen<'_>, now: &Time) -> CStorVolumeStatu
         message.push_str("; ");
         message.push_str(w);
     }
-    let transition = if old.phase == ph {
-        old.last_transition_time
-            .clone()
-            .or_else(|| Some(now.clone()))
-    } else {
-        Some(now.clone())
-    };
+    let transition = status::transition_time(&old, &ph, now);
     let capacity = seen.served.cloned().or(old.capacity.clone());
     let pending = resize_to(cv, capacity.as_ref()).is_some();
-    let conditions = if pending || seen.resize_error.is_some() {
-        let prev = old
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition_type::RESIZING);
-        vec![CStorVolumeCondition {
-            type_: condition_type::RESIZING.into(),
-            status: condition_status::IN_PROGRESS.into(),
-            last_probe_time: Some(now.clone()),
-            last_transition_time: prev
-                .and_then(|c| c.last_transition_time.clone())
-                .or_else(|| Some(now.clone())),
-            reason: "Resizing".into(),
-            message: seen
-                .resize_error
-                .map(String::from)
-                .unwrap_or_else(|| "Triggered resize by changing capacity in spec".into()),
-        }]
-    } else {
-        Vec::new()
-    };
+    let conditions = status::resizing_conditions(&old, pending, seen.resize_error, now);
     let known = status_known(cv);
     CStorVolumeStatus {
         phase: ph,

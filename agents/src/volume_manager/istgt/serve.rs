@@ -27,7 +27,7 @@ use super::register::{self, Registration};
 use super::reply::VolumeReport;
 use super::{CONTROL_SOCKET, Istgt, IstgtError, TOTAL_WAIT_SECS, conf};
 use crate::volume_manager::reconcile::{
-    apply_status, event, find_cv, stopped, strip_volatile, with_status_known,
+    apply_status, event, find_cv, live_cv, stopped, strip_volatile, with_status_known,
 };
 use crate::volume_manager::{Config, Error, snapshot, status};
 
@@ -328,19 +328,9 @@ impl Pass {
     /// One pass; false when the CV is gone (stop).
     async fn run(&mut self) -> Result<bool, Error> {
         let shared = self.shared.clone();
-        let Some(cv) = shared
-            .cvs
-            .get_opt(&shared.name)
-            .await
-            .step("get CStorVolume", &shared.name)?
-        else {
-            tracing::info!(volume = %shared.name, "CStorVolume deleted; stopping");
+        let Some(cv) = live_cv(&shared.cvs, &shared.name).await? else {
             return Ok(false);
         };
-        if cv.metadata.deletion_timestamp.is_some() {
-            tracing::info!(volume = %shared.name, "CStorVolume being deleted; stopping");
-            return Ok(false);
-        }
         if !self.configured {
             match conf::render(&cv) {
                 Err(invalid) => {
