@@ -78,10 +78,24 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     match config.target {
-        Target::Istgt => istgt::serve::run(client, config, shutdown).await,
-        Target::Tgt => reconcile::run(client, config, shutdown).await,
+        Target::Istgt => istgt::serve::run(client, config, stop_rx).await,
+        Target::Tgt => reconcile::run(client, config, stop_rx).await,
     }
+}
+
+/// The Event recorder of a volume-manager (its pod named as the instance).
+fn recorder(client: &kube::Client) -> kube::runtime::events::Recorder {
+    cstor_runtime::events::recorder(
+        client.clone(),
+        "cstor-volume-manager",
+        std::env::var(cstor_api::keys::env::POD_NAME).ok(),
+    )
 }
 
 /// Why a fan-out operation or the volume-manager failed.

@@ -3,11 +3,9 @@
 //! and out, rebuilds, resize, RF/CF and knownReplicas) and reports the CV status by
 //! server-side apply; on shutdown it removes the target, unmounts and reports `Offline`.
 
-use cstor_api::keys::env;
 use cstor_runtime::reasons;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,18 +196,13 @@ struct Volume {
     snapshot_waiting: bool,
 }
 
-/// Runs the volume-manager for CV `config.volume_uid` until `shutdown` resolves (or the CV is
+/// Runs the volume-manager for CV `config.volume_uid` until `stop_rx` says stop (or the CV is
 /// deleted); then removes the tgt target, unmounts and reports phase `Offline`.
 pub async fn run(
     client: Client,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop_rx: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), &config.namespace);
     let cvrs: Api<CStorVolumeReplica> = Api::namespaced(client.clone(), &config.namespace);
     let mut stop = stop_rx.clone();
@@ -218,11 +211,7 @@ pub async fn run(
     };
     let name = cv.name_any();
     tracing::info!(volume = %name, uid = %config.volume_uid, "volume-manager starting");
-    let recorder = cstor_runtime::events::recorder(
-        client.clone(),
-        "cstor-volume-manager",
-        std::env::var(env::POD_NAME).ok(),
-    );
+    let recorder = super::recorder(&client);
     let manager = format!("cstor-volume-manager/{name}");
     let tgt = Tgt {
         adm: Tgtadm {

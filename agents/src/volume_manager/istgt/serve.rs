@@ -4,7 +4,6 @@
 //! status, `DRF` for replica scale up and down, `RESIZE`, `SNAPCREATE` / `SNAPDESTROY` for the
 //! snapshot requests on the CV — each decision made by [`super::decide`].
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,18 +70,13 @@ struct Shared {
     lock: Mutex<()>,
 }
 
-/// Runs the volume-manager for CV `config.volume_uid` beside istgt until `shutdown` resolves
+/// Runs the volume-manager for CV `config.volume_uid` beside istgt until `stop_rx` says stop
 /// (or the CV is deleted); then reports phase `Offline`.
 pub async fn run(
     client: Client,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop_rx: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let mut stop = stop_rx.clone();
     let paths = config.istgt.clone();
     let quick = Istgt::new(&paths.control, config.command_timeout);
@@ -105,11 +99,7 @@ pub async fn run(
         name: name.clone(),
         namespace: config.namespace.clone(),
         manager: format!("cstor-volume-manager/{name}"),
-        recorder: cstor_runtime::events::recorder(
-            client.clone(),
-            "cstor-volume-manager",
-            std::env::var(cstor_api::keys::env::POD_NAME).ok(),
-        ),
+        recorder: crate::volume_manager::recorder(&client),
         conf: paths.conf.clone(),
         lock: Mutex::new(()),
     });
