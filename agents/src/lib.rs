@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod discovery_agent;
 pub mod pool_manager;
 pub mod runner;
+pub mod version;
 pub mod volume_manager;
 
 #[cfg(test)]

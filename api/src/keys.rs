@@ -158,6 +158,9 @@ pub mod env {
     pub const CSTOR_ZFS_DIALECT: &str = "CSTOR_ZFS_DIALECT";
     /// The volume-manager's target: `istgt` (cluster, the default) or `tgt` (local stack).
     pub const CSTOR_TARGET: &str = "CSTOR_TARGET";
+    /// Every `cstor` process: the version it runs as (default: the build's); the local runner
+    /// sets it from the image tag of the pod it plays (docs/upgrades.md).
+    pub const CSTOR_VERSION: &str = "CSTOR_VERSION";
     /// Set by the local runner only: where the volume-manager mounts its FUSE fan-out.
     pub const CSTOR_FANOUT_DIR: &str = "CSTOR_FANOUT_DIR";
     /// cvc-operator: where the backup REST API listens (`host:port`; empty: not served).

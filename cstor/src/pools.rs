@@ -31,13 +31,10 @@ pub struct OperatorArgs {
     /// Bind BlockDeviceClaims (off where OpenEBS NDM runs and does it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub claim_binding: bool,
-    /// Image of the pool-manager container of the Deployments made per CSPI.
-    #[arg(
-        long,
-        env = env::OPENEBS_IO_CSPI_MGMT_IMAGE,
-        default_value = "openebs/cstor-rs:0.1.0"
-    )]
-    pub pool_manager_image: String,
+    /// Image of the pool-manager container of the Deployments made per CSPI (default: our
+    /// image of this version).
+    #[arg(long, env = env::OPENEBS_IO_CSPI_MGMT_IMAGE)]
+    pub pool_manager_image: Option<String>,
     /// Image of the uZFS (zrepl) container of those Deployments.
     #[arg(
         long,
@@ -83,6 +80,7 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("cstor-operator-{}", std::process::id()));
+    let version = cstor_runtime::version::ours();
     let config = cstor_reconcilers::cspc_operator::OperatorConfig {
         namespace: args.namespace.clone(),
         identity,
@@ -91,8 +89,11 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
         lease_seconds: args.lease_seconds,
         claim_binding: args.claim_binding,
         cspc: cstor_reconcilers::cspc::CspcConfig {
-            operator_version: env!("CARGO_PKG_VERSION").to_string(),
-            pool_manager_image: args.pool_manager_image.clone(),
+            operator_version: version.clone(),
+            pool_manager_image: args
+                .pool_manager_image
+                .clone()
+                .unwrap_or_else(|| cstor_runtime::version::image(&version)),
             pool_image: args.pool_image.clone(),
             exporter_image: args.pool_exporter_image.clone(),
             image_pull_secrets: cstor_reconcilers::podspec::pull_secret_names(

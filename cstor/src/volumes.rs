@@ -27,13 +27,10 @@ pub struct CvcOperatorArgs {
     pub lease_name: String,
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u64,
-    /// Image of the volume-manager container of the target Deployments.
-    #[arg(
-        long,
-        env = env::OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE,
-        default_value = "openebs/cstor-rs:0.1.0"
-    )]
-    pub volume_manager_image: String,
+    /// Image of the volume-manager container of the target Deployments (default: our image
+    /// of this version).
+    #[arg(long, env = env::OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE)]
+    pub volume_manager_image: Option<String>,
     /// Image of cStor's istgt container of those Deployments.
     #[arg(
         long,
@@ -71,6 +68,7 @@ pub struct CvcOperatorArgs {
 
 pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
     let client = client(args.kubeconfig.as_ref()).await?;
+    let version = cstor_runtime::version::ours();
     let config = cstor_reconcilers::cvc::CvcConfig {
         namespace: args.namespace.clone(),
         identity: args
@@ -80,8 +78,11 @@ pub async fn cvc_operator(args: CvcOperatorArgs) -> anyhow::Result<()> {
         leader_election: args.leader_election,
         lease_name: args.lease_name.clone(),
         lease_seconds: args.lease_seconds,
-        operator_version: env!("CARGO_PKG_VERSION").to_string(),
-        volume_manager_image: args.volume_manager_image.clone(),
+        operator_version: version.clone(),
+        volume_manager_image: args
+            .volume_manager_image
+            .clone()
+            .unwrap_or_else(|| cstor_runtime::version::image(&version)),
         istgt_image: args.istgt_image.clone(),
         exporter_image: args.volume_exporter_image.clone(),
         image_pull_secrets: cstor_reconcilers::podspec::pull_secret_names(&args.image_pull_secrets),

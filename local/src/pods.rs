@@ -155,14 +155,52 @@ struct Pod {
     started: Instant,
 }
 
-/// The container of a template that runs our binary, if any.
-fn our_container(spec: &PodSpec) -> Option<&Container> {
-    spec.containers.iter().find(|c| {
-        c.command
-            .as_ref()
-            .and_then(|c| c.first())
-            .is_some_and(|c| c == "cstor")
+/// The container of a template that runs our binary, if any, with the `cstor` arguments it
+/// stands for: ours (`command: [cstor]`), or the Go operators' pool-manager and
+/// volume-manager images, which the local stack plays with our code (docs/upgrades.md).
+fn our_container(spec: &PodSpec) -> Option<(&Container, Vec<String>)> {
+    spec.containers.iter().find_map(|c| {
+        if let Some(command) = &c.command {
+            if command.first().is_some_and(|c| c == "cstor") {
+                let mut args: Vec<String> = command.iter().skip(1).cloned().collect();
+                args.extend(c.args.iter().flatten().cloned());
+                return Some((c, args));
+            }
+            return None;
+        }
+        let role = go_image_role(c.image.as_deref()?)?;
+        Some((c, vec![role.to_string()]))
     })
+}
+
+/// `pool-manager` / `volume-manager` for the Go operators' images of those
+/// (`[registry/]openebs/cstor-pool-manager[-amd64]:<tag>`), else `None`.
+fn go_image_role(image: &str) -> Option<&'static str> {
+    let repo = image.rsplit('/').next()?.split([':', '@']).next()?;
+    let repo = repo
+        .strip_suffix("-amd64")
+        .or_else(|| repo.strip_suffix("-arm64"))
+        .unwrap_or(repo);
+    match repo {
+        "cstor-pool-manager" => Some("pool-manager"),
+        "cstor-volume-manager" => Some("volume-manager"),
+        _ => None,
+    }
+}
+
+/// The version an image tag names (`openebs/cstor-rs:4.1.0` → `4.1.0`), which the played
+/// process runs as; `None` for a digest, no tag, or a tag that is not a version.
+pub fn image_version(image: &str) -> Option<String> {
+    let last = image.rsplit('/').next()?;
+    if last.contains('@') {
+        return None;
+    }
+    let tag = last.split_once(':')?.1;
+    let bare = tag.strip_prefix('v').unwrap_or(tag);
+    bare.split('-')
+        .next()
+        .is_some_and(|b| !b.is_empty() && b.split('.').all(|p| p.parse::<u64>().is_ok()))
+        .then(|| bare.to_string())
 }
 
 /// The node a template selects by hostname label, if it selects one.
@@ -183,7 +221,7 @@ impl PodEnv {
         let Some(spec) = deploy.spec.template.spec.as_ref() else {
             return Ok(None);
         };
-        let Some(container) = our_container(spec) else {
+        let Some((container, args)) = our_container(spec) else {
             return Ok(None);
         };
         let node = selected_node(spec);
@@ -194,15 +232,10 @@ impl PodEnv {
             ),
             None => None,
         };
-        let mut args: Vec<String> = container
-            .command
-            .iter()
-            .flatten()
-            .skip(1)
-            .cloned()
-            .collect();
-        args.extend(container.args.iter().flatten().cloned());
         let mut env = BTreeMap::new();
+        if let Some(v) = container.image.as_deref().and_then(image_version) {
+            env.insert(env::CSTOR_VERSION.into(), v);
+        }
         let mut secret_env = Vec::new();
         for var in container.env.iter().flatten() {
             if let Some(v) = &var.value {
@@ -311,7 +344,7 @@ pub async fn run(
     let mut deployments: HashMap<String, Deployment> = HashMap::new();
     let mut pods: HashMap<String, Pod> = HashMap::new();
     let mut kubeconfigs: HashMap<String, PathBuf> = HashMap::new();
-    let mut last_status: HashMap<String, (i32, i32)> = HashMap::new();
+    let mut last_status: HashMap<String, (Option<i64>, i32, i32)> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut renew = tokio::time::interval(components::TOKEN_LIFETIME / 3);
     renew.tick().await;
@@ -385,7 +418,7 @@ async fn reconcile(
     deployments: &HashMap<String, Deployment>,
     pods: &mut HashMap<String, Pod>,
     kubeconfigs: &mut HashMap<String, PathBuf>,
-    last_status: &mut HashMap<String, (i32, i32)>,
+    last_status: &mut HashMap<String, (Option<i64>, i32, i32)>,
 ) {
     let api: Api<Deployment> = Api::namespaced(admin.clone(), &env.namespace);
     // Desired pods.
@@ -470,7 +503,9 @@ async fn reconcile(
             .spec
             .as_ref()
             .is_some_and(|s| our_container(s).is_some());
-        if !ours || last_status.get(name) == Some(&(wanted, running)) {
+        // A new generation (a rolled template) is reported even when the counts stay.
+        let seen = (d.metadata.generation, wanted, running);
+        if !ours || last_status.get(name) == Some(&seen) {
             continue;
         }
         let body = json!({
@@ -486,7 +521,7 @@ async fn reconcile(
         let pp = PatchParams::apply(STATUS_MANAGER).force();
         match api.patch_status(name, &pp, &Patch::Apply(&body)).await {
             Ok(_) => {
-                last_status.insert(name.clone(), (wanted, running));
+                last_status.insert(name.clone(), seen);
             }
             Err(e) => tracing::debug!(deployment = %name, error = %e, "status not written"),
         }

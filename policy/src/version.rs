@@ -127,9 +127,81 @@ pub enum VersionStep {
         details: VersionDetails,
         event: String,
     },
-    /// Not ours to touch (why): the object is newer than this operator, or at an older
-    /// version nobody asked to upgrade.
-    Refuse(String),
+    /// Not ours to touch: the object is newer than this operator ([`NEWER_VERSION`]), or at an
+    /// older version nobody asked to upgrade ([`UPGRADE_REQUIRED`]); `why` says what to do.
+    Refuse { reason: &'static str, why: String },
+}
+
+/// The condition every owner writes on a CSPC / CVC whose version it will not reconcile.
+pub const CONDITION: &str = "VersionReconciled";
+/// Reasons of [`CONDITION`].
+pub const UPGRADE_REQUIRED: &str = "UpgradeRequired";
+pub const NEWER_VERSION: &str = "NewerVersion";
+pub const UPGRADE_FAILED: &str = "UpgradeFailed";
+
+/// `(status, reason, message)` of [`CONDITION`] for `step`: True once the object is at our
+/// version, False with what to do when refused or failed; `None` while it is moving.
+pub fn condition(
+    step: &VersionStep,
+    kind: &str,
+    name: &str,
+    operator: &str,
+) -> Option<(bool, &'static str, String)> {
+    match step {
+        VersionStep::Current => Some((
+            true,
+            RECONCILED,
+            format!("{kind} {name} is at version {operator}"),
+        )),
+        VersionStep::Refuse { reason, why } => Some((false, reason, why.clone())),
+        VersionStep::Failed { details, .. } => Some((
+            false,
+            UPGRADE_FAILED,
+            details
+                .status
+                .as_ref()
+                .map(|s| s.reason.clone())
+                .unwrap_or_default(),
+        )),
+        VersionStep::Write(_) | VersionStep::Finish(_) => None,
+    }
+}
+
+/// The version rule of an agent (the pool-manager for CSPIs and CVRs, the volume-manager for
+/// CVs), whose pods are rolled one at a time: it finishes the upgrade of an object whose
+/// `desired` is its own version, refuses an object newer than itself, and otherwise leaves
+/// the record alone (an older object waits for its upgrade; an object whose upgrade to a
+/// newer version has begun waits for the new agent).
+pub fn decide_agent(
+    kind: &str,
+    name: &str,
+    details: Option<&VersionDetails>,
+    agent: &str,
+    now: &Time,
+) -> VersionStep {
+    let Some(d) = details else {
+        return VersionStep::Current;
+    };
+    let current = d.status.as_ref().map(|s| s.current.as_str()).unwrap_or("");
+    if current.is_empty() {
+        return VersionStep::Current;
+    }
+    if base(&d.desired) == base(agent) {
+        return decide(kind, name, details, agent, agent, false, now);
+    }
+    match (Version::parse(current), Version::parse(agent)) {
+        (Some(c), Some(a)) if c > a => newer(kind, name, current, agent),
+        _ => VersionStep::Current,
+    }
+}
+
+fn newer(kind: &str, name: &str, current: &str, operator: &str) -> VersionStep {
+    VersionStep::Refuse {
+        reason: NEWER_VERSION,
+        why: format!(
+            "{kind} {name} is at version {current}, newer than this operator's {operator}: run operators of version {current} or later"
+        ),
+    }
 }
 
 /// Decides the version step of `kind` `name` for an operator of version `operator`.
@@ -169,18 +241,19 @@ pub fn decide(
         );
     };
     if cur > ours {
-        return VersionStep::Refuse(format!(
-            "{kind} {name} is at version {current}, newer than this operator's {operator}: run operators of version {current} or later"
-        ));
+        return newer(kind, name, &current, operator);
     }
     if current == d.desired {
         if base(&current) == base(operator) {
             return VersionStep::Current;
         }
         if !adopt {
-            return VersionStep::Refuse(format!(
-                "{kind} {name} is at version {current} and this operator is {operator}: upgrade it to {operator}"
-            ));
+            return VersionStep::Refuse {
+                reason: UPGRADE_REQUIRED,
+                why: format!(
+                    "{kind} {name} is at version {current} and this operator is {operator}: upgrade it to {operator} with an UpgradeTask (cstor upgrade, docs/upgrades.md)"
+                ),
+            };
         }
         d.desired = operator.to_string();
     }

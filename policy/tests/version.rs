@@ -2,7 +2,10 @@
 //! version order, the validation messages, and each step with the details it writes.
 
 use cstor_api::common::{VersionDetails, VersionStatus};
-use cstor_policy::version::{Version, VersionStep, decide, validate};
+use cstor_policy::version::{
+    NEWER_VERSION, RECONCILED, UPGRADE_FAILED, UPGRADE_REQUIRED, Version, VersionStep, condition,
+    decide, decide_agent, validate,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pretty_assertions::assert_eq;
 
@@ -85,19 +88,21 @@ fn each_version_step_and_what_it_writes() {
     let newer = details("4.2.0", "4.2.0", "Reconciled");
     assert_eq!(
         decide("CVR", "r1", Some(&newer), "4.0.0", "4.0.0", true, &t),
-        VersionStep::Refuse(
-            "CVR r1 is at version 4.2.0, newer than this operator's 4.0.0: run operators of version 4.2.0 or later"
+        VersionStep::Refuse {
+            reason: NEWER_VERSION,
+            why: "CVR r1 is at version 4.2.0, newer than this operator's 4.0.0: run operators of version 4.2.0 or later"
                 .into()
-        )
+        }
     );
 
     // Older, nobody asked: refused; adopted: the upgrade starts (ReconcileInProgress).
     let older = details("3.6.0", "3.6.0", "Reconciled");
     assert_eq!(
         decide("CV", "v1", Some(&older), "4.0.0", "4.0.0", false, &t),
-        VersionStep::Refuse(
-            "CV v1 is at version 3.6.0 and this operator is 4.0.0: upgrade it to 4.0.0".into()
-        )
+        VersionStep::Refuse {
+            reason: UPGRADE_REQUIRED,
+            why: "CV v1 is at version 3.6.0 and this operator is 4.0.0: upgrade it to 4.0.0 with an UpgradeTask (cstor upgrade, docs/upgrades.md)".into()
+        }
     );
     let VersionStep::Write(d) = decide("CV", "v1", Some(&older), "4.0.0", "4.0.0", true, &t) else {
         panic!("start")
@@ -168,4 +173,102 @@ fn each_version_step_and_what_it_writes() {
         panic!("adopted by master")
     };
     assert_eq!(d.desired, "master");
+}
+
+#[test]
+fn an_agent_finishes_only_upgrades_to_its_own_version_and_refuses_newer_objects() {
+    let t = now();
+    let state = |step: VersionStep| match step {
+        VersionStep::Current => "current".to_string(),
+        VersionStep::Write(d) => format!("write {}", d.status.map(|s| s.state).unwrap_or_default()),
+        VersionStep::Finish(d) => {
+            format!("finish {}", d.status.map(|s| s.current).unwrap_or_default())
+        }
+        VersionStep::Failed { event, .. } => format!("failed: {event}"),
+        VersionStep::Refuse { reason, .. } => format!("refuse {reason}"),
+    };
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        // (current, desired, state, agent, outcome)
+        ("4.0.0", "4.0.0", "Reconciled", "4.0.0", "current"),
+        // An older object nobody asked to upgrade: left alone (its upgrade rolls this pod).
+        ("3.5.0", "3.5.0", "Reconciled", "4.0.0", "current"),
+        // The upgrade has begun but this pod is the old one: waits for the new one.
+        ("4.0.0", "4.1.0", "", "4.0.0", "current"),
+        // This pod is the new one: ReconcileInProgress, then Reconciled at its version.
+        ("4.0.0", "4.1.0", "", "4.1.0", "write ReconcileInProgress"),
+        (
+            "4.0.0",
+            "4.1.0",
+            "ReconcileInProgress",
+            "4.1.0",
+            "finish 4.1.0",
+        ),
+        (
+            "3.5.0",
+            "4.0.0",
+            "ReconcileInProgress",
+            "4.0.0",
+            "finish 4.0.0",
+        ),
+        // Newer than this pod (a downgraded agent): never touched.
+        (
+            "4.1.0",
+            "4.1.0",
+            "Reconciled",
+            "4.0.0",
+            "refuse NewerVersion",
+        ),
+        // Below the allow-list: failed with the reason.
+        (
+            "1.9.0",
+            "4.0.0",
+            "",
+            "4.0.0",
+            "failed: Failed to upgrade CSPI p1 to 4.0.0 version: current version 1.9.0 is not between 1.10.0 and 4.0.0",
+        ),
+    ];
+    for (current, desired, st, agent, want) in cases {
+        let d = details(current, desired, st);
+        assert_eq!(
+            state(decide_agent("CSPI", "p1", Some(&d), agent, &t)),
+            *want,
+            "{current} → {desired} ({st}) by {agent}"
+        );
+    }
+    // No record at all (an object older than versionDetails): left alone.
+    assert_eq!(
+        decide_agent("CVR", "r1", None, "4.0.0", &t),
+        VersionStep::Current
+    );
+}
+
+#[test]
+fn the_version_condition_says_what_to_do() {
+    let t = now();
+    let older = details("3.5.0", "3.5.0", "Reconciled");
+    let step = decide("CSPC", "c1", Some(&older), "4.0.0", "4.0.0", false, &t);
+    let (ok, reason, message) = condition(&step, "CSPC", "c1", "4.0.0").expect("refused");
+    assert!(!ok);
+    assert_eq!(reason, UPGRADE_REQUIRED);
+    assert!(message.contains("with an UpgradeTask"), "{message}");
+    assert_eq!(
+        condition(&VersionStep::Current, "CSPC", "c1", "4.0.0"),
+        Some((true, RECONCILED, "CSPC c1 is at version 4.0.0".into()))
+    );
+    let ancient = details("1.9.0", "4.0.0", "");
+    let step = decide("CVC", "v", Some(&ancient), "4.0.0", "4.0.0", false, &t);
+    assert_eq!(
+        condition(&step, "CVC", "v", "4.0.0"),
+        Some((
+            false,
+            UPGRADE_FAILED,
+            "current version 1.9.0 is not between 1.10.0 and 4.0.0".into()
+        ))
+    );
+    let newer = details("4.1.0", "4.1.0", "Reconciled");
+    let step = decide("CVC", "v", Some(&newer), "4.0.0", "4.0.0", false, &t);
+    assert_eq!(
+        condition(&step, "CVC", "v", "4.0.0").map(|c| c.1),
+        Some(NEWER_VERSION)
+    );
 }

@@ -1,5 +1,5 @@
-//! `cstor operator` (the cspc-operator): the CSPC controller, claim binding and the
-//! MigrationTask controller, run only while this process holds
+//! `cstor operator` (the cspc-operator): the CSPC controller, claim binding, the
+//! MigrationTask controller and the UpgradeTask controller of pools, run only while this process holds
 //! the Lease, so two replicas never act at once. Losing the Lease ends `run` with an error (the
 //! process restarts and competes again); shutdown stops the controllers and releases the Lease.
 
@@ -56,6 +56,15 @@ fn start(client: Client, config: &OperatorConfig) -> Controllers {
         recorder.clone(),
     ));
     tasks.push(crate::migrate::run(ctx, rx.map(|_| ())).boxed());
+    let (tx, rx) = oneshot::channel::<()>();
+    stop.push(tx);
+    let ctx = Arc::new(crate::upgrade::Context::new(
+        client.clone(),
+        config.namespace.clone(),
+        recorder.clone(),
+        crate::upgrade::Role::Pools(config.cspc.clone()),
+    ));
+    tasks.push(crate::upgrade::run(ctx, rx.map(|_| ())).boxed());
     if config.claim_binding {
         let (tx, rx) = oneshot::channel::<()>();
         stop.push(tx);

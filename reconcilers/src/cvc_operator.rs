@@ -1,4 +1,5 @@
-//! `cstor cvc-operator`: the CVC controller, run only while this process holds its Lease.
+//! `cstor cvc-operator`: the CVC controller and the UpgradeTask controller of volumes, run
+//! only while this process holds its Lease.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,8 +19,24 @@ fn start(client: Client, config: &CvcConfig) -> Controllers {
         Some(config.identity.clone()),
     );
     let (tx, rx) = oneshot::channel::<()>();
-    let ctx = Arc::new(reconcile::Context::new(client, config.clone(), recorder));
-    Controllers::new(vec![tx], reconcile::run(ctx, rx.map(|_| ())).boxed())
+    let ctx = Arc::new(reconcile::Context::new(
+        client.clone(),
+        config.clone(),
+        recorder.clone(),
+    ));
+    let (tx2, rx2) = oneshot::channel::<()>();
+    let upgrades = Arc::new(crate::upgrade::Context::new(
+        client,
+        config.namespace.clone(),
+        recorder,
+        crate::upgrade::Role::Volumes(config.clone()),
+    ));
+    let done = futures::future::join(
+        reconcile::run(ctx, rx.map(|_| ())),
+        crate::upgrade::run(upgrades, rx2.map(|_| ())),
+    )
+    .map(|_| ());
+    Controllers::new(vec![tx, tx2], done.boxed())
 }
 
 /// Runs the CVC controller until `shutdown` resolves (Ok) or the Lease is lost (Err); with

@@ -1,7 +1,8 @@
 //! Cluster-scope controllers on kube::runtime: the CSPC controller (CSPC → CSPIs, claims and
 //! pool-manager Deployments), claim binding (the part of NDM cStor needs) and the leader-elected
 //! operator entry point, the CVC controller (volumes), the backup/restore API and the
-//! MigrationTask controller (SPC pools to CSPC). Upgrade tasks come with a later issue.
+//! MigrationTask controller (SPC pools to CSPC), the UpgradeTask controller and the version
+//! step of the kinds the operators own.
 
 pub mod agent_identity;
 pub mod backup;
@@ -16,6 +17,9 @@ pub mod meta;
 pub mod migrate;
 pub mod podspec;
 pub mod snapshot;
+pub mod task;
+pub mod upgrade;
+pub mod version;
 
 pub use error::Error;
 

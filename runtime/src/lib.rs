@@ -11,6 +11,7 @@ pub mod events;
 pub mod finalizers;
 pub mod leader;
 pub mod reasons;
+pub mod version;
 
 pub use backoff::Backoff;
 

@@ -80,6 +80,12 @@ pub const SYNCED: &str = "Synced";
 pub const TARGET_CREATED: &str = "TargetCreated";
 /// Go spelling, on the wire.
 pub const UPDATED: &str = "Updated";
+/// Go spelling, on the wire: a version upgrade of an object failed.
+pub const FAILED_UPGRADE: &str = "FailedUpgrade";
+/// Ours: an object's versionDetails reached this version.
+pub const UPGRADED: &str = "Upgraded";
+/// Ours: an UpgradeTask step started, completed or failed (docs/upgrades.md).
+pub const UPGRADE_STEP: &str = "UpgradeStep";
 pub const VOLUME_CREATED: &str = "VolumeCreated";
 /// Writes refused alike by the replicas (no space, read-only): the volume stays Healthy.
 pub const WRITE_REFUSED: &str = "WriteRefused";

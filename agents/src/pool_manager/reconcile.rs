@@ -189,6 +189,22 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
             return Err(e);
         }
     }
+    let version = crate::version::step(
+        &ctx.cspis(),
+        &ctx.manager,
+        cspi,
+        "CSPI",
+        cspi.version_details.as_ref(),
+        &cstor_runtime::version::ours(),
+    )
+    .await?;
+    if let Some((type_, reason, note)) = version.event {
+        ctx.event(&reference, type_, reason, note, reasons::action::RECONCILE)
+            .await;
+    }
+    if !version.proceed {
+        return Ok(resync);
+    }
     if let Err(e) = decide::validate(&cspi.spec) {
         ctx.event(
             &reference,

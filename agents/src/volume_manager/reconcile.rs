@@ -290,6 +290,29 @@ pub(crate) async fn live_cv(
     Ok(Some(cv))
 }
 
+/// The version step of the CV (docs/upgrades.md); false: leave the rest of this pass (the
+/// target keeps serving either way).
+pub(crate) async fn versioned(
+    cvs: &Api<CStorVolume>,
+    recorder: &Recorder,
+    manager: &str,
+    cv: &CStorVolume,
+) -> Result<bool, Error> {
+    let outcome = crate::version::step(
+        cvs,
+        manager,
+        cv,
+        "CV",
+        cv.version_details.as_ref(),
+        &cstor_runtime::version::ours(),
+    )
+    .await?;
+    if let Some((type_, reason, note)) = outcome.event {
+        event(recorder, cv, type_, reason, note).await;
+    }
+    Ok(outcome.proceed)
+}
+
 /// Lists CVs until one with `uid` shows up (the target can start before the API has it).
 pub(crate) async fn find_cv(
     cvs: &Api<CStorVolume>,
@@ -638,6 +661,9 @@ impl Volume {
         let Some(cv) = live_cv(&self.cvs, &self.name).await? else {
             return Ok(false);
         };
+        if !versioned(&self.cvs, &self.recorder, &self.manager, &cv).await? {
+            return Ok(true);
+        }
         // A supervised recovery applies at a start (which replica to trust): stop, and the
         // restarted process promotes the chosen replica.
         if status::promoted(&cv).is_some() && self.fanout.healthy_count() == 0 {

@@ -20,7 +20,7 @@ pub const FIELD_MANAGER: &str = "cstor-operator/cspc";
 /// What the CSPC controller is configured with (the lead fills it from flags and env).
 #[derive(Clone, Debug)]
 pub struct CspcConfig {
-    /// Written into `openebs.io/version` labels and `versionDetails` ("0.1.0").
+    /// Written into `openebs.io/version` labels and `versionDetails` ("4.0.0").
     pub operator_version: String,
     /// Image of the `cstor-pool-mgmt` container (env `OPENEBS_IO_CSPI_MGMT_IMAGE`).
     pub pool_manager_image: String,
@@ -43,8 +43,8 @@ pub struct CspcConfig {
 impl Default for CspcConfig {
     fn default() -> Self {
         CspcConfig {
-            operator_version: "0.1.0".into(),
-            pool_manager_image: "openebs/cstor-rs:0.1.0".into(),
+            operator_version: "4.0.0".into(),
+            pool_manager_image: "openebs/cstor-rs:4.0.0".into(),
             pool_image: "openebs/cstor-pool:ci".into(),
             exporter_image: "quay.io/openebs/m-exporter:ci".into(),
             image_pull_secrets: Vec::new(),

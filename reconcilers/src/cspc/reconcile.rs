@@ -219,6 +219,25 @@ async fn reconcile_inner(cspc: &CStorPoolCluster, ctx: &Context) -> Result<Actio
     if is_deleting(cspc) {
         return delete_cspc(cspc, ctx, &apis, &cspis).await;
     }
+    // As in the Go operators: a CSPC without a version is at its first CSPI's; an older
+    // CSPC waits for its upgrade and a newer one is not touched (docs/upgrades.md).
+    let ours = &ctx.config.operator_version;
+    let populate = cspis
+        .first()
+        .and_then(|c| c.labels().get(labels::VERSION).cloned())
+        .unwrap_or_else(|| ours.clone());
+    if !crate::version::step(
+        &apis.cspcs,
+        &ctx.recorder,
+        FIELD_MANAGER,
+        cspc,
+        ours,
+        &populate,
+    )
+    .await?
+    {
+        return Ok(Action::requeue(ctx.config.resync));
+    }
     if add_finalizer(&apis.cspcs, &name, finalizers::CSPC).await? {
         tracing::info!(cspc = %name, "finalizer added");
     }

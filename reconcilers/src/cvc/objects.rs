@@ -5,7 +5,7 @@
 use cstor_api::keys::env;
 use std::collections::BTreeMap;
 
-use cstor_api::common::{VersionDetails, VersionStatus};
+use cstor_api::common::VersionDetails;
 use cstor_api::cstor_v1::{
     CStorVolume, CStorVolumeConfig, CStorVolumePolicySpec, CStorVolumeReplica,
     CStorVolumeReplicaSpec, CStorVolumeSpec, TargetSpec,
@@ -127,25 +127,6 @@ pub fn pdb_name(cspc: &str, pools: &[String]) -> String {
 /// The versionDetails of an object made at operator version `version`.
 pub fn fresh_version(version: &str) -> VersionDetails {
     crate::cspc::reconcile::fresh_version(version)
-}
-
-/// The CVC versionDetails after "populate"; `None` when already populated.
-pub fn populated_version(cvc: &CStorVolumeConfig, version: &str) -> Option<VersionDetails> {
-    let current = cvc
-        .version_details
-        .as_ref()
-        .and_then(|v| v.status.as_ref())
-        .map(|s| s.current.as_str())
-        .unwrap_or("");
-    current.is_empty().then(|| VersionDetails {
-        auto_upgrade: cvc.version_details.as_ref().is_some_and(|v| v.auto_upgrade),
-        desired: version.into(),
-        status: Some(VersionStatus {
-            dependents_upgraded: true,
-            current: version.into(),
-            ..VersionStatus::default()
-        }),
-    })
 }
 
 fn missing(kind: &'static str, name: &str, field: &'static str) -> Error {

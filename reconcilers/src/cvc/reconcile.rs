@@ -27,7 +27,6 @@ use serde_json::{Value, json};
 
 use super::bound::bound;
 use super::deprovision::deprovision;
-use super::objects::populated_version;
 use super::provision::provision;
 use super::status::{condition, set_condition};
 use super::{CvcConfig, FIELD_MANAGER};
@@ -275,38 +274,20 @@ async fn reconcile_inner(cvc: &CStorVolumeConfig, ctx: &Context) -> Result<Actio
     if is_deleting(cvc) {
         return deprovision(cvc, ctx, &apis).await;
     }
+    // As in the Go operators: populate versionDetails once; an older CVC waits for its
+    // upgrade and a newer one is not touched (docs/upgrades.md).
     let version = &ctx.config.operator_version;
-    // As in the Go operators: populate versionDetails once; refuse CVCs of another operator version.
-    if let Some(vd) = populated_version(cvc, version) {
-        apis.cvcs
-            .patch(
-                &cvc.name_any(),
-                &patch_params(),
-                &Patch::Merge(json!({"versionDetails": vd})),
-            )
-            .await
-            .step("populate versionDetails of CVC", cvc.name_any())?;
-    } else {
-        let current = cvc
-            .version_details
-            .as_ref()
-            .and_then(|v| v.status.as_ref())
-            .map(|s| s.current.clone())
-            .unwrap_or_default();
-        if current != *version {
-            publish(
-                ctx,
-                cvc,
-                EventType::Warning,
-                "CVC Reconcile",
-                format!(
-                    "can not reconcile CVC {} as cvc operator version is {version} but cvc version is {current}",
-                    cvc.name_any()
-                ),
-            )
-            .await;
-            return Ok(Action::requeue(ctx.config.resync));
-        }
+    if !crate::version::step(
+        &apis.cvcs,
+        &ctx.recorder,
+        FIELD_MANAGER,
+        cvc,
+        version,
+        version,
+    )
+    .await?
+    {
+        return Ok(Action::requeue(ctx.config.resync));
     }
     let mut pass = Pass {
         ctx,

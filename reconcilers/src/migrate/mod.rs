@@ -18,7 +18,7 @@ use cstor_api::cstor_v1::{CStorPoolCluster, CStorVolume};
 use cstor_api::keys::{annotations, finalizers, labels};
 use cstor_api::openebs_v1alpha1::{
     BlockDevice, BlockDeviceClaim, CStorPool, LegacyCStorVolumeReplica, MigrationTask,
-    MigrationTaskStatus, StoragePoolClaim, TaskStepStatus, step_phase, task_phase,
+    MigrationTaskStatus, StoragePoolClaim, task_phase,
 };
 use cstor_policy::migrate::SpcFacts;
 use cstor_runtime::errors::{ApiError, Step, is_webhook_denial};
@@ -474,60 +474,23 @@ pub fn next_status(
     at: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) -> MigrationTaskStatus {
     let mut s = status.clone();
-    if s.start_time.is_none() {
-        s.start_time = Some(at.clone());
-    }
-    if s.phase.is_empty() {
-        s.phase = task_phase::STARTED.into();
-    }
-    let (phase, reason) = match &decision.next {
-        Next::Act(_) | Next::Wait => (step_phase::WAITING, ""),
-        Next::Fail { reason } => (step_phase::ERRORED, *reason),
-        Next::Done => (step_phase::COMPLETED, ""),
+    let end = match &decision.next {
+        Next::Act(_) | Next::Wait => crate::task::StepEnd::Running,
+        Next::Fail { reason } => crate::task::StepEnd::Failed(reason),
+        Next::Done => crate::task::StepEnd::Done,
     };
-    for entry in s.migration_detailed_statuses.iter_mut() {
-        if entry.step != decision.step && entry.phase == step_phase::WAITING {
-            entry.phase = step_phase::COMPLETED.into();
-            entry.last_updated_time = Some(at.clone());
-            // A wait's words no longer hold once it is over.
-            if entry.message.is_empty() || entry.message.starts_with("waiting") {
-                entry.message = "done".into();
-            }
-        }
-    }
-    match s
-        .migration_detailed_statuses
-        .iter_mut()
-        .find(|e| e.step == decision.step)
-    {
-        Some(entry) => {
-            if entry.phase != phase || entry.message != decision.message || entry.reason != reason {
-                entry.phase = phase.into();
-                entry.message = decision.message.clone();
-                entry.reason = reason.into();
-                entry.last_updated_time = Some(at.clone());
-            }
-        }
-        None => s.migration_detailed_statuses.push(TaskStepStatus {
-            step: decision.step.clone(),
-            start_time: Some(at.clone()),
-            last_updated_time: Some(at.clone()),
-            phase: phase.into(),
-            message: decision.message.clone(),
-            reason: reason.into(),
-        }),
-    }
-    match decision.next {
-        Next::Fail { .. } => {
-            s.phase = task_phase::ERROR.into();
-            s.completed_time = Some(at.clone());
-        }
-        Next::Done => {
-            s.phase = task_phase::SUCCESS.into();
-            s.completed_time = Some(at.clone());
-        }
-        _ => {}
-    }
+    crate::task::advance(
+        crate::task::Progress {
+            steps: &mut s.migration_detailed_statuses,
+            phase: &mut s.phase,
+            start_time: &mut s.start_time,
+            completed_time: &mut s.completed_time,
+        },
+        &decision.step,
+        &decision.message,
+        end,
+        at,
+    );
     s
 }
 

@@ -811,7 +811,7 @@ fn pool_manager_deployment_object() {
             "openebs.io/cstor-pool-instance".into(),
             "cspc-a-bcdf".into(),
         ),
-        ("openebs.io/version".into(), "0.1.0".into()),
+        ("openebs.io/version".into(), "4.0.0".into()),
     ]);
     assert_eq!(d.metadata.name.as_deref(), Some("cspc-a-bcdf"));
     assert_eq!(d.metadata.labels.as_ref(), Some(&want_labels));
@@ -854,7 +854,7 @@ fn pool_manager_deployment_object() {
         vec!["cstor-pool-mgmt", "cstor-pool", "maya-exporter"]
     );
     let mgmt = &pod.containers[0];
-    assert_eq!(mgmt.image.as_deref(), Some("openebs/cstor-rs:0.1.0"));
+    assert_eq!(mgmt.image.as_deref(), Some("openebs/cstor-rs:4.0.0"));
     assert_eq!(mgmt.command, Some(vec!["cstor".to_string()]));
     assert_eq!(mgmt.args, Some(vec!["pool-manager".to_string()]));
     let env: Vec<(String, String)> = mgmt
@@ -942,7 +942,7 @@ fn cspi_apply_body() {
         "true".into(),
     )]));
     let spec = cspi("x", "h1", &[&["bd-1"]]).spec;
-    let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "0.1.0", None).unwrap();
+    let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "4.0.0", None).unwrap();
     assert_eq!(body["kind"], "CStorPoolInstance");
     assert_eq!(body["metadata"]["labels"]["kubernetes.io/hostname"], "h1");
     assert_eq!(
@@ -956,15 +956,15 @@ fn cspi_apply_body() {
         "true"
     );
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cspc-uid-1");
-    assert_eq!(body["versionDetails"]["desired"], "0.1.0");
-    assert_eq!(body["versionDetails"]["status"]["current"], "0.1.0");
+    assert_eq!(body["versionDetails"]["desired"], "4.0.0");
+    assert_eq!(body["versionDetails"]["status"]["current"], "4.0.0");
     assert_eq!(
         body["spec"]["dataRaidGroups"][0]["blockDevices"][0]["blockDeviceName"],
         "bd-1"
     );
     // An existing CSPI whose annotation was removed does not get it back.
     let live = cspi("cspc-a-bcdf", "h1", &[&["bd-1"]]);
-    let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "0.1.0", Some(&live)).unwrap();
+    let body = cspi_apply(&c, "cspc-a-bcdf", &spec, "4.0.0", Some(&live)).unwrap();
     assert!(body["metadata"].get("annotations").is_none());
 }
 

@@ -10,8 +10,8 @@ use super::cvc_common::*;
 use crate::cvc::CvcConfig;
 use crate::cvc::objects::{
     ReplicaPool, cv_apply, cvr_name, cvr_object, default_tolerations, initial_cv_spec, iqn,
-    pdb_covers, pdb_name, pdb_object, policy_hash, populated_version, replica_id,
-    target_deployment, target_name, target_service, with_defaults,
+    pdb_covers, pdb_name, pdb_object, policy_hash, replica_id, target_deployment, target_name,
+    target_service, with_defaults,
 };
 use crate::cvc::reconcile::{pending_cvcs_of, union_pools, volume_of};
 use cstor_api::cstor_v1::{CStorVolumePolicySpec, TargetSpec};
@@ -56,7 +56,7 @@ fn names() {
 
 #[test]
 fn service() {
-    let svc = target_service(&cvc(3), "0.1.0").unwrap();
+    let svc = target_service(&cvc(3), "4.0.0").unwrap();
     assert_eq!(svc.name_any(), "pvc-1");
     assert_eq!(svc.namespace().as_deref(), Some(NS));
     assert_eq!(
@@ -66,7 +66,7 @@ fn service() {
             ("openebs.io/storage-engine-type", "cstor"),
             ("openebs.io/cas-type", "cstor"),
             ("openebs.io/persistent-volume", "pvc-1"),
-            ("openebs.io/version", "0.1.0"),
+            ("openebs.io/version", "4.0.0"),
         ])
     );
     let owner = &svc.owner_references()[0];
@@ -124,7 +124,7 @@ fn cstor_volume() {
     assert_eq!(spec.consistency_factor, Some(2));
     assert_eq!(initial_cv_spec(&cvc(1), "x").consistency_factor, Some(1));
     assert_eq!(initial_cv_spec(&cvc(4), "x").consistency_factor, Some(3));
-    let body = cv_apply(&c, &spec, "0.1.0", None).unwrap();
+    let body = cv_apply(&c, &spec, "4.0.0", None).unwrap();
     assert_eq!(body["apiVersion"], "cstor.openebs.io/v1");
     assert_eq!(body["kind"], "CStorVolume");
     assert_eq!(body["metadata"]["name"], "pvc-1");
@@ -132,7 +132,7 @@ fn cstor_volume() {
         body["metadata"]["labels"],
         json!({
             "openebs.io/persistent-volume": "pvc-1",
-            "openebs.io/version": "0.1.0",
+            "openebs.io/version": "4.0.0",
             "openebs.io/persistent-volume-claim": "claim-1",
         })
     );
@@ -145,7 +145,7 @@ fn cstor_volume() {
     assert_eq!(body["spec"]["capacity"], "1Gi");
     assert_eq!(
         body["versionDetails"],
-        json!({"desired": "0.1.0", "status": {"dependentsUpgraded": true, "current": "0.1.0"}})
+        json!({"desired": "4.0.0", "status": {"dependentsUpgraded": true, "current": "4.0.0"}})
     );
     assert!(
         body.get("status").is_none(),
@@ -153,7 +153,7 @@ fn cstor_volume() {
     );
     let mut clone = cvc(1);
     clone.spec.cstor_volume_source = "pvc-src@snap-1".into();
-    let body = cv_apply(&clone, &spec, "0.1.0", None).unwrap();
+    let body = cv_apply(&clone, &spec, "4.0.0", None).unwrap();
     assert_eq!(
         body["metadata"]["labels"]["openebs.io/source-volume"],
         "pvc-src"
@@ -175,7 +175,7 @@ fn replica_at_provisioning_and_at_scale_up() {
         zvol_workers: "4".into(),
         ..Default::default()
     });
-    let r = cvr_object(&c, &cv(3), &pool(), "1Gi", "", "0.1.0").unwrap();
+    let r = cvr_object(&c, &cv(3), &pool(), "1Gi", "", "4.0.0").unwrap();
     assert_eq!(r.name_any(), "pvc-1-cspc-a-bbbb");
     assert_eq!(r.namespace().as_deref(), Some(NS));
     assert_eq!(
@@ -185,7 +185,7 @@ fn replica_at_provisioning_and_at_scale_up() {
             (labels::CSPI_UID, "cspi-uid-b"),
             (labels::CSTOR_VOLUME_NAME, "pvc-1"),
             (labels::PERSISTENT_VOLUME, "pvc-1"),
-            (labels::VERSION, "0.1.0"),
+            (labels::VERSION, "4.0.0"),
         ])
     );
     assert_eq!(
@@ -206,11 +206,11 @@ fn replica_at_provisioning_and_at_scale_up() {
     let vs = r.version_details.unwrap().status.unwrap();
     assert_eq!(
         (vs.current.as_str(), vs.dependents_upgraded),
-        ("0.1.0", true)
+        ("4.0.0", true)
     );
 
     let id = replica_id("pvc-1", "cspc-a-bbbb");
-    let up = cvr_object(&c, &cv(3), &pool(), "2Gi", &id, "0.1.0").unwrap();
+    let up = cvr_object(&c, &cv(3), &pool(), "2Gi", &id, "4.0.0").unwrap();
     assert_eq!(up.spec.replica_id, "5675740373479880181");
     assert_eq!(up.spec.capacity, "2Gi");
 }
@@ -221,7 +221,7 @@ fn replica_of_a_clone_and_of_a_restore() {
     c.spec.cstor_volume_source = "pvc-src@snap-1".into();
     c.annotations_mut()
         .insert(annotations::CREATED_THROUGH.into(), "restore".into());
-    let r = cvr_object(&c, &cv(1), &pool(), "1Gi", "", "0.1.0").unwrap();
+    let r = cvr_object(&c, &cv(1), &pool(), "1Gi", "", "4.0.0").unwrap();
     assert_eq!(
         r.labels().get(labels::CLONED).map(String::as_str),
         Some("true")
@@ -284,7 +284,7 @@ fn target_deployment_with_default_policy() {
             ("openebs.io/cas-type", "cstor"),
             ("openebs.io/persistent-volume", "pvc-1"),
             ("openebs.io/persistent-volume-claim", "claim-1"),
-            ("openebs.io/version", "0.1.0"),
+            ("openebs.io/version", "4.0.0"),
         ])
     );
     assert_eq!(
@@ -477,14 +477,7 @@ fn pod_disruption_budget() {
 }
 
 #[test]
-fn version_and_pools_bookkeeping() {
-    let c = cvc(1);
-    let v = populated_version(&c, "0.1.0").unwrap();
-    assert_eq!(v.desired, "0.1.0");
-    assert_eq!(v.status.as_ref().unwrap().current, "0.1.0");
-    let mut done = c.clone();
-    done.version_details = Some(v);
-    assert_eq!(populated_version(&done, "0.1.0"), None);
+fn pools_bookkeeping() {
     assert_eq!(
         union_pools(&["b".into(), "a".into()], &["a".into(), "c".into()]),
         vec!["b".to_string(), "a".to_string(), "c".to_string()]
@@ -493,7 +486,7 @@ fn version_and_pools_bookkeeping() {
 
 #[test]
 fn watch_mappings() {
-    let r = cvr_object(&cvc(1), &cv(1), &pool(), "1Gi", "", "0.1.0").unwrap();
+    let r = cvr_object(&cvc(1), &cv(1), &pool(), "1Gi", "", "4.0.0").unwrap();
     let target = volume_of(&r).unwrap();
     assert_eq!(
         (target.name.as_str(), target.namespace.as_deref()),

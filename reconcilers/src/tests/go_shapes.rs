@@ -51,12 +51,12 @@ fn pool_differences() -> Vec<Difference> {
     vec![
         diff(
             "/metadata/labels/openebs.io~1version",
-            json!("0.1.0"),
+            json!("4.0.0"),
             VERSION_WHY,
         ),
         diff(
             "/spec/template/metadata/labels/openebs.io~1version",
-            json!("0.1.0"),
+            json!("4.0.0"),
             VERSION_WHY,
         ),
         diff(
@@ -67,7 +67,7 @@ fn pool_differences() -> Vec<Difference> {
         ),
         diff(
             format!("{mgmt}/image"),
-            json!("openebs/cstor-rs:0.1.0"),
+            json!("openebs/cstor-rs:4.0.0"),
             "our pool-manager; the same env OPENEBS_IO_CSPI_MGMT_IMAGE, set to our image",
         ),
         diff(
@@ -105,12 +105,12 @@ fn target_differences() -> Vec<Difference> {
         diff("/metadata/namespace", json!("openebs"), NAMESPACE_WHY),
         diff(
             "/metadata/labels/openebs.io~1version",
-            json!("0.1.0"),
+            json!("4.0.0"),
             VERSION_WHY,
         ),
         diff(
             "/spec/template/metadata/labels/openebs.io~1version",
-            json!("0.1.0"),
+            json!("4.0.0"),
             VERSION_WHY,
         ),
         diff(
@@ -136,7 +136,7 @@ fn target_differences() -> Vec<Difference> {
         ),
         diff(
             format!("{containers}/2/image"),
-            json!("openebs/cstor-rs:0.1.0"),
+            json!("openebs/cstor-rs:4.0.0"),
             "our volume-manager; the same env OPENEBS_IO_CSTOR_VOLUME_MGMT_IMAGE, set to our \
              image",
         ),
@@ -160,7 +160,7 @@ fn service_differences() -> Vec<Difference> {
         diff("/metadata/namespace", json!("openebs"), NAMESPACE_WHY),
         diff(
             "/metadata/labels/openebs.io~1version",
-            json!("0.1.0"),
+            json!("4.0.0"),
             VERSION_WHY,
         ),
         diff(
@@ -241,8 +241,8 @@ fn cspi() -> CStorPoolInstance {
 /// The cspc-operator's config as deploy/operator/operator.yaml sets it (and a pull secret).
 fn cspc_config() -> CspcConfig {
     CspcConfig {
-        operator_version: "0.1.0".into(),
-        pool_manager_image: "openebs/cstor-rs:0.1.0".into(),
+        operator_version: "4.0.0".into(),
+        pool_manager_image: "openebs/cstor-rs:4.0.0".into(),
         pool_image: "openebs/cstor-pool:3.6.0".into(),
         exporter_image: "openebs/m-exporter:3.6.0".into(),
         pool_manager_account: "cstor-pool-manager".into(),
@@ -300,8 +300,8 @@ fn policy() -> CStorVolumePolicySpec {
 /// The cvc-operator's config as deploy/cvc-operator/operator.yaml sets it (and a pull secret).
 fn cvc_config() -> CvcConfig {
     CvcConfig {
-        operator_version: "0.1.0".into(),
-        volume_manager_image: "openebs/cstor-rs:0.1.0".into(),
+        operator_version: "4.0.0".into(),
+        volume_manager_image: "openebs/cstor-rs:4.0.0".into(),
         istgt_image: "openebs/cstor-istgt:3.6.0".into(),
         exporter_image: "openebs/m-exporter:3.6.0".into(),
         volume_manager_account: "cstor-volume-manager".into(),
@@ -330,7 +330,7 @@ fn target_deployment_is_the_go_shape_but_for_the_listed_differences() {
 
 #[test]
 fn target_service_is_the_go_shape_but_for_the_listed_differences() {
-    let ours = target_service(&cvc(json!({})), "0.1.0").unwrap();
+    let ours = target_service(&cvc(json!({})), "4.0.0").unwrap();
     assert_eq!(
         serde_json::to_value(&ours).unwrap(),
         expected(GO_TARGET_SERVICE, &service_differences())

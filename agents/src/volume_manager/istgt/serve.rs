@@ -26,7 +26,7 @@ use super::register::{self, Registration};
 use super::reply::VolumeReport;
 use super::{CONTROL_SOCKET, Istgt, IstgtError, TOTAL_WAIT_SECS, conf};
 use crate::volume_manager::reconcile::{
-    apply_status, event, find_cv, live_cv, stopped, strip_volatile, with_status_known,
+    apply_status, event, find_cv, live_cv, stopped, strip_volatile, versioned, with_status_known,
 };
 use crate::volume_manager::{Config, Error, snapshot, status};
 
@@ -321,6 +321,9 @@ impl Pass {
         let Some(cv) = live_cv(&shared.cvs, &shared.name).await? else {
             return Ok(false);
         };
+        if !versioned(&shared.cvs, &shared.recorder, &shared.manager, &cv).await? {
+            return Ok(true);
+        }
         if !self.configured {
             match conf::render(&cv) {
                 Err(invalid) => {
