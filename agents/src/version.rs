@@ -56,15 +56,19 @@ where
             proceed: true,
             event: None,
         },
+        // Moving the record never holds the object's work (a target keeps serving through it).
         VersionStep::Write(d) => {
             write(d).await?;
-            Outcome::default()
+            Outcome {
+                proceed: true,
+                event: None,
+            }
         }
         VersionStep::Finish(d) => {
             let to = d.desired.clone();
             write(d).await?;
             Outcome {
-                proceed: false,
+                proceed: true,
                 event: Some((
                     EventType::Normal,
                     cstor_runtime::reasons::UPGRADED,

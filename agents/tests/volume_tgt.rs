@@ -36,6 +36,18 @@ fn builders_have_the_exact_argv() {
         "--lld iscsi --mode target --op delete --force --tid 7"
     );
     assert_eq!(argv(d.show()), "--lld iscsi --mode target --op show");
+    assert_eq!(
+        argv(d.unbind(7, "ALL")),
+        "--lld iscsi --mode target --op unbind --tid 7 --initiator-address ALL"
+    );
+    assert_eq!(
+        argv(d.unbind(7, "iqn.2008-11.org.linux-kvm")),
+        "--lld iscsi --mode target --op unbind --tid 7 --initiator-name iqn.2008-11.org.linux-kvm"
+    );
+    assert_eq!(
+        argv(d.close_connection(7, 6, 0)),
+        "--lld iscsi --mode conn --op delete --tid 7 --sid 6 --cid 0"
+    );
     assert_eq!(argv(d.stop_daemon()), "--mode system --op delete");
     assert_eq!(
         argv(d.bind_initiator(7, "iqn.2024-01.io.test:a")),
@@ -88,6 +100,7 @@ fn parses_sessions_and_several_targets() {
     let t = parse_show(out).unwrap();
     assert_eq!(t.len(), 2);
     assert_eq!(t[0].sessions, 1);
+    assert_eq!(t[0].connections, vec![(6, 0)]);
     assert_eq!(t[1].tid, 12);
     assert!(t[1].acl.is_empty());
     assert!(parse_show("").unwrap().is_empty());

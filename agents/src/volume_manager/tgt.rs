@@ -203,6 +203,28 @@ impl Tgtadm {
         ])
     }
 
+    /// `--mode target --op unbind --tid N --initiator-address ADDR` (`ALL` or an address) or
+    /// `--initiator-name IQN`: the reverse of a bind, as `show` lists it under ACL information.
+    pub fn unbind(&self, tid: u32, acl: &str) -> Vec<String> {
+        let tid = tid.to_string();
+        let flag = if acl.starts_with("iqn.") || acl.starts_with("eui.") {
+            "--initiator-name"
+        } else {
+            "--initiator-address"
+        };
+        self.with(&[
+            "--mode", "target", "--op", "unbind", "--tid", &tid, flag, acl,
+        ])
+    }
+
+    /// `--mode conn --op delete --tid N --sid S --cid C`: closes one initiator connection.
+    pub fn close_connection(&self, tid: u32, sid: u64, cid: u64) -> Vec<String> {
+        let (tid, sid, cid) = (tid.to_string(), sid.to_string(), cid.to_string());
+        self.with(&[
+            "--mode", "conn", "--op", "delete", "--tid", &tid, "--sid", &sid, "--cid", &cid,
+        ])
+    }
+
     /// `--mode target --op show`
     pub fn show(&self) -> Vec<String> {
         self.with(&["--mode", "target", "--op", "show"])
@@ -236,6 +258,9 @@ pub struct ShownTarget {
     pub iqn: String,
     /// Number of `I_T nexus:` entries (logged-in sessions).
     pub sessions: usize,
+    /// `(session, connection)` of every logged-in connection (`I_T nexus: S` /
+    /// `Connection: C`).
+    pub connections: Vec<(u64, u64)>,
     pub luns: Vec<ShownLun>,
     /// Lines under `ACL information:` (e.g. `ALL`).
     pub acl: Vec<String>,
@@ -249,6 +274,7 @@ fn parse_err(line: &str, what: &str) -> Error {
 pub fn parse_show(out: &str) -> Result<Vec<ShownTarget>, Error> {
     let mut targets: Vec<ShownTarget> = Vec::new();
     let mut in_acl = false;
+    let mut nexus: Option<u64> = None;
     for raw in out.lines() {
         let line = raw.trim();
         if line.is_empty() {
@@ -259,6 +285,7 @@ pub fn parse_show(out: &str) -> Result<Vec<ShownTarget>, Error> {
                 .split_once(':')
                 .ok_or_else(|| parse_err(raw, "no ':'"))?;
             let tid = tid.trim().parse().map_err(|_| parse_err(raw, "bad tid"))?;
+            nexus = None;
             targets.push(ShownTarget {
                 tid,
                 iqn: iqn.trim().to_string(),
@@ -276,8 +303,21 @@ pub fn parse_show(out: &str) -> Result<Vec<ShownTarget>, Error> {
         }
         if in_acl {
             t.acl.push(line.to_string());
-        } else if line.starts_with("I_T nexus:") {
+        } else if let Some(sid) = line.strip_prefix("I_T nexus:") {
             t.sessions += 1;
+            let sid = sid
+                .trim()
+                .parse()
+                .map_err(|_| parse_err(raw, "bad I_T nexus"))?;
+            nexus = Some(sid);
+        } else if let Some(cid) = line.strip_prefix("Connection:") {
+            let cid = cid
+                .trim()
+                .parse()
+                .map_err(|_| parse_err(raw, "bad connection"))?;
+            if let Some(sid) = nexus {
+                t.connections.push((sid, cid));
+            }
         } else if let Some(n) = line.strip_prefix("LUN:") {
             let lun = n.trim().parse().map_err(|_| parse_err(raw, "bad LUN"))?;
             t.luns.push(ShownLun {
@@ -320,6 +360,10 @@ pub fn choose_tid(targets: &[ShownTarget], iqn: &str) -> Result<u32, Error> {
         .ok_or(Error::NoFreeTid)
 }
 
+/// How many times a target removal is tried while tgtd says a command is in flight (200 ms
+/// apart).
+const REMOVE_TRIES: u32 = 25;
+
 /// The async side: runs tgtadm through [`Runner`].
 #[derive(Clone, Debug)]
 pub struct Tgt {
@@ -348,7 +392,7 @@ impl Tgt {
                 iqn,
                 "removing a target left by an earlier run"
             );
-            self.run(self.adm.delete_target(old.tid)).await?;
+            self.remove(old.tid).await?;
         }
         let shown: Vec<ShownTarget> = shown.into_iter().filter(|t| t.iqn != iqn).collect();
         let tid = choose_tid(&shown, iqn)?;
@@ -427,7 +471,37 @@ impl Tgt {
     }
 
     pub async fn remove(&self, tid: u32) -> Result<(), Error> {
-        self.run(self.adm.delete_target(tid)).await?;
-        Ok(())
+        let shown = self.show().await?;
+        let Some(target) = shown.iter().find(|t| t.tid == tid) else {
+            return Ok(());
+        };
+        // No new logins, then every connection closed: an initiator sees its session drop
+        // (not an I/O error), keeps trying to log in again and re-sends what was in flight
+        // once the next target of this IQN serves (docs/volumes.md, "A target restarted").
+        for acl in &target.acl {
+            if let Err(e) = self.run(self.adm.unbind(tid, acl)).await {
+                tracing::warn!(tid, acl, error = %e, "unbinding an initiator failed");
+            }
+        }
+        for (sid, cid) in &target.connections {
+            if let Err(e) = self.run(self.adm.close_connection(tid, *sid, *cid)).await {
+                tracing::warn!(tid, sid, cid, error = %e, "closing a connection failed");
+            }
+        }
+        // tgtd refuses while a command is in flight ("still active"); those end in moments.
+        let mut last = None;
+        for attempt in 0..REMOVE_TRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            match self.run(self.adm.delete_target(tid)).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.to_string().contains("still active") => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last
+            .map(Error::from)
+            .unwrap_or_else(|| Error::Parse("target not removed".into())))
     }
 }

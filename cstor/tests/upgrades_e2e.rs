@@ -1,0 +1,362 @@
+//! Upgrades between our versions on the local stack (docs/upgrades.md): the operators' image
+//! is bumped (the local runner plays `openebs/cstor-rs:4.1.0` as version 4.1.0), the older
+//! CSPC and volume are refused until UpgradeTasks roll them one Deployment at a time while a
+//! qemu-io write-and-verify loop runs; refused tasks touch nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::volumes::*;
+use common::*;
+use cstor_api::cstor_v1::cspc::CStorPoolCluster;
+use cstor_api::cstor_v1::cv::CStorVolume;
+use cstor_api::cstor_v1::cvc::CStorVolumeConfig;
+use cstor_api::keys::labels;
+use cstor_api::openebs_v1alpha1::UpgradeTask;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const FROM: &str = "4.0.0";
+const TO: &str = "4.1.0";
+
+fn current(d: Option<&cstor_api::common::VersionDetails>) -> String {
+    d.and_then(|d| d.status.as_ref())
+        .map(|s| s.current.clone())
+        .unwrap_or_default()
+}
+
+/// Replaces our image of `FROM` with that of `TO` in an operator Deployment (image and the
+/// image env it hands to the pods it makes), as a chart upgrade would.
+async fn bump_operator(client: &Client, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let d = api.get(name).await.expect("operator Deployment");
+    let text = serde_json::to_string(&d.spec).expect("json");
+    let spec: Value = serde_json::from_str(&text.replace(
+        &format!("openebs/cstor-rs:{FROM}"),
+        &format!("openebs/cstor-rs:{TO}"),
+    ))
+    .expect("json");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .expect("bump");
+}
+
+async fn create_task(client: &Client, name: &str, from: &str, member: Value) {
+    let api: Api<UpgradeTask> = Api::namespaced(client.clone(), NS);
+    let mut body = json!({
+        "apiVersion": "openebs.io/v1alpha1", "kind": "UpgradeTask",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"fromVersion": from, "toVersion": TO, "options": {"timeout": 300}},
+    });
+    for (k, v) in member.as_object().expect("member") {
+        body["spec"][k] = v.clone();
+    }
+    let task: UpgradeTask = serde_json::from_value(body).expect("task");
+    api.create(&PostParams::default(), &task)
+        .await
+        .expect("create task");
+}
+
+fn steps(t: &UpgradeTask) -> String {
+    t.status
+        .upgrade_detailed_statuses
+        .iter()
+        .map(|s| format!("{} {} [{}] {}", s.step, s.phase, s.reason, s.message))
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+async fn wait_task(client: &Client, name: &str, within: Duration) -> UpgradeTask {
+    let api: Api<UpgradeTask> = Api::namespaced(client.clone(), NS);
+    wait_for(&format!("UpgradeTask {name} to end"), within, || async {
+        let t = api
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no task")?;
+        let said = format!("{}\n  {}", t.status.phase, steps(&t));
+        if matches!(t.status.phase.as_str(), "Success" | "Error") {
+            eprintln!("{name}: {said}");
+            Ok(t)
+        } else {
+            Err(said)
+        }
+    })
+    .await
+}
+
+fn errored_reason(t: &UpgradeTask) -> String {
+    t.status
+        .upgrade_detailed_statuses
+        .iter()
+        .find(|s| s.phase == "Errored")
+        .map(|s| s.reason.clone())
+        .unwrap_or_default()
+}
+
+/// One qemu-io session of write-then-verify pairs over `span` MiB; returns (acknowledged
+/// writes, failed commands, output).
+fn io_round(volume: &str, pattern: u8, span: u64) -> (Vec<u64>, usize, String) {
+    let mut args: Vec<String> = vec!["-f".into(), "raw".into()];
+    for mib in 0..span {
+        args.push("-c".into());
+        args.push(format!("write -P {pattern} {mib}M 1M"));
+        args.push("-c".into());
+        args.push(format!("read -P {pattern} {mib}M 1M"));
+    }
+    args.push(url(volume));
+    let out = Command::new("qemu-io")
+        .args(&args)
+        .output()
+        .expect("qemu-io is required (Debian qemu-utils)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acked = text.matches("wrote 1048576/1048576 bytes").count() as u64;
+    let failed = text.matches("failed").count() + usize::from(!out.status.success());
+    ((0..acked).collect(), failed, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[1]])).collect();
+    kubectl_apply(&cspc("up", pools));
+    let cspis = wait_online(&client, "up", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-up",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "up",
+    ]);
+    wait_healthy(&client, "vol-up", 3).await;
+    qemu_io("vol-up", &["write -P 7 0 16M"]);
+    let cspcs: Api<CStorPoolCluster> = Api::namespaced(client.clone(), NS);
+    let cvs: Api<CStorVolume> = Api::namespaced(client.clone(), NS);
+    let cvcs: Api<CStorVolumeConfig> = Api::namespaced(client.clone(), NS);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let uid_before: Vec<(String, Option<String>)> =
+        cspis.iter().map(|c| (c.name_any(), c.uid())).collect();
+    let cv_uid = cvs.get("vol-up").await.unwrap().uid();
+    for c in &cspis {
+        assert_eq!(current(c.version_details.as_ref()), FROM);
+    }
+
+    // The operators become 4.1.0: the CSPC and the volume are older and wait for a task.
+    bump_operator(&client, "cstor-cspc-operator").await;
+    bump_operator(&client, "cstor-cvc-operator").await;
+    wait_for(
+        "the CSPC refused with a condition",
+        Duration::from_secs(120),
+        || async {
+            let c = cspcs.get("up").await.map_err(|e| e.to_string())?;
+            let conds = c.status.map(|s| s.conditions).unwrap_or_default();
+            match conds.iter().find(|c| c.type_ == "VersionReconciled") {
+                Some(c) if c.reason == "UpgradeRequired" && c.message.contains("UpgradeTask") => {
+                    Ok(())
+                }
+                _ => Err(format!("{conds:?}")),
+            }
+        },
+    )
+    .await;
+    wait_for(
+        "the CVC refused with a condition",
+        Duration::from_secs(120),
+        || async {
+            let c = cvcs.get("vol-up").await.map_err(|e| e.to_string())?;
+            let conds = c.status.map(|s| s.conditions).unwrap_or_default();
+            match conds.iter().find(|c| c.type_ == "VersionReconciled") {
+                Some(c) if c.reason == "UpgradeRequired" => Ok(()),
+                _ => Err(format!("{conds:?}")),
+            }
+        },
+    )
+    .await;
+    let generations = |ds: Vec<Deployment>| {
+        ds.into_iter()
+            .map(|d| (d.name_any(), d.metadata.generation))
+            .collect::<Vec<_>>()
+    };
+    let pool_deployments = || async {
+        let mut out = Vec::new();
+        for c in &cspis {
+            out.push(deployments.get(&c.name_any()).await.unwrap());
+        }
+        out.push(deployments.get("vol-up-target").await.unwrap());
+        out
+    };
+    let before = generations(pool_deployments().await);
+
+    // Refusals: nothing is restarted.
+    create_task(
+        &client,
+        "too-old",
+        "1.9.0",
+        json!({"cstorPoolCluster": {"cspcName": "up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "too-old", Duration::from_secs(60)).await;
+    assert_eq!(
+        (t.status.phase.as_str(), errored_reason(&t).as_str()),
+        ("Error", "InvalidVersion"),
+        "{}",
+        steps(&t)
+    );
+    assert!(
+        steps(&t).contains("Invalid from version 1.9.0 or to version 4.1.0"),
+        "{}",
+        steps(&t)
+    );
+    create_task(
+        &client,
+        "vol-first",
+        FROM,
+        json!({"cstorVolume": {"pvName": "vol-up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "vol-first", Duration::from_secs(60)).await;
+    assert_eq!(errored_reason(&t), "PreflightFailed", "{}", steps(&t));
+    assert!(
+        steps(&t).contains("upgrade the pools first"),
+        "{}",
+        steps(&t)
+    );
+    create_task(
+        &client,
+        "jiva",
+        FROM,
+        json!({"jivaVolume": {"pvName": "vol-up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "jiva", Duration::from_secs(60)).await;
+    assert_eq!(errored_reason(&t), "NotSupported", "{}", steps(&t));
+    assert_eq!(
+        generations(pool_deployments().await),
+        before,
+        "a refused task restarted something"
+    );
+
+    // I/O runs through the whole upgrade.
+    let stop = Arc::new(AtomicBool::new(false));
+    let io = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut rounds, mut acked, mut failed, mut last) =
+                (0u32, 0usize, 0usize, String::new());
+            while !stop.load(Ordering::Relaxed) {
+                let pattern = 0x20 + (rounds % 64) as u8;
+                let (a, f, text) = io_round("vol-up", pattern, 8);
+                if f > 0 {
+                    eprintln!("io round {rounds}: {f} failed command(s):\n{text}");
+                }
+                acked += a.len();
+                failed += f;
+                rounds += 1;
+                last = text;
+            }
+            (rounds, acked, failed, last)
+        })
+    };
+
+    let started = Instant::now();
+    create_task(
+        &client,
+        "up-pools",
+        FROM,
+        json!({"cstorPoolCluster": {"cspcName": "up"}}),
+    )
+    .await;
+    // A second task for the same CSPC is refused while the first runs.
+    create_task(
+        &client,
+        "up-pools-again",
+        FROM,
+        json!({"cstorPoolCluster": {"cspcName": "up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "up-pools-again", Duration::from_secs(60)).await;
+    assert_eq!(errored_reason(&t), "DuplicateTask", "{}", steps(&t));
+    let t = wait_task(&client, "up-pools", Duration::from_secs(900)).await;
+    let pools_took = started.elapsed();
+    assert_eq!(t.status.phase, "Success", "{}", steps(&t));
+    let started = Instant::now();
+    create_task(
+        &client,
+        "up-volume",
+        FROM,
+        json!({"cstorVolume": {"pvName": "vol-up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "up-volume", Duration::from_secs(600)).await;
+    let volume_took = started.elapsed();
+    assert_eq!(t.status.phase, "Success", "{}", steps(&t));
+    stop.store(true, Ordering::Relaxed);
+    let (rounds, acked, failed, _) = io.join().expect("io thread");
+    eprintln!(
+        "UPGRADE FIGURES: 3-pool CSPC {:.1} s, volume {:.1} s; initiator: {rounds} qemu-io sessions, {acked} acknowledged 1 MiB writes, {failed} failed commands",
+        pools_took.as_secs_f64(),
+        volume_took.as_secs_f64()
+    );
+    assert!(acked > 0, "the I/O loop never wrote");
+
+    // Every object at 4.1.0, nothing recreated, every pod rolled once.
+    let now_cspis = cspis_of(&client, "up").await;
+    let uid_after: Vec<(String, Option<String>)> =
+        now_cspis.iter().map(|c| (c.name_any(), c.uid())).collect();
+    assert_eq!(uid_after, uid_before);
+    for c in &now_cspis {
+        assert_eq!(current(c.version_details.as_ref()), TO, "{}", c.name_any());
+        let d = deployments.get(&c.name_any()).await.unwrap();
+        assert_eq!(
+            d.labels().get(labels::VERSION).map(String::as_str),
+            Some(TO)
+        );
+    }
+    wait_for(
+        "the CSPC at 4.1.0 without the condition",
+        Duration::from_secs(60),
+        || async {
+            let c = cspcs.get("up").await.map_err(|e| e.to_string())?;
+            let conds = c.status.map(|s| s.conditions).unwrap_or_default();
+            let at = current(c.version_details.as_ref());
+            if at == TO && !conds.iter().any(|c| c.type_ == "VersionReconciled") {
+                Ok(())
+            } else {
+                Err(format!("{at} {conds:?}"))
+            }
+        },
+    )
+    .await;
+    let cv = cvs.get("vol-up").await.unwrap();
+    assert_eq!(cv.uid(), cv_uid);
+    assert_eq!(current(cv.version_details.as_ref()), TO);
+    for r in cvrs_of(&client, "vol-up").await {
+        assert_eq!(current(r.version_details.as_ref()), TO, "{}", r.name_any());
+    }
+    let cvc = cvcs.get("vol-up").await.unwrap();
+    assert_eq!(current(cvc.version_details.as_ref()), TO);
+    wait_healthy(&client, "vol-up", 3).await;
+    // What was written before the upgrade is still there.
+    qemu_io("vol-up", &["read -P 7 8M 8M"]);
+}
