@@ -131,6 +131,25 @@ fn io_round(volume: &str, pattern: u8, span: u64) -> (Vec<u64>, usize, String) {
     ((0..acked).collect(), failed, text)
 }
 
+/// The longest command of a qemu-io session (`… ops; 0.0054 sec (…)`, or `00:00:01.23`), in
+/// seconds.
+fn slowest_op(text: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            l.split_once(" ops; ")?
+                .1
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .filter_map(|t| {
+            t.split(':').try_fold(0.0, |acc, part| {
+                part.parse::<f64>().ok().map(|v| acc * 60.0 + v)
+            })
+        })
+        .fold(0.0, f64::max)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     fault_stack();
@@ -262,8 +281,7 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     let io = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let (mut rounds, mut acked, mut failed, mut last) =
-                (0u32, 0usize, 0usize, String::new());
+            let (mut rounds, mut acked, mut failed, mut slowest) = (0u32, 0usize, 0usize, 0.0f64);
             while !stop.load(Ordering::Relaxed) {
                 let pattern = 0x20 + (rounds % 64) as u8;
                 let (a, f, text) = io_round("vol-up", pattern, 8);
@@ -273,9 +291,9 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
                 acked += a.len();
                 failed += f;
                 rounds += 1;
-                last = text;
+                slowest = slowest.max(slowest_op(&text));
             }
-            (rounds, acked, failed, last)
+            (rounds, acked, failed, slowest)
         })
     };
 
@@ -312,13 +330,18 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     let volume_took = started.elapsed();
     assert_eq!(t.status.phase, "Success", "{}", steps(&t));
     stop.store(true, Ordering::Relaxed);
-    let (rounds, acked, failed, _) = io.join().expect("io thread");
+    let (rounds, acked, failed, slowest) = io.join().expect("io thread");
     eprintln!(
-        "UPGRADE FIGURES: 3-pool CSPC {:.1} s, volume {:.1} s; initiator: {rounds} qemu-io sessions, {acked} acknowledged 1 MiB writes, {failed} failed commands",
+        "UPGRADE FIGURES: 3-pool CSPC {:.1} s, volume {:.1} s; initiator: {rounds} qemu-io sessions, {acked} acknowledged 1 MiB writes (each read back), {failed} failed commands, slowest command {slowest:.2} s",
         pools_took.as_secs_f64(),
         volume_took.as_secs_f64()
     );
     assert!(acked > 0, "the I/O loop never wrote");
+    assert_eq!(failed, 0, "the initiator saw errors while the pods rolled");
+    let rolled = generations(pool_deployments().await);
+    for ((name, was), (_, now)) in before.iter().zip(&rolled) {
+        assert_eq!(now.unwrap_or(0), was.unwrap_or(0) + 1, "{name} rolled once");
+    }
 
     // Every object at 4.1.0, nothing recreated, every pod rolled once.
     let now_cspis = cspis_of(&client, "up").await;
@@ -359,4 +382,169 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     wait_healthy(&client, "vol-up", 3).await;
     // What was written before the upgrade is still there.
     qemu_io("vol-up", &["read -P 7 8M 8M"]);
+}
+
+/// Kills (SIGKILL) the pods of operator Deployment `name`; the local runner restarts them.
+fn kill_operator(name: &str) -> usize {
+    let pids = cstor_local::testing::current().pods.pids_of(name);
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    pids.len()
+}
+
+/// Follows the unfinished tasks until `name` ends, killing `operator` the first time a task of
+/// each kind records each step; returns the task and where it killed.
+async fn follow_killing(
+    client: &Client,
+    name: &str,
+    operator: &str,
+    within: Duration,
+) -> (UpgradeTask, Vec<String>) {
+    let api: Api<UpgradeTask> = Api::namespaced(client.clone(), NS);
+    let deadline = Instant::now() + within;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut kills = Vec::new();
+    let finished_before: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .expect("list tasks")
+        .items
+        .iter()
+        .filter(|t| matches!(t.status.phase.as_str(), "Success" | "Error"))
+        .map(|t| t.name_any())
+        .collect();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not end within {within:?}"
+        );
+        let tasks = api
+            .list(&Default::default())
+            .await
+            .expect("list tasks")
+            .items;
+        for t in tasks
+            .iter()
+            .filter(|t| !finished_before.contains(&t.name_any()))
+        {
+            // Once at each step of each kind of task (CSPC, CSPI, volume).
+            let kind = if t.spec.cstor_pool_cluster.is_some() {
+                "cspc"
+            } else if t.spec.cstor_pool_instance.is_some() {
+                "cspi"
+            } else {
+                "volume"
+            };
+            for s in &t.status.upgrade_detailed_statuses {
+                let key = format!("{kind} task {}", s.step);
+                if s.phase != "Errored" && seen.insert(key.clone()) {
+                    let n = kill_operator(operator);
+                    eprintln!(
+                        "kill -9 {operator} ({n} pod) at {key} ({}: {})",
+                        t.name_any(),
+                        s.phase
+                    );
+                    kills.push(key);
+                }
+            }
+        }
+        if let Some(t) = tasks.iter().find(|t| t.name_any() == name)
+            && matches!(t.status.phase.as_str(), "Success" | "Error")
+        {
+            return (t.clone(), kills);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_task_resumes_after_its_operator_is_killed_at_every_step() {
+    fault_stack();
+    let client = admin().await;
+    let pools = (1..=3).map(|n| pool(n, "stripe", &[&[1]])).collect();
+    kubectl_apply(&cspc("kill", pools));
+    let cspis = wait_online(&client, "kill", 3).await;
+    cstor(&[
+        "volume",
+        "create",
+        "vol-kill",
+        "--size",
+        "64Mi",
+        "--replicas",
+        "3",
+        "--pool-cluster",
+        "kill",
+    ]);
+    wait_healthy(&client, "vol-kill", 3).await;
+    qemu_io("vol-kill", &["write -P 9 0 8M"]);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let mut names: Vec<String> = cspis.iter().map(|c| c.name_any()).collect();
+    names.push("vol-kill-target".into());
+    let mut before = Vec::new();
+    for n in &names {
+        before.push(
+            deployments
+                .get(n)
+                .await
+                .unwrap()
+                .metadata
+                .generation
+                .unwrap_or(0),
+        );
+    }
+    bump_operator(&client, "cstor-cspc-operator").await;
+    bump_operator(&client, "cstor-cvc-operator").await;
+
+    create_task(
+        &client,
+        "kill-pools",
+        FROM,
+        json!({"cstorPoolCluster": {"cspcName": "kill"}}),
+    )
+    .await;
+    let (t, kills) = follow_killing(
+        &client,
+        "kill-pools",
+        "cstor-cspc-operator",
+        Duration::from_secs(900),
+    )
+    .await;
+    assert_eq!(t.status.phase, "Success", "{}", steps(&t));
+    // PRE_UPGRADE, POOL_INSTANCE_UPGRADE and VERIFY of the CSPC task and of a CSPI task.
+    assert_eq!(kills.len(), 6, "killed at {kills:?}");
+    create_task(
+        &client,
+        "kill-volume",
+        FROM,
+        json!({"cstorVolume": {"pvName": "vol-kill"}}),
+    )
+    .await;
+    let (t, kills) = follow_killing(
+        &client,
+        "kill-volume",
+        "cstor-cvc-operator",
+        Duration::from_secs(600),
+    )
+    .await;
+    assert_eq!(t.status.phase, "Success", "{}", steps(&t));
+    assert_eq!(kills.len(), 4, "killed at {kills:?}");
+    for s in &t.status.upgrade_detailed_statuses {
+        assert_eq!(s.phase, "Completed", "{}", steps(&t));
+    }
+
+    // Each pod was rolled exactly once, whatever the kills interrupted.
+    for (n, was) in names.iter().zip(&before) {
+        let d = deployments.get(n).await.unwrap();
+        assert_eq!(d.metadata.generation.unwrap_or(0), was + 1, "{n}");
+        assert_eq!(
+            d.labels().get(labels::VERSION).map(String::as_str),
+            Some(TO)
+        );
+    }
+    wait_healthy(&client, "vol-kill", 3).await;
+    qemu_io("vol-kill", &["read -P 9 0 8M"]);
 }

@@ -345,6 +345,21 @@ pub fn decide(view: &View) -> Decision {
         }
         _ => {}
     }
+    // A newer operator is on its way (its Deployment rolling): the task is its to take.
+    let to = &view.task.spec.to_version;
+    if !completed(&view.task, pre)
+        && let (Some(t), Some(o)) = (Version::parse(to), Version::parse(&view.ours))
+        && t > o
+    {
+        return wait(
+            view,
+            pre,
+            format!(
+                "waiting for operators of version {to} (this one is {})",
+                view.ours
+            ),
+        );
+    }
     if !completed(&view.task, pre)
         && let Err((message, why)) = validate(view)
     {
