@@ -8,6 +8,7 @@ mod common;
 mod migrate;
 mod pools;
 mod status;
+mod upgrade;
 mod volumes;
 mod webhook;
 
@@ -56,6 +57,9 @@ enum Cmd {
     /// Move old-operator objects (SPC pools) to their current form, or plan it (--dry-run).
     #[command(subcommand)]
     Migrate(migrate::MigrateCmd),
+    /// Upgrade a pool cluster or a volume to the operators' version, or check what would be.
+    #[command(subcommand)]
+    Upgrade(upgrade::UpgradeCmd),
 }
 
 #[tokio::main]
@@ -109,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Cmd::Volume(cmd) => volumes::run(cmd).await?,
         Cmd::Webhook(args) => webhook::run(*args).await?,
         Cmd::Migrate(cmd) => return migrate::run(cmd).await,
+        Cmd::Upgrade(cmd) => return upgrade::run(cmd).await,
     }
     Ok(true)
 }

@@ -27,6 +27,8 @@ pub mod reason {
     pub const NOT_FOUND: &str = "NotFound";
     pub const DUPLICATE_TASK: &str = "DuplicateTask";
     pub const PREFLIGHT_FAILED: &str = "PreflightFailed";
+    /// A volume's pools are not at the version yet (upgrade them first).
+    pub const POOLS_FIRST: &str = "PoolsNotUpgraded";
     pub const TIMED_OUT: &str = "TimedOut";
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
@@ -712,12 +714,12 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
                 },
             );
         }
-        if let Err(why) = volume_preflight(v, cv, &to) {
+        if let Err((why, reason)) = volume_preflight(v, cv, &to) {
             return fail(
                 view,
                 pre,
                 format!("Pre-upgrade checks failed: {why}"),
-                reason::PREFLIGHT_FAILED,
+                reason,
             );
         }
         return decision(pre, "Pre-upgrade checks passed", Next::Complete);
@@ -834,7 +836,12 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
 
 /// The volume's preflight: Healthy, every replica Healthy, every replica's pool already at
 /// `to` (pools first), no resize in flight.
-fn volume_preflight(v: &VolumeView, cv: &CStorVolume, to: &str) -> Result<(), String> {
+fn volume_preflight(
+    v: &VolumeView,
+    cv: &CStorVolume,
+    to: &str,
+) -> Result<(), (String, &'static str)> {
+    let bad = |why: String| Err((why, reason::PREFLIGHT_FAILED));
     let pv = cv.name_any();
     let ph = cv
         .status
@@ -842,19 +849,19 @@ fn volume_preflight(v: &VolumeView, cv: &CStorVolume, to: &str) -> Result<(), St
         .map(|s| s.phase.clone())
         .unwrap_or_default();
     if ph != cv_phase::HEALTHY {
-        return Err(format!("volume {pv} is {ph:?}, not Healthy"));
+        return bad(format!("volume {pv} is {ph:?}, not Healthy"));
     }
     if resizing(cv) {
-        return Err(format!(
+        return bad(format!(
             "volume {pv} is being resized; upgrade once it is done"
         ));
     }
     if v.cvrs.is_empty() {
-        return Err(format!("volume {pv} has no replicas"));
+        return bad(format!("volume {pv} has no replicas"));
     }
     for c in &v.cvrs {
         if !healthy(c) {
-            return Err(format!(
+            return bad(format!(
                 "replica {} is {:?}, not Healthy",
                 c.name_any(),
                 phase_of_cvr(c)
@@ -870,9 +877,12 @@ fn volume_preflight(v: &VolumeView, cv: &CStorVolume, to: &str) -> Result<(), St
             .get(&pool)
             .is_some_and(|p| at(p.version_details.as_ref(), to));
         if !pool_at {
-            return Err(format!(
-                "the pool {pool} of replica {} is not at version {to} yet: upgrade the pools first",
-                c.name_any()
+            return Err((
+                format!(
+                    "the pool {pool} of replica {} is not at version {to} yet: upgrade the pools first",
+                    c.name_any()
+                ),
+                reason::POOLS_FIRST,
             ));
         }
     }

@@ -208,6 +208,29 @@ async fn reconcile_inner(task: &UpgradeTask, ctx: &Context) -> Result<Requeue, E
     Ok(Requeue::requeue(POLL))
 }
 
+/// What the first step of `task` would decide now for operators of version `ours`, changing
+/// nothing (`cstor upgrade check`).
+pub async fn preview(
+    client: Client,
+    namespace: &str,
+    ours: &str,
+    task: &UpgradeTask,
+) -> Result<Decision, Error> {
+    let role = Role::Pools(crate::cspc::CspcConfig {
+        operator_version: ours.to_string(),
+        ..Default::default()
+    });
+    let ctx = Context::new(
+        client.clone(),
+        namespace.to_string(),
+        cstor_runtime::events::recorder(client, "cstor-upgrade-check", None),
+        role,
+    );
+    let mut view = view(task, &ctx).await?;
+    view.ours = ours.to_string();
+    Ok(decide::decide(&view))
+}
+
 fn step_ages(task: &UpgradeTask) -> BTreeMap<String, Duration> {
     let at = now();
     task.status
