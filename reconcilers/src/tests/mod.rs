@@ -11,3 +11,4 @@ mod go_shapes;
 mod migrate_decisions;
 mod migrate_volume_decisions;
 mod support;
+mod upgrade_decisions;

@@ -423,14 +423,14 @@ fn volume_of(cvr: &CStorVolumeReplica) -> String {
         .unwrap_or_default()
 }
 
+/// The spec asks for more than the target serves (sizes compared as bytes).
 fn resizing(cv: &CStorVolume) -> bool {
-    let want = cv.spec.capacity.as_ref().map(|q| q.0.clone());
-    let have = cv
-        .status
-        .as_ref()
-        .and_then(|s| s.capacity.as_ref())
-        .map(|q| q.0.clone());
-    want.is_some() && have.is_some() && want != have
+    let bytes = |q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        q.and_then(|q| cstor_api::quantity::bytes(&q.0).ok())
+    };
+    let want = bytes(cv.spec.capacity.as_ref());
+    let have = bytes(cv.status.as_ref().and_then(|s| s.capacity.as_ref()));
+    matches!((want, have), (Some(w), Some(h)) if w > h)
 }
 
 /// The pool's preflight: ONLINE, every replica on it Healthy, every volume with a replica on
