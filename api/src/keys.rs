@@ -161,6 +161,9 @@ pub mod env {
     /// Every `cstor` process: the version it runs as (default: the build's); the local runner
     /// sets it from the image tag of the pod it plays (docs/upgrades.md).
     pub const CSTOR_VERSION: &str = "CSTOR_VERSION";
+    /// cspc-operator: `false` leaves older CSPCs and volumes for `cstor upgrade` (default
+    /// `true`: their UpgradeTasks are made automatically).
+    pub const CSTOR_AUTO_UPGRADE: &str = "CSTOR_AUTO_UPGRADE";
     /// Set by the local runner only: where the volume-manager mounts its FUSE fan-out.
     pub const CSTOR_FANOUT_DIR: &str = "CSTOR_FANOUT_DIR";
     /// cvc-operator: where the backup REST API listens (`host:port`; empty: not served).

@@ -31,6 +31,10 @@ pub struct OperatorArgs {
     /// Bind BlockDeviceClaims (off where OpenEBS NDM runs and does it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub claim_binding: bool,
+    /// Create the UpgradeTasks that bring older CSPCs and volumes (the Go operators', or an
+    /// earlier release's) to this version, one at a time (docs/upgrades.md).
+    #[arg(long, env = env::CSTOR_AUTO_UPGRADE, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_upgrade: bool,
     /// Image of the pool-manager container of the Deployments made per CSPI (default: our
     /// image of this version).
     #[arg(long, env = env::OPENEBS_IO_CSPI_MGMT_IMAGE)]
@@ -88,6 +92,7 @@ pub async fn operator(args: OperatorArgs) -> anyhow::Result<()> {
         lease_name: args.lease_name.clone(),
         lease_seconds: args.lease_seconds,
         claim_binding: args.claim_binding,
+        auto_upgrade: args.auto_upgrade,
         cspc: cstor_reconcilers::cspc::CspcConfig {
             operator_version: version.clone(),
             pool_manager_image: args

@@ -28,6 +28,9 @@ pub struct OperatorConfig {
     pub lease_seconds: u64,
     /// Run claim binding (off when a real NDM binds claims).
     pub claim_binding: bool,
+    /// Create the UpgradeTasks that bring older CSPCs and volumes to this version
+    /// (docs/upgrades.md, "Taking over").
+    pub auto_upgrade: bool,
     pub cspc: CspcConfig,
 }
 
@@ -65,6 +68,19 @@ fn start(client: Client, config: &OperatorConfig) -> Controllers {
         crate::upgrade::Role::Pools(config.cspc.clone()),
     ));
     tasks.push(crate::upgrade::run(ctx, rx.map(|_| ())).boxed());
+    if config.auto_upgrade {
+        let (tx, rx) = oneshot::channel::<()>();
+        stop.push(tx);
+        tasks.push(
+            crate::upgrade::auto::run(
+                client.clone(),
+                config.namespace.clone(),
+                config.cspc.operator_version.clone(),
+                rx.map(|_| ()),
+            )
+            .boxed(),
+        );
+    }
     if config.claim_binding {
         let (tx, rx) = oneshot::channel::<()>();
         stop.push(tx);

@@ -519,3 +519,53 @@ fn the_step_list_follows_the_decisions() {
     assert!(s.completed_time.is_some());
     assert!(s.upgrade_detailed_statuses.iter().all(|e| e.is_valid()));
 }
+
+#[test]
+fn automatic_upgrades_take_pools_first_one_task_at_a_time() {
+    use crate::upgrade::auto::{Versioned, next};
+    let v = |name: &str, current: &str| Versioned {
+        name: name.into(),
+        current: current.into(),
+    };
+    let task = |name: &str, phase: &str| (name.to_string(), phase.to_string());
+    let cspcs = [v("b", "3.6.0"), v("a", "4.1.0"), v("c", "1.9.0")];
+    let volumes = [v("pv-2", "3.6.0"), v("pv-1", "3.6.0"), v("pv-0", "4.1.0")];
+    // The older CSPC first (c is below the oldest upgradable version: left to its condition).
+    let first = next("4.1.0", &cspcs, &volumes, &[]).unwrap();
+    assert_eq!(first.name, "auto-upgrade-cspc-b-4.1.0");
+    assert_eq!(first.from, "3.6.0");
+    assert_eq!(first.member.0, "cstorPoolCluster");
+    // Nothing while any task runs, ours or anyone's.
+    assert_eq!(
+        next("4.1.0", &cspcs, &volumes, &[task("manual", "Started")]),
+        None
+    );
+    assert_eq!(next("4.1.0", &cspcs, &volumes, &[task("manual", "")]), None);
+    // A failed pool task stops the volumes too (their pools would refuse them).
+    assert_eq!(
+        next(
+            "4.1.0",
+            &cspcs,
+            &volumes,
+            &[task("auto-upgrade-cspc-b-4.1.0", "Error")]
+        ),
+        None
+    );
+    // Pools done: the volumes, by name, each once.
+    let pools_done = [v("b", "4.1.0"), v("a", "4.1.0")];
+    let t = next("4.1.0", &pools_done, &volumes, &[]).unwrap();
+    assert_eq!(
+        (t.name.as_str(), t.member.0),
+        ("auto-upgrade-volume-pv-1-4.1.0", "cstorVolume")
+    );
+    let t = next(
+        "4.1.0",
+        &pools_done,
+        &volumes,
+        &[task("auto-upgrade-volume-pv-1-4.1.0", "Error")],
+    )
+    .unwrap();
+    assert_eq!(t.name, "auto-upgrade-volume-pv-2-4.1.0");
+    // Everything current (or newer): nothing.
+    assert_eq!(next("4.1.0", &pools_done, &[v("pv", "4.2.0")], &[]), None);
+}

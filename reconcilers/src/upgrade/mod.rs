@@ -5,6 +5,7 @@
 //! The cspc-operator runs it for pools (and answers the kinds nobody upgrades); the
 //! cvc-operator runs it for volumes.
 
+pub mod auto;
 pub mod decide;
 
 use std::collections::BTreeMap;
