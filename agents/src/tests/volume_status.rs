@@ -346,6 +346,39 @@ fn freshness_validation_and_restart_health() {
     assert_eq!(drf(&cv(3, 2, 0, &[], &[])), 3);
 }
 
+/// A volume istgt served (the Go operators'): its status names replicas by zvol GUID, which
+/// knownReplicas maps each replica id to; a restart by our target still finds them.
+#[test]
+fn a_status_written_by_istgt_is_read_through_the_known_guids() {
+    let mut c = cv(3, 2, 3, &[], &[]);
+    c.spec.replica_details = Some(CStorVolumeReplicaDetails {
+        known_replicas: BTreeMap::from([
+            ("11".to_string(), "6048237401337520941".to_string()),
+            ("12".to_string(), "9412830412281923114".to_string()),
+        ]),
+    });
+    c.status.as_mut().unwrap().replica_statuses = vec![
+        ReplicaStatus {
+            id: "6048237401337520941".into(),
+            mode: "Healthy".into(),
+            checkpointed_io_seq: "40".into(),
+            ..Default::default()
+        },
+        ReplicaStatus {
+            id: "9412830412281923114".into(),
+            mode: "Degraded".into(),
+            checkpointed_io_seq: "90".into(),
+            ..Default::default()
+        },
+    ];
+    assert!(was_healthy(&c, "11"));
+    assert!(!was_healthy(&c, "12"));
+    assert!(!was_healthy(&c, "13"));
+    let mut ids = vec!["11".to_string(), "12".to_string()];
+    order_by_write_sequence(&c, &mut ids, |s| s.as_str());
+    assert_eq!(ids, vec!["12", "11"]);
+}
+
 /// The whole CV status from what the daemon observes: phase and message from the replicas,
 /// capacity only once the LUN has the spec's size, `Resizing` while it has not, transition
 /// time kept while the phase holds.

@@ -348,15 +348,26 @@ pub fn is_fresh(cv: &CStorVolume) -> bool {
     spec_known(cv).is_empty() && status_known(cv).is_empty() && !reported
 }
 
+/// What the last status recorded for replica `id`. Our target records a replica under its
+/// replica id; istgt (a volume the Go operators ran) under the replica's zvol GUID, which
+/// `knownReplicas` maps the id to: either is found (docs/upgrades.md, "Taking over").
+pub fn recorded<'a>(cv: &'a CStorVolume, id: &str) -> Option<&'a ReplicaStatus> {
+    let guid = spec_known(cv)
+        .get(id)
+        .cloned()
+        .or_else(|| status_known(cv).get(id).cloned());
+    let statuses = &cv.status.as_ref()?.replica_statuses;
+    statuses
+        .iter()
+        .find(|r| r.id == id)
+        .or_else(|| statuses.iter().find(|r| Some(&r.id) == guid.as_ref()))
+}
+
 /// At a restart of a volume that served data: replicas the last status showed Healthy rejoin
 /// Healthy (they hold every acknowledged write: the fan-out was down, nothing was written
 /// since); every other one is rebuilt.
 pub fn was_healthy(cv: &CStorVolume, id: &str) -> bool {
-    cv.status.as_ref().is_some_and(|s| {
-        s.replica_statuses
-            .iter()
-            .any(|r| r.id == id && r.mode == "Healthy")
-    })
+    recorded(cv, id).is_some_and(|r| r.mode == "Healthy")
 }
 
 /// What the volume-manager observes for one status write.
@@ -505,9 +516,7 @@ pub fn start_size(spec: u64, lens: &[u64]) -> u64 {
 /// replica that took the most writes, whatever order the CVRs were listed in.
 pub fn order_by_write_sequence<T>(cv: &CStorVolume, replicas: &mut [T], id: impl Fn(&T) -> &str) {
     let seq = |i: &str| -> u64 {
-        cv.status
-            .as_ref()
-            .and_then(|s| s.replica_statuses.iter().find(|r| r.id == i))
+        recorded(cv, i)
             .and_then(|r| r.checkpointed_io_seq.parse().ok())
             .unwrap_or(0)
     };
@@ -541,11 +550,7 @@ pub fn recovery_plan(
     cvrs: &[CStorVolumeReplica],
     from: Option<&str>,
 ) -> Result<(String, Vec<RecoveryRow>), String> {
-    let recorded = |id: &str| {
-        cv.status
-            .as_ref()
-            .and_then(|s| s.replica_statuses.iter().find(|r| r.id == id))
-    };
+    let recorded = |id: &str| recorded(cv, id);
     let mut rows: Vec<RecoveryRow> = cvrs
         .iter()
         .filter_map(|c| {
