@@ -293,6 +293,11 @@ impl PodEnv {
         for (k, v) in &self.extra_env {
             env.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        // The Go pool-manager's pod has no NODE_NAME (ours has): a played one gets its node's.
+        if let Some(n) = &node {
+            env.entry(env::NODE_NAME.into())
+                .or_insert_with(|| n.clone());
+        }
         let api_port = container
             .ports
             .iter()

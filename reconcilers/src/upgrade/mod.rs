@@ -488,6 +488,34 @@ async fn record(
     Ok(written)
 }
 
+/// Rolls Deployment `name` to `ours`: its pod template is replaced whole (a template another
+/// release wrote, the Go operators' included, keeps nothing of its own), then the whole
+/// object is applied by its owner's field manager `manager`, which keeps it from then on.
+/// Both are no-ops when repeated, so a task resumed after a crash rolls the pods once.
+async fn roll(ctx: &Context, name: &str, ours: &Deployment, manager: &str) -> Result<(), Error> {
+    let api = ctx.ns::<Deployment>();
+    let template = serde_json::to_value(&ours.spec.template)?;
+    let replace = json!([{"op": "replace", "path": "/spec/template", "value": template}]);
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Json::<()>(serde_json::from_value(replace)?),
+    )
+    .await
+    .step("replace the pod template of Deployment", name)?;
+    api.patch(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(ours),
+    )
+    .await
+    .step("apply Deployment", name)?;
+    Ok(())
+}
+
 /// Carries out one change of the task.
 async fn apply(task: &UpgradeTask, ctx: &Context, act: &Act) -> Result<(), Error> {
     let to = task.spec.to_version.clone();
@@ -549,15 +577,7 @@ async fn apply(task: &UpgradeTask, ctx: &Context, act: &Act) -> Result<(), Error
                 .step("get CSPC", &cspc_name)?;
             let deployment =
                 crate::cspc::deployment::pool_manager_deployment(&cspc, &cspi_obj, config)?;
-            // The cspc-operator's own field manager: the Deployment stays its to keep.
-            ctx.ns::<Deployment>()
-                .patch(
-                    cspi,
-                    &PatchParams::apply(crate::cspc::FIELD_MANAGER).force(),
-                    &Patch::Apply(&deployment),
-                )
-                .await
-                .step("roll pool-manager Deployment", cspi)?;
+            roll(ctx, cspi, &deployment, crate::cspc::FIELD_MANAGER).await?;
         }
         Act::RollTarget { pv } => {
             let Role::Volumes(config) = &ctx.role else {
@@ -575,14 +595,13 @@ async fn apply(task: &UpgradeTask, ctx: &Context, act: &Act) -> Result<(), Error
                 .step("get CStorVolume", pv)?;
             let policy = crate::cvc::objects::with_defaults(cvc.spec.policy.clone());
             let deployment = crate::cvc::objects::target_deployment(&cvc, &cv, &policy, config)?;
-            ctx.ns::<Deployment>()
-                .patch(
-                    &crate::cvc::objects::target_name(pv),
-                    &PatchParams::apply(crate::cvc::FIELD_MANAGER).force(),
-                    &Patch::Apply(&deployment),
-                )
-                .await
-                .step("roll target Deployment", pv)?;
+            roll(
+                ctx,
+                &crate::cvc::objects::target_name(pv),
+                &deployment,
+                crate::cvc::FIELD_MANAGER,
+            )
+            .await?;
         }
         Act::CreateChild { cspi } => {
             let owner = task.controller_owner_ref(&()).map(|mut o| {
