@@ -618,3 +618,41 @@ async fn spawn(
     cmd.spawn()
         .map_err(|e| format!("{}: {e}", env.exe.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{go_image_role, image_version};
+
+    #[test]
+    fn an_image_tag_names_the_version_a_played_pod_runs() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("openebs/cstor-rs:4.1.0", Some("4.1.0")),
+            ("registry:5000/openebs/cstor-rs:v4.0.0", Some("4.0.0")),
+            ("openebs/cstor-pool-manager:3.6.0-RC1", Some("3.6.0-RC1")),
+            ("openebs/cstor-rs:latest", None),
+            ("openebs/cstor-rs", None),
+            ("openebs/cstor-rs@sha256:abc", None),
+        ];
+        for (image, want) in cases {
+            assert_eq!(image_version(image).as_deref(), *want, "{image}");
+        }
+    }
+
+    #[test]
+    fn the_go_managers_images_are_played_by_our_binary() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("openebs/cstor-pool-manager:3.6.0", Some("pool-manager")),
+            (
+                "quay.io/openebs/cstor-pool-manager-amd64:ci",
+                Some("pool-manager"),
+            ),
+            ("openebs/cstor-volume-manager:3.6.0", Some("volume-manager")),
+            ("openebs/cstor-istgt:3.6.0", None),
+            ("openebs/cstor-pool:3.6.0", None),
+            ("openebs/m-exporter:3.6.0", None),
+        ];
+        for (image, want) in cases {
+            assert_eq!(go_image_role(image), *want, "{image}");
+        }
+    }
+}

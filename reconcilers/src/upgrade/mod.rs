@@ -575,6 +575,23 @@ async fn apply(task: &UpgradeTask, ctx: &Context, act: &Act) -> Result<(), Error
                 .get(&cspc_name)
                 .await
                 .step("get CSPC", &cspc_name)?;
+            // Our pool-manager runs as its own account (a Go one ran as the operator's).
+            let owner = crate::cspc::claim::controller_ref(&cspi_obj).ok_or_else(|| {
+                Error::MissingField {
+                    kind: "CStorPoolInstance",
+                    name: cspi.clone(),
+                    field: "uid",
+                }
+            })?;
+            crate::agent_identity::ensure(
+                &ctx.client,
+                &ctx.namespace,
+                &config.pool_manager_account,
+                cspi,
+                &owner,
+                crate::cspc::FIELD_MANAGER,
+            )
+            .await?;
             let deployment =
                 crate::cspc::deployment::pool_manager_deployment(&cspc, &cspi_obj, config)?;
             roll(ctx, cspi, &deployment, crate::cspc::FIELD_MANAGER).await?;
@@ -593,6 +610,21 @@ async fn apply(task: &UpgradeTask, ctx: &Context, act: &Act) -> Result<(), Error
                 .get(pv)
                 .await
                 .step("get CStorVolume", pv)?;
+            let owner =
+                crate::cspc::claim::controller_ref(&cv).ok_or_else(|| Error::MissingField {
+                    kind: "CStorVolume",
+                    name: pv.clone(),
+                    field: "uid",
+                })?;
+            crate::agent_identity::ensure(
+                &ctx.client,
+                &ctx.namespace,
+                &config.volume_manager_account,
+                pv,
+                &owner,
+                crate::cvc::FIELD_MANAGER,
+            )
+            .await?;
             let policy = crate::cvc::objects::with_defaults(cvc.spec.policy.clone());
             let deployment = crate::cvc::objects::target_deployment(&cvc, &cv, &policy, config)?;
             roll(
