@@ -259,7 +259,7 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     )
     .await;
     let t = wait_task(&client, "vol-first", Duration::from_secs(60)).await;
-    assert_eq!(errored_reason(&t), "PreflightFailed", "{}", steps(&t));
+    assert_eq!(errored_reason(&t), "PoolsNotUpgraded", "{}", steps(&t));
     assert!(
         steps(&t).contains("upgrade the pools first"),
         "{}",

@@ -248,11 +248,19 @@ pub fn decide(
             return VersionStep::Current;
         }
         if !adopt {
+            let too_old = Version::parse(OLDEST_UPGRADABLE).is_some_and(|oldest| cur < oldest);
+            let why = if too_old {
+                format!(
+                    "{kind} {name} is at version {current}, older than {OLDEST_UPGRADABLE}, the oldest this operator upgrades from: upgrade it with the Go operators' tools to at least {OLDEST_UPGRADABLE} first (docs/upgrades.md)"
+                )
+            } else {
+                format!(
+                    "{kind} {name} is at version {current} and this operator is {operator}: upgrade it to {operator} with an UpgradeTask (cstor upgrade, docs/upgrades.md)"
+                )
+            };
             return VersionStep::Refuse {
                 reason: UPGRADE_REQUIRED,
-                why: format!(
-                    "{kind} {name} is at version {current} and this operator is {operator}: upgrade it to {operator} with an UpgradeTask (cstor upgrade, docs/upgrades.md)"
-                ),
+                why,
             };
         }
         d.desired = operator.to_string();

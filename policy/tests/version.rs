@@ -265,6 +265,16 @@ fn the_version_condition_says_what_to_do() {
             "current version 1.9.0 is not between 1.10.0 and 4.0.0".into()
         ))
     );
+    let below = details("1.9.0", "1.9.0", "");
+    let step = decide("CSPC", "c1", Some(&below), "4.0.0", "4.0.0", false, &t);
+    assert_eq!(
+        condition(&step, "CSPC", "c1", "4.0.0"),
+        Some((
+            false,
+            UPGRADE_REQUIRED,
+            "CSPC c1 is at version 1.9.0, older than 1.10.0, the oldest this operator upgrades from: upgrade it with the Go operators' tools to at least 1.10.0 first (docs/upgrades.md)".into()
+        ))
+    );
     let newer = details("4.1.0", "4.1.0", "Reconciled");
     let step = decide("CVC", "v", Some(&newer), "4.0.0", "4.0.0", false, &t);
     assert_eq!(
