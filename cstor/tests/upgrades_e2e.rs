@@ -301,15 +301,43 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
         })
     };
 
+    // What would be upgraded, changing nothing.
+    let said = cstor(&["upgrade", "check", "--to", TO]);
+    eprintln!("{said}");
+    for (kind, verdict) in [
+        (
+            "CStorPoolCluster",
+            "upgradable: 3 pool instance(s) to upgrade, one at a time",
+        ),
+        ("CStorPoolInstance", "upgradable: Pre-upgrade checks passed"),
+    ] {
+        assert!(
+            said.lines()
+                .any(|l| l.trim_start().starts_with(kind) && l.contains(verdict)),
+            "{said}"
+        );
+    }
+    assert!(said.contains("upgradable after its pools"), "{said}");
     let started = Instant::now();
-    create_task(
-        &client,
-        "up-pools",
-        FROM,
-        json!({"cstorPoolCluster": {"cspcName": "up"}}),
+    cstor(&["upgrade", "cspc", "up", "--to", TO, "--no-wait"]);
+    // A second task for the same CSPC is refused while the first runs.
+    let tasks: Api<UpgradeTask> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "the first task started",
+        Duration::from_secs(60),
+        || async {
+            let t = tasks
+                .get("upgrade-cstor-cspc-up")
+                .await
+                .map_err(|e| e.to_string())?;
+            if t.status.phase.is_empty() {
+                Err("not started".to_string())
+            } else {
+                Ok(())
+            }
+        },
     )
     .await;
-    // A second task for the same CSPC is refused while the first runs.
     create_task(
         &client,
         "up-pools-again",
@@ -319,20 +347,23 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     .await;
     let t = wait_task(&client, "up-pools-again", Duration::from_secs(60)).await;
     assert_eq!(errored_reason(&t), "DuplicateTask", "{}", steps(&t));
-    let t = wait_task(&client, "up-pools", Duration::from_secs(900)).await;
+    let t = wait_task(&client, "upgrade-cstor-cspc-up", Duration::from_secs(900)).await;
     let pools_took = started.elapsed();
     assert_eq!(t.status.phase, "Success", "{}", steps(&t));
     let started = Instant::now();
-    create_task(
-        &client,
-        "up-volume",
-        FROM,
-        json!({"cstorVolume": {"pvName": "vol-up"}}),
-    )
-    .await;
-    let t = wait_task(&client, "up-volume", Duration::from_secs(600)).await;
+    // The command follows the task to its end, a line per step.
+    let said = tokio::task::spawn_blocking(|| cstor(&["upgrade", "volume", "vol-up", "--to", TO]))
+        .await
+        .expect("cstor upgrade volume");
     let volume_took = started.elapsed();
-    assert_eq!(t.status.phase, "Success", "{}", steps(&t));
+    eprintln!("{said}");
+    for step in ["PRE_UPGRADE", "REPLICA_UPGRADE", "TARGET_UPGRADE", "VERIFY"] {
+        assert!(said.contains(&format!("[Completed] {step}")), "{said}");
+    }
+    assert!(
+        said.contains("UpgradeTask upgrade-cstor-csi-volume-vol-up succeeded"),
+        "{said}"
+    );
     stop.store(true, Ordering::Relaxed);
     let (rounds, acked, failed, slowest) = io.join().expect("io thread");
     eprintln!(
@@ -384,6 +415,13 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     let cvc = cvcs.get("vol-up").await.unwrap();
     assert_eq!(current(cvc.version_details.as_ref()), TO);
     wait_healthy(&client, "vol-up", 3).await;
+    let said = cstor(&["upgrade", "check", "--to", TO]);
+    assert!(
+        said.lines()
+            .skip(2)
+            .all(|l| l.trim_end().ends_with("current")),
+        "{said}"
+    );
     // What was written before the upgrade is still there.
     qemu_io("vol-up", &["read -P 7 8M 8M"]);
 }

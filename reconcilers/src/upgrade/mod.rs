@@ -264,8 +264,13 @@ async fn view(task: &UpgradeTask, ctx: &Context) -> Result<View, Error> {
         .iter()
         .filter(|t| t.name_any() != me && !finished(t))
         .map(|t| {
+            // The one already under way wins; else the older (creation times have seconds
+            // only: the name breaks a tie, the same way for both).
             let theirs = t.metadata.creation_timestamp.clone();
+            let (they_started, i_started) =
+                (!t.status.phase.is_empty(), !task.status.phase.is_empty());
             let earlier = match (&theirs, &created) {
+                _ if they_started != i_started => they_started,
                 (Some(a), Some(b)) if a.0 != b.0 => a.0 < b.0,
                 _ => t.name_any() < me,
             };
