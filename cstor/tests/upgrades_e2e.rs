@@ -274,6 +274,55 @@ async fn a_cspc_and_a_volume_are_upgraded_one_pod_at_a_time_with_io_running() {
     .await;
     let t = wait_task(&client, "jiva", Duration::from_secs(60)).await;
     assert_eq!(errored_reason(&t), "NotSupported", "{}", steps(&t));
+
+    // A degraded replica at preflight: node 1's pool is lost (its zfs-fuse killed), so its
+    // replica is Offline and the volume Degraded; neither the pool nor the volume is touched.
+    let node1 = &cstor_local::testing::current().nodes[0];
+    let pool1 = cspis
+        .iter()
+        .find(|c| c.spec.host_name == node1.name)
+        .map(|c| c.name_any())
+        .expect("a pool on node 1");
+    node1.kill_zfs().expect("kill zfs-fuse");
+    qemu_io("vol-up", &["write -P 0x3c 20M 1M"]);
+    wait_for("the volume Degraded", Duration::from_secs(120), || async {
+        let cv = cvs.get("vol-up").await.map_err(|e| e.to_string())?;
+        let ph = cv.status.map(|s| s.phase).unwrap_or_default();
+        if ph == "Degraded" { Ok(()) } else { Err(ph) }
+    })
+    .await;
+    create_task(
+        &client,
+        "degraded-volume",
+        FROM,
+        json!({"cstorVolume": {"pvName": "vol-up"}}),
+    )
+    .await;
+    let t = wait_task(&client, "degraded-volume", Duration::from_secs(60)).await;
+    assert_eq!(errored_reason(&t), "PreflightFailed", "{}", steps(&t));
+    assert!(
+        steps(&t).contains("is \"Degraded\", not Healthy"),
+        "{}",
+        steps(&t)
+    );
+    create_task(
+        &client,
+        "degraded-pool",
+        FROM,
+        json!({"cstorPoolInstance": {"cspiName": pool1}}),
+    )
+    .await;
+    let t = wait_task(&client, "degraded-pool", Duration::from_secs(60)).await;
+    assert_eq!(errored_reason(&t), "PreflightFailed", "{}", steps(&t));
+    // Whichever the pool's own report or its volume's shows first.
+    assert!(
+        steps(&t).contains("not ONLINE") || steps(&t).contains("is \"Degraded\", not Healthy"),
+        "{}",
+        steps(&t)
+    );
+    node1.restart_zfs().expect("restart zfs-fuse");
+    wait_healthy(&client, "vol-up", 3).await;
+    qemu_io("vol-up", &["read -P 0x3c 20M 1M"]);
     assert_eq!(
         generations(pool_deployments().await),
         before,

@@ -89,6 +89,7 @@ fn view(t: UpgradeTask) -> View {
         cluster: ClusterView::default(),
         volume: VolumeView::default(),
         step_age: BTreeMap::new(),
+        migrations: Vec::new(),
     }
 }
 
@@ -229,6 +230,14 @@ fn a_pool_instance_is_checked_then_rolled_then_verified() {
         decide(&v).message,
         "Pre-upgrade checks failed: volume v1 would lose its quorum while pool p1 restarts: 1 Healthy replica(s) elsewhere, 2 needed"
     );
+    // A volume its target already reports Degraded (the pool-manager has not noticed yet).
+    let mut v = view(task(member.clone(), &[]));
+    v.pool = pool_view("ONLINE", &[("v1", "Healthy")]);
+    v.pool.volumes[0] = cv("v1", "Degraded", "4.0.0", "4.0.0");
+    assert_eq!(
+        decide(&v).message,
+        "Pre-upgrade checks failed: volume v1 is \"Degraded\", not Healthy"
+    );
     // A volume being resized.
     let mut v = view(task(member.clone(), &[]));
     v.pool = pool_view("ONLINE", &[("v1", "Healthy")]);
@@ -333,6 +342,7 @@ fn a_cspc_task_upgrades_its_pools_one_task_at_a_time_then_itself() {
             cspi("c-a", "4.1.0", "4.1.0", "ONLINE"),
         ],
         children: BTreeMap::new(),
+        facts: Default::default(),
     };
     assert_eq!(
         says(&decide(&v)),
@@ -568,4 +578,41 @@ fn automatic_upgrades_take_pools_first_one_task_at_a_time() {
     assert_eq!(t.name, "auto-upgrade-volume-pv-2-4.1.0");
     // Everything current (or newer): nothing.
     assert_eq!(next("4.1.0", &pools_done, &[v("pv", "4.2.0")], &[]), None);
+}
+
+#[test]
+fn nothing_moving_or_unadmittable_is_upgraded() {
+    // A pool cluster being migrated, and its pools.
+    let mut v = view(task(json!({"cstorPoolInstance": {"cspiName": "p1"}}), &[]));
+    v.pool = pool_view("ONLINE", &[]);
+    v.migrations = vec![("migrate-cstor-pool-old".into(), "c".into(), String::new())];
+    assert_eq!(
+        says(&decide(&v)),
+        "PRE_UPGRADE Fail { reason: \"PreflightFailed\" }: Pre-upgrade checks failed: MigrationTask migrate-cstor-pool-old is moving this pool; upgrade once it is done"
+    );
+    // A volume being migrated.
+    let mut v = view(task(json!({"cstorVolume": {"pvName": "v1"}}), &[]));
+    v.volume.cv = Some(cv("v1", "Healthy", "4.0.0", "4.0.0"));
+    v.volume.cvc = Some(from(json!({
+        "metadata": {"name": "v1"},
+        "spec": {"capacity": {"storage": "1Gi"},
+            "provision": {"capacity": {"storage": "1Gi"}, "replicaCount": 3}, "policy": {}},
+    })));
+    v.migrations = vec![("migrate-cstor-volume-v1".into(), String::new(), "v1".into())];
+    assert!(
+        decide(&v)
+            .message
+            .contains("MigrationTask migrate-cstor-volume-v1 is moving this volume")
+    );
+    // A CSPC this version would not admit: refused with the rule's words, nothing touched.
+    let mut v = view(task(json!({"cstorPoolCluster": {"cspcName": "c"}}), &[]));
+    v.cluster.cspc = Some(from(json!({
+        "metadata": {"name": "c", "namespace": "openebs"},
+        "spec": {"pools": []},
+        "versionDetails": vd("4.0.0", "4.0.0"),
+    })));
+    assert_eq!(
+        says(&decide(&v)),
+        "PRE_UPGRADE Fail { reason: \"NotAdoptable\" }: CStorPoolCluster c breaks a rule of version 4.1.0, so it is not adopted; fix the CSPC first: pools in cspc should have at least one item"
+    );
 }

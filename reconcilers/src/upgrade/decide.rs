@@ -29,6 +29,8 @@ pub mod reason {
     pub const PREFLIGHT_FAILED: &str = "PreflightFailed";
     /// A volume's pools are not at the version yet (upgrade them first).
     pub const POOLS_FIRST: &str = "PoolsNotUpgraded";
+    /// The object would not be admitted by this version (a rule it breaks).
+    pub const NOT_ADOPTABLE: &str = "NotAdoptable";
     pub const TIMED_OUT: &str = "TimedOut";
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
@@ -125,6 +127,9 @@ pub struct ClusterView {
     pub cspis: Vec<CStorPoolInstance>,
     /// The tasks this task created, by CSPI name.
     pub children: BTreeMap<String, UpgradeTask>,
+    /// What the CSPC admission rules read (nodes, devices, claims, pools, replicas): a CSPC
+    /// this version would not admit is not adopted.
+    pub facts: cstor_policy::facts::CspcFacts,
 }
 
 /// The volume side of the snapshot.
@@ -150,6 +155,16 @@ pub struct View {
     pub volume: VolumeView,
     /// How long ago each step started (for its timeout).
     pub step_age: BTreeMap<String, Duration>,
+    /// Unfinished MigrationTasks: `(name, CSPC it makes or "", PV it moves or "")`.
+    pub migrations: Vec<(String, String, String)>,
+}
+
+/// The MigrationTask moving CSPC `cspc` or volume `pv`, if one runs.
+fn migrating(view: &View, cspc: &str, pv: &str) -> Option<String> {
+    view.migrations
+        .iter()
+        .find(|(_, c, v)| (!cspc.is_empty() && c == cspc) || (!pv.is_empty() && v == pv))
+        .map(|(n, _, _)| n.clone())
 }
 
 /// The kinds whose `versionDetails.desired` a task sets.
@@ -454,6 +469,15 @@ fn cspi_preflight(p: &PoolView, cspi: &CStorPoolInstance) -> Result<(), String> 
     }
     for cv in &p.volumes {
         let v = cv.name_any();
+        // The target sees a replica fail before its pool-manager reports it.
+        let ph = cv
+            .status
+            .as_ref()
+            .map(|s| s.phase.clone())
+            .unwrap_or_default();
+        if ph != cv_phase::HEALTHY {
+            return Err(format!("volume {v} is {ph:?}, not Healthy"));
+        }
         if resizing(cv) {
             return Err(format!(
                 "volume {v} is being resized; upgrade once it is done"
@@ -497,6 +521,21 @@ fn decide_cspi(view: &View, name: &str) -> Decision {
                 Next::Fail {
                     reason: reason::INVALID_VERSION,
                 },
+            );
+        }
+        let cspc = cspi
+            .labels()
+            .get(labels::CSTOR_POOL_CLUSTER)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(m) = migrating(view, &cspc, "") {
+            return fail(
+                view,
+                pre,
+                format!(
+                    "Pre-upgrade checks failed: MigrationTask {m} is moving this pool; upgrade once it is done"
+                ),
+                reason::PREFLIGHT_FAILED,
             );
         }
         // Already upgraded (a resumed task): nothing to check.
@@ -590,6 +629,26 @@ fn decide_cspc(view: &View, name: &str) -> Decision {
                 Next::Fail {
                     reason: reason::DUPLICATE_TASK,
                 },
+            );
+        }
+        if let Some(m) = migrating(view, name, "") {
+            return fail(
+                view,
+                pre,
+                format!(
+                    "Pre-upgrade checks failed: MigrationTask {m} is moving this pool cluster; upgrade once it is done"
+                ),
+                reason::PREFLIGHT_FAILED,
+            );
+        }
+        if let Err(why) = cstor_policy::cspc::cspc_validation(cspc, &view.cluster.facts) {
+            return fail(
+                view,
+                pre,
+                format!(
+                    "CStorPoolCluster {name} breaks a rule of version {to}, so it is not adopted; fix the CSPC first: {why}"
+                ),
+                reason::NOT_ADOPTABLE,
             );
         }
         return decision(
@@ -712,6 +771,16 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
                 Next::Fail {
                     reason: reason::INVALID_VERSION,
                 },
+            );
+        }
+        if let Some(m) = migrating(view, "", pv) {
+            return fail(
+                view,
+                pre,
+                format!(
+                    "Pre-upgrade checks failed: MigrationTask {m} is moving this volume; upgrade once it is done"
+                ),
+                reason::PREFLIGHT_FAILED,
             );
         }
         if let Err((why, reason)) = volume_preflight(v, cv, &to) {

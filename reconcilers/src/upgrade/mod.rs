@@ -294,7 +294,35 @@ async fn view(task: &UpgradeTask, ctx: &Context) -> Result<View, Error> {
         cluster: Default::default(),
         volume: Default::default(),
         step_age: step_ages(task),
+        migrations: Vec::new(),
     };
+    // Moves in flight: a pool or volume being migrated is not upgraded meanwhile.
+    let migrations: Api<cstor_api::openebs_v1alpha1::MigrationTask> = ctx.ns();
+    view.migrations = migrations
+        .list(&ListParams::default())
+        .await
+        .step("list MigrationTasks", &ctx.namespace)?
+        .items
+        .iter()
+        .filter(|m| {
+            !matches!(
+                m.status.phase.as_str(),
+                task_phase::SUCCESS | task_phase::ERROR
+            )
+        })
+        .map(|m| {
+            let cspc = crate::migrate::cspc_name(m)
+                .map(|(_, c)| c)
+                .unwrap_or_default();
+            let pv = m
+                .spec
+                .cstor_volume
+                .as_ref()
+                .map(|v| v.pv_name.clone())
+                .unwrap_or_default();
+            (m.name_any(), cspc, pv)
+        })
+        .collect();
     match decide::subject(task) {
         Subject::Cspi(name) => {
             let cspi = ctx
@@ -352,6 +380,7 @@ async fn view(task: &UpgradeTask, ctx: &Context) -> Result<View, Error> {
                 .into_iter()
                 .filter(|c| c.meta().deletion_timestamp.is_none())
                 .collect();
+            view.cluster.facts = cspc_facts(ctx).await?;
             view.cluster.children = all
                 .iter()
                 .filter(|t| {
@@ -403,6 +432,48 @@ async fn view(task: &UpgradeTask, ctx: &Context) -> Result<View, Error> {
         Subject::Unsupported(_) | Subject::Missing => {}
     }
     Ok(view)
+}
+
+/// What the CSPC admission rules read, as the webhook reads it (docs/admission.md).
+async fn cspc_facts(ctx: &Context) -> Result<cstor_policy::facts::CspcFacts, Error> {
+    use cstor_api::openebs_v1alpha1::{BlockDevice, BlockDeviceClaim};
+    let lp = ListParams::default();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+    let nodes = nodes
+        .list(&lp)
+        .await
+        .step("list Nodes", "(all)")?
+        .items
+        .iter()
+        .map(|n| cstor_policy::facts::NodeFact {
+            name: n.name_any(),
+            labels: n.labels().clone(),
+        })
+        .collect();
+    let block_devices = ctx
+        .ns::<BlockDevice>()
+        .list(&lp)
+        .await
+        .step("list BlockDevices", &ctx.namespace)?
+        .items
+        .into_iter()
+        .map(|b| (b.name_any(), b))
+        .collect();
+    let block_device_claims = ctx
+        .ns::<BlockDeviceClaim>()
+        .list(&lp)
+        .await
+        .step("list BlockDeviceClaims", &ctx.namespace)?
+        .items
+        .into_iter()
+        .map(|b| (b.name_any(), b))
+        .collect();
+    Ok(cstor_policy::facts::CspcFacts {
+        nodes,
+        block_devices,
+        block_device_claims,
+        ..Default::default()
+    })
 }
 
 /// The status after `decision`.
