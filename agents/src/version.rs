@@ -1,34 +1,27 @@
 //! The version step of the objects the agents reconcile (CSPI and CVR in the pool-manager, CV
 //! in the volume-manager; docs/upgrades.md): `cstor_policy::version::decide_agent` says what
-//! to write; this writes it and hands back the Event to publish and whether to go on.
+//! to write; this writes it, publishes the Event and says whether to go on.
 
 use cstor_api::common::VersionDetails;
 use cstor_policy::version::{VersionStep, decide_agent};
 use cstor_runtime::errors::{ApiError, Step};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::EventType;
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-/// What the agent does after the version step.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Reconcile the object now.
-    pub proceed: bool,
-    /// `(type, reason, note)` to publish on the object.
-    pub event: Option<(EventType, &'static str, String)>,
-}
-
-/// Takes the version step of `obj` (a `kind` whose record is `details`) for an agent of
-/// version `ours`, writing the record under `manager` when it moves.
+/// Takes the version step of `obj` (a `kind` whose record is `details`) for this agent's
+/// version, writing the record under `manager` when it moves and publishing its Event with
+/// `recorder`. `true`: reconcile the object now (moving the record never holds the object's
+/// work: a target keeps serving through it); `false`: refused or failed.
 pub async fn step<K>(
     api: &Api<K>,
+    recorder: &Recorder,
     manager: &str,
     obj: &K,
     kind: &str,
     details: Option<&VersionDetails>,
-    ours: &str,
-) -> Result<Outcome, ApiError>
+) -> Result<bool, ApiError>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -51,49 +44,52 @@ where
         }
     };
     let now = cstor_runtime::now();
-    Ok(match decide_agent(kind, &name, details, ours, &now) {
-        VersionStep::Current => Outcome {
-            proceed: true,
-            event: None,
-        },
-        // Moving the record never holds the object's work (a target keeps serving through it).
+    let ours = cstor_runtime::version::ours();
+    let (proceed, event) = match decide_agent(kind, &name, details, &ours, &now) {
+        VersionStep::Current => (true, None),
         VersionStep::Write(d) => {
             write(d).await?;
-            Outcome {
-                proceed: true,
-                event: None,
-            }
+            (true, None)
         }
         VersionStep::Finish(d) => {
             let to = d.desired.clone();
             write(d).await?;
-            Outcome {
-                proceed: true,
-                event: Some((
-                    EventType::Normal,
-                    cstor_runtime::reasons::UPGRADED,
-                    format!("{kind} {name} upgraded to version {to}"),
-                )),
-            }
+            let note = format!("{kind} {name} upgraded to version {to}");
+            (
+                true,
+                Some((EventType::Normal, cstor_runtime::reasons::UPGRADED, note)),
+            )
         }
         VersionStep::Failed { details, event } => {
             write(details).await?;
-            Outcome {
-                proceed: false,
-                event: Some((
+            (
+                false,
+                Some((
                     EventType::Warning,
                     cstor_runtime::reasons::FAILED_UPGRADE,
                     event,
                 )),
-            }
+            )
         }
-        VersionStep::Refuse { why, .. } => Outcome {
-            proceed: false,
-            event: Some((
+        VersionStep::Refuse { why, .. } => (
+            false,
+            Some((
                 EventType::Warning,
                 cstor_runtime::reasons::FAILED_UPGRADE,
                 why,
             )),
-        },
-    })
+        ),
+    };
+    if let Some((type_, reason, note)) = event {
+        cstor_runtime::events::publish(
+            recorder,
+            &obj.object_ref(&()),
+            type_,
+            reason,
+            note,
+            cstor_runtime::reasons::action::RECONCILE,
+        )
+        .await;
+    }
+    Ok(proceed)
 }

@@ -105,6 +105,62 @@ pub fn disk_size_bytes(s: &str) -> Result<u64, String> {
     cstor_api::quantity::bytes(s).map_err(|e| e.to_string())
 }
 
+/// Creates the task `fresh` of `kind` (MigrationTask, UpgradeTask) in `api`, or follows the
+/// one of its name that runs. One that ended (`ended` says how, e.g. "in Error") is deleted
+/// first: its successor resumes from what it finds. Prints what it did, `created` after a
+/// creation.
+pub async fn start_task<K>(
+    api: &kube::Api<K>,
+    fresh: &K,
+    kind: &str,
+    ended: impl Fn(&K) -> Option<String>,
+    created: &str,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + k8s_openapi::serde::Serialize
+        + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    use kube::api::{DeleteParams, PostParams};
+    let name = fresh.name_any();
+    let create = || async {
+        api.create(&PostParams::default(), fresh)
+            .await
+            .with_context(|| format!("creating the {kind}"))
+    };
+    match api
+        .get_opt(&name)
+        .await
+        .with_context(|| format!("reading the {kind}"))?
+    {
+        Some(old) => match ended(&old) {
+            Some(how) => {
+                println!("{kind} {name} ended {how} before; deleting it and starting again");
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .with_context(|| format!("deleting the ended {kind}"))?;
+                // Deletion is immediate for these (no finalizers); the bound covers a slow API.
+                for _ in 0..50 {
+                    if api.get_opt(&name).await?.is_none() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                create().await?;
+            }
+            None => println!("{kind} {name} exists; following it"),
+        },
+        None => {
+            create().await?;
+            println!("{created}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_duration;

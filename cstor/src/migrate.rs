@@ -195,44 +195,20 @@ async fn run_task(
     what: &str,
 ) -> anyhow::Result<bool> {
     use cstor_api::openebs_v1alpha1::{MigrationTask, task_phase};
-    use kube::api::{DeleteParams, PostParams};
     let tasks: Api<MigrationTask> = Api::namespaced(client, namespace);
     let fresh: MigrationTask = serde_json::from_value(serde_json::json!({
         "apiVersion": "openebs.io/v1alpha1", "kind": "MigrationTask",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }))?;
-    match tasks
-        .get_opt(name)
-        .await
-        .context("reading the MigrationTask")?
-    {
-        Some(t) if t.status.phase == task_phase::ERROR => {
-            println!("MigrationTask {name} ended in Error before; deleting it and starting again");
-            tasks
-                .delete(name, &DeleteParams::default())
-                .await
-                .context("deleting the failed MigrationTask")?;
-            for _ in 0..50 {
-                if tasks.get_opt(name).await?.is_none() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            tasks
-                .create(&PostParams::default(), &fresh)
-                .await
-                .context("creating the MigrationTask")?;
-        }
-        Some(_) => println!("MigrationTask {name} exists; following it"),
-        None => {
-            tasks
-                .create(&PostParams::default(), &fresh)
-                .await
-                .context("creating the MigrationTask")?;
-            println!("created MigrationTask {namespace}/{name}");
-        }
-    }
+    crate::common::start_task(
+        &tasks,
+        &fresh,
+        "MigrationTask",
+        |t| (t.status.phase == task_phase::ERROR).then(|| "in Error".to_string()),
+        &format!("created MigrationTask {namespace}/{name}"),
+    )
+    .await?;
     let mut shown: Vec<(String, String, String)> = Vec::new();
     loop {
         let t = tasks.get(name).await.context("reading the MigrationTask")?;

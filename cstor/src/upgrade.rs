@@ -14,7 +14,7 @@ use cstor_api::openebs_v1alpha1::{UpgradeTask, task_phase};
 use cstor_policy::version::{OLDEST_UPGRADABLE, Version, base};
 use cstor_reconcilers::upgrade::decide::reason::POOLS_FIRST;
 use cstor_reconcilers::upgrade::decide::{Next, cspi_task_name};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -161,45 +161,20 @@ async fn start(args: TargetArgs, pool: bool) -> anyhow::Result<bool> {
     };
     let fresh = task(&name, ns, &from, &args.to, member, args.timeout)?;
     let tasks: Api<UpgradeTask> = Api::namespaced(client.clone(), ns);
-    match tasks
-        .get_opt(&name)
-        .await
-        .context("reading the UpgradeTask")?
-    {
-        Some(t)
-            if matches!(
+    crate::common::start_task(
+        &tasks,
+        &fresh,
+        "UpgradeTask",
+        |t| {
+            matches!(
                 t.status.phase.as_str(),
                 task_phase::ERROR | task_phase::SUCCESS
-            ) =>
-        {
-            println!(
-                "UpgradeTask {name} ended ({}) before; deleting it and starting again",
-                t.status.phase
-            );
-            tasks
-                .delete(&name, &DeleteParams::default())
-                .await
-                .context("deleting the ended UpgradeTask")?;
-            for _ in 0..50 {
-                if tasks.get_opt(&name).await?.is_none() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            tasks
-                .create(&PostParams::default(), &fresh)
-                .await
-                .context("creating the UpgradeTask")?;
-        }
-        Some(_) => println!("UpgradeTask {name} exists; following it"),
-        None => {
-            tasks
-                .create(&PostParams::default(), &fresh)
-                .await
-                .context("creating the UpgradeTask")?;
-            println!("created UpgradeTask {ns}/{name} ({from} → {})", args.to);
-        }
-    }
+            )
+            .then(|| format!("({})", t.status.phase))
+        },
+        &format!("created UpgradeTask {ns}/{name} ({from} → {})", args.to),
+    )
+    .await?;
     if args.no_wait {
         return Ok(true);
     }

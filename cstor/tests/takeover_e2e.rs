@@ -167,8 +167,30 @@ async fn a_go_installation_is_taken_over_without_recreating_anything() {
         .delete(&hook.name_any(), &Default::default())
         .await
         .expect("webhook configuration removed");
-    // The apiserver drops it from its cache within moments.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The apiserver drops it from its cache within moments: until a dry-run CSPI is admitted.
+    let probe_api: Api<CStorPoolInstance> = Api::namespaced(client.clone(), NS);
+    let probe: CStorPoolInstance = serde_json::from_value(json!({
+        "metadata": {"name": "webhook-probe", "namespace": NS},
+        "spec": {"hostName": "cstor-node-1", "nodeSelector": {}, "dataRaidGroups": []},
+    }))
+    .unwrap();
+    wait_for(
+        "our webhook out of the way",
+        Duration::from_secs(60),
+        || async {
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            match probe_api.create(&dry, &probe).await {
+                Err(kube::Error::Api(e)) if e.message.contains("admission webhook") => {
+                    Err(e.message)
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
 
     // The Go chart's operator account, which its pool and target pods run as.
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);

@@ -189,20 +189,10 @@ async fn reconcile_own(cspi: &CStorPoolInstance, ctx: &Context) -> Result<Action
             return Err(e);
         }
     }
-    let version = crate::version::step(
-        &ctx.cspis(),
-        &ctx.manager,
-        cspi,
-        "CSPI",
-        cspi.version_details.as_ref(),
-        &cstor_runtime::version::ours(),
-    )
-    .await?;
-    if let Some((type_, reason, note)) = version.event {
-        ctx.event(&reference, type_, reason, note, reasons::action::RECONCILE)
-            .await;
-    }
-    if !version.proceed {
+    let cspis = ctx.cspis();
+    let (recorder, manager) = (&ctx.recorder, &ctx.manager);
+    let details = cspi.version_details.as_ref();
+    if !crate::version::step(&cspis, recorder, manager, cspi, "CSPI", details).await? {
         return Ok(resync);
     }
     if let Err(e) = decide::validate(&cspi.spec) {

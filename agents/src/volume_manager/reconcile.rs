@@ -298,19 +298,15 @@ pub(crate) async fn versioned(
     manager: &str,
     cv: &CStorVolume,
 ) -> Result<bool, Error> {
-    let outcome = crate::version::step(
+    Ok(crate::version::step(
         cvs,
+        recorder,
         manager,
         cv,
         "CV",
         cv.version_details.as_ref(),
-        &cstor_runtime::version::ours(),
     )
-    .await?;
-    if let Some((type_, reason, note)) = outcome.event {
-        event(recorder, cv, type_, reason, note).await;
-    }
-    Ok(outcome.proceed)
+    .await?)
 }
 
 /// Lists CVs until one with `uid` shows up (the target can start before the API has it).

@@ -222,6 +222,11 @@ fn decision(step: &str, message: impl Into<String>, next: Next) -> Decision {
     }
 }
 
+/// A failure no `ignoreStepsOnError` skips (the task ends before anything is touched).
+fn refused(step: &str, message: impl Into<String>, reason: &'static str) -> Decision {
+    decision(step, message, Next::Fail { reason })
+}
+
 fn fail(view: &View, step: &str, message: String, reason: &'static str) -> Decision {
     if ignored(&view.task).iter().any(|s| s == step) {
         return decision(
@@ -276,6 +281,44 @@ fn desired(d: Option<&VersionDetails>) -> &str {
 fn record_failure(d: Option<&VersionDetails>) -> Option<String> {
     let s = d.and_then(|d| d.status.as_ref())?;
     (!s.message.is_empty()).then(|| format!("{}: {}", s.message, s.reason))
+}
+
+/// A step's first change to an object: ask `name` (a `label`) for the task's version, unless
+/// its record is there already or was asked.
+fn ask(
+    view: &View,
+    step: &str,
+    kind: Kind,
+    label: &str,
+    name: &str,
+    d: Option<&VersionDetails>,
+) -> Option<Decision> {
+    let to = &view.task.spec.to_version;
+    (desired(d) != to && !at(d, to)).then(|| {
+        decision(
+            step,
+            format!("asking {label} {name} for version {to}"),
+            Next::Act(Act::Desire {
+                kind,
+                name: name.into(),
+            }),
+        )
+    })
+}
+
+/// The owner's answer to [`ask`]: a failure it recorded ends the step; until the record is at
+/// the task's version and `ready`, the step waits, saying `waiting`.
+fn answered(
+    view: &View,
+    step: &str,
+    d: Option<&VersionDetails>,
+    ready: bool,
+    waiting: String,
+) -> Option<Decision> {
+    if let Some(why) = record_failure(d) {
+        return Some(fail(view, step, why, reason::UPGRADE_FAILED));
+    }
+    (!at(d, &view.task.spec.to_version) || !ready).then(|| wait(view, step, waiting))
 }
 
 fn at(d: Option<&VersionDetails>, version: &str) -> bool {
@@ -343,21 +386,17 @@ pub fn decide(view: &View) -> Decision {
     let pre = upgrade_step::PRE_UPGRADE;
     match subject(&view.task) {
         Subject::Unsupported(why) => {
-            return decision(
+            return refused(
                 pre,
                 format!("Cannot execute upgrade job: {why}"),
-                Next::Fail {
-                    reason: reason::NOT_SUPPORTED,
-                },
+                reason::NOT_SUPPORTED,
             );
         }
         Subject::Missing => {
-            return decision(
+            return refused(
                 pre,
                 "Cannot execute upgrade job: resource details are missing (one of cstorPoolCluster, cstorPoolInstance, cstorVolume)",
-                Next::Fail {
-                    reason: reason::NOT_SUPPORTED,
-                },
+                reason::NOT_SUPPORTED,
             );
         }
         _ => {}
@@ -392,12 +431,10 @@ pub fn decide(view: &View) -> Decision {
 }
 
 fn unreachable_missing() -> Decision {
-    decision(
+    refused(
         upgrade_step::PRE_UPGRADE,
         "Cannot execute upgrade job: resource details are missing",
-        Next::Fail {
-            reason: reason::NOT_SUPPORTED,
-        },
+        reason::NOT_SUPPORTED,
     )
 }
 
@@ -504,24 +541,16 @@ fn decide_cspi(view: &View, name: &str) -> Decision {
     let pre = upgrade_step::PRE_UPGRADE;
     let pool = upgrade_step::POOL_INSTANCE_UPGRADE;
     let Some(cspi) = view.pool.cspi.as_ref() else {
-        return decision(
+        return refused(
             pre,
             format!("CStorPoolInstance {name} not found"),
-            Next::Fail {
-                reason: reason::NOT_FOUND,
-            },
+            reason::NOT_FOUND,
         );
     };
     let d = cspi.version_details.as_ref();
     if !completed(&view.task, pre) {
         if let Err(why) = check_from(view, "CStorPoolInstance", name, d) {
-            return decision(
-                pre,
-                why,
-                Next::Fail {
-                    reason: reason::INVALID_VERSION,
-                },
-            );
+            return refused(pre, why, reason::INVALID_VERSION);
         }
         let cspc = cspi
             .labels()
@@ -552,15 +581,8 @@ fn decide_cspi(view: &View, name: &str) -> Decision {
         return decision(pre, "Pre-upgrade checks passed", Next::Complete);
     }
     if !completed(&view.task, pool) {
-        if desired(d) != to && !at(d, &to) {
-            return decision(
-                pool,
-                format!("asking CStorPoolInstance {name} for version {to}"),
-                Next::Act(Act::Desire {
-                    kind: Kind::Cspi,
-                    name: name.into(),
-                }),
-            );
+        if let Some(asking) = ask(view, pool, Kind::Cspi, "CStorPoolInstance", name, d) {
+            return asking;
         }
         if deployment_version(view.pool.deployment.as_ref()) != Some(to.as_str()) {
             return decision(
@@ -569,15 +591,10 @@ fn decide_cspi(view: &View, name: &str) -> Decision {
                 Next::Act(Act::RollPool { cspi: name.into() }),
             );
         }
-        if let Some(why) = record_failure(d) {
-            return fail(view, pool, why, reason::UPGRADE_FAILED);
-        }
-        if !at(d, &to) {
-            return wait(
-                view,
-                pool,
-                format!("waiting for the pool-manager of {name} at version {to} to take over"),
-            );
+        let waiting =
+            format!("waiting for the pool-manager of {name} at version {to} to take over");
+        if let Some(waits) = answered(view, pool, d, true, waiting) {
+            return waits;
         }
         if let Err(why) = cspi_preflight(&view.pool, cspi) {
             return wait(
@@ -600,36 +617,22 @@ fn decide_cspc(view: &View, name: &str) -> Decision {
     let pre = upgrade_step::PRE_UPGRADE;
     let pool = upgrade_step::POOL_INSTANCE_UPGRADE;
     let Some(cspc) = view.cluster.cspc.as_ref() else {
-        return decision(
+        return refused(
             pre,
             format!("CStorPoolCluster {name} not found"),
-            Next::Fail {
-                reason: reason::NOT_FOUND,
-            },
+            reason::NOT_FOUND,
         );
     };
     let d = cspc.version_details.as_ref();
     if !completed(&view.task, pre) {
         if let Err(why) = check_from(view, "CStorPoolCluster", name, d) {
-            return decision(
-                pre,
-                why,
-                Next::Fail {
-                    reason: reason::INVALID_VERSION,
-                },
-            );
+            return refused(pre, why, reason::INVALID_VERSION);
         }
         if let Some(other) = view.others.iter().find(|o| {
             !o.child
                 && matches!(&o.subject, Subject::Cspi(c) if view.cluster.cspis.iter().any(|x| &x.name_any() == c))
         }) {
-            return decision(
-                pre,
-                format!("UpgradeTask {} is already upgrading a pool of this CSPC", other.name),
-                Next::Fail {
-                    reason: reason::DUPLICATE_TASK,
-                },
-            );
+            return refused(pre, format!("UpgradeTask {} is already upgrading a pool of this CSPC", other.name), reason::DUPLICATE_TASK);
         }
         if let Some(m) = migrating(view, name, "") {
             return fail(
@@ -722,25 +725,12 @@ fn decide_cspc(view: &View, name: &str) -> Decision {
         );
     }
     let verify = upgrade_step::VERIFY;
-    if desired(d) != to && !at(d, &to) {
-        return decision(
-            verify,
-            format!("asking CStorPoolCluster {name} for version {to}"),
-            Next::Act(Act::Desire {
-                kind: Kind::Cspc,
-                name: name.into(),
-            }),
-        );
+    if let Some(asking) = ask(view, verify, Kind::Cspc, "CStorPoolCluster", name, d) {
+        return asking;
     }
-    if let Some(why) = record_failure(d) {
-        return fail(view, verify, why, reason::UPGRADE_FAILED);
-    }
-    if !at(d, &to) {
-        return wait(
-            view,
-            verify,
-            format!("waiting for CStorPoolCluster {name} to reach version {to}"),
-        );
+    let waiting = format!("waiting for CStorPoolCluster {name} to reach version {to}");
+    if let Some(waits) = answered(view, verify, d, true, waiting) {
+        return waits;
     }
     decision(
         verify,
@@ -754,24 +744,16 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
     let v = &view.volume;
     let pre = upgrade_step::PRE_UPGRADE;
     let (Some(cv), Some(cvc)) = (v.cv.as_ref(), v.cvc.as_ref()) else {
-        return decision(
+        return refused(
             pre,
             format!("volume {pv} not found (its CStorVolume and CStorVolumeConfig)"),
-            Next::Fail {
-                reason: reason::NOT_FOUND,
-            },
+            reason::NOT_FOUND,
         );
     };
     let cv_d = cv.version_details.as_ref();
     if !completed(&view.task, pre) {
         if let Err(why) = check_from(view, "CStorVolume", pv, cv_d) {
-            return decision(
-                pre,
-                why,
-                Next::Fail {
-                    reason: reason::INVALID_VERSION,
-                },
-            );
+            return refused(pre, why, reason::INVALID_VERSION);
         }
         if let Some(m) = migrating(view, "", pv) {
             return fail(
@@ -797,18 +779,18 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
     if !completed(&view.task, replica) {
         let mut cvrs: Vec<&CStorVolumeReplica> = v.cvrs.iter().collect();
         cvrs.sort_by_key(|c| c.name_any());
-        if let Some(c) = cvrs.iter().find(|c| {
-            let d = c.version_details.as_ref();
-            desired(d) != to && !at(d, &to)
-        }) {
-            return decision(
+        if let Some(asking) = cvrs.iter().find_map(|c| {
+            let name = c.name_any();
+            ask(
+                view,
                 replica,
-                format!("asking replica {} for version {to}", c.name_any()),
-                Next::Act(Act::Desire {
-                    kind: Kind::Cvr,
-                    name: c.name_any(),
-                }),
-            );
+                Kind::Cvr,
+                "replica",
+                &name,
+                c.version_details.as_ref(),
+            )
+        }) {
+            return asking;
         }
         if let Some((c, why)) = cvrs
             .iter()
@@ -840,15 +822,8 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
     }
     let target = upgrade_step::TARGET_UPGRADE;
     if !completed(&view.task, target) {
-        if desired(cv_d) != to && !at(cv_d, &to) {
-            return decision(
-                target,
-                format!("asking CStorVolume {pv} for version {to}"),
-                Next::Act(Act::Desire {
-                    kind: Kind::Cv,
-                    name: pv.into(),
-                }),
-            );
+        if let Some(asking) = ask(view, target, Kind::Cv, "CStorVolume", pv, cv_d) {
+            return asking;
         }
         if deployment_version(v.deployment.as_ref()) != Some(to.as_str()) {
             return decision(
@@ -857,44 +832,26 @@ fn decide_volume(view: &View, pv: &str) -> Decision {
                 Next::Act(Act::RollTarget { pv: pv.into() }),
             );
         }
-        if let Some(why) = record_failure(cv_d) {
-            return fail(view, target, why, reason::UPGRADE_FAILED);
-        }
         let ph = cv
             .status
             .as_ref()
             .map(|s| s.phase.clone())
             .unwrap_or_default();
-        if !at(cv_d, &to) || ph != cv_phase::HEALTHY {
-            return wait(
-                view,
-                target,
-                format!("waiting for the target of {pv} at version {to} to serve (phase {ph:?})"),
-            );
+        let waiting =
+            format!("waiting for the target of {pv} at version {to} to serve (phase {ph:?})");
+        if let Some(waits) = answered(view, target, cv_d, ph == cv_phase::HEALTHY, waiting) {
+            return waits;
         }
         return decision(target, "Target upgrade was successful", Next::Complete);
     }
     let verify = upgrade_step::VERIFY;
     let cvc_d = cvc.version_details.as_ref();
-    if desired(cvc_d) != to && !at(cvc_d, &to) {
-        return decision(
-            verify,
-            format!("asking CStorVolumeConfig {pv} for version {to}"),
-            Next::Act(Act::Desire {
-                kind: Kind::Cvc,
-                name: pv.into(),
-            }),
-        );
+    if let Some(asking) = ask(view, verify, Kind::Cvc, "CStorVolumeConfig", pv, cvc_d) {
+        return asking;
     }
-    if let Some(why) = record_failure(cvc_d) {
-        return fail(view, verify, why, reason::UPGRADE_FAILED);
-    }
-    if !at(cvc_d, &to) {
-        return wait(
-            view,
-            verify,
-            format!("waiting for CStorVolumeConfig {pv} to reach version {to}"),
-        );
+    let waiting = format!("waiting for CStorVolumeConfig {pv} to reach version {to}");
+    if let Some(waits) = answered(view, verify, cvc_d, true, waiting) {
+        return waits;
     }
     decision(
         verify,

@@ -295,20 +295,10 @@ async fn reconcile_one(cvr: &CStorVolumeReplica, ctx: &Context) -> Result<Action
     if cvr.meta().deletion_timestamp.is_some() {
         return destroy(cvr, ctx, &reference).await;
     }
-    let version = crate::version::step(
-        &ctx.cvrs(),
-        &ctx.base.manager,
-        cvr,
-        "CVR",
-        cvr.version_details.as_ref(),
-        &cstor_runtime::version::ours(),
-    )
-    .await?;
-    if let Some((type_, reason, note)) = version.event {
-        ctx.event(&reference, type_, reason, note, reasons::action::RECONCILE)
-            .await;
-    }
-    if !version.proceed {
+    let cvrs = ctx.cvrs();
+    let (recorder, manager) = (&ctx.base.recorder, &ctx.base.manager);
+    let details = cvr.version_details.as_ref();
+    if !crate::version::step(&cvrs, recorder, manager, cvr, "CVR", details).await? {
         return Ok(resync);
     }
 
